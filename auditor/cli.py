@@ -1,0 +1,57 @@
+"""The command line: a thin shell. Exit 0 pass, 1 gate failed, 2 usage or unreadable input.
+
+Every user error surfaces as one line on stderr (``auditor: error: ...``); machine output
+goes to stdout or to files named by ``--format FMT:PATH`` / ``-o``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+import click
+
+from auditor import __version__
+from auditor.errors import AuditorError
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+
+# One module per command; each exposes ``command``.
+COMMANDS = ("check", "merge")
+
+
+class Failure(click.ClickException):
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None) -> None:
+        click.echo(f"auditor: error: {self.message}", err=True)
+
+
+def user_errors(fn):
+    """Turn AuditorError (and OS-level I/O errors on our outputs) into a one-line exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AuditorError as e:
+            raise Failure(str(e)) from None
+        except RecursionError:
+            raise Failure("input nested too deeply to process") from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="auditor")
+def cli() -> None:
+    """Audit OpenTelemetry traces of LLM apps and AI gateways: where cost-attribution metadata
+    (tenant_id, workflow_id, ...) is lost on the way to the LLM call, and what it costs."""
+
+
+for _name in COMMANDS:
+    cli.add_command(importlib.import_module(f"auditor.commands.{_name}").command)
+
+
+def main() -> None:
+    cli(prog_name="auditor")

@@ -1,0 +1,75 @@
+"""Options and output handling shared by the commands that render a result."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from auditor.errors import UsageError
+from auditor.report import Format, RenderOptions, parse_output_spec, render
+
+FAIL_ON = click.Choice(["error", "warning", "note", "never"])
+
+
+def output_options(fn):
+    fn = click.option(
+        "--color/--no-color", "color", default=None, help="Colour the text report (default: only on a terminal)."
+    )(fn)
+    fn = click.option("-v", "--verbose", is_flag=True, help="List every finding in the text report.")(fn)
+    fn = click.option(
+        "-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+        help="Write the (first) format without its own path here instead of stdout.",
+    )(fn)
+    fn = click.option(
+        "-f", "--format", "formats", multiple=True, metavar="FMT[:PATH]",
+        help=f"Output format, repeatable: {', '.join(f.value for f in Format)}; FMT:PATH writes to a file.",
+    )(fn)
+    return fn
+
+
+def gate_options(fn):
+    fn = click.option(
+        "--max-unattributed-pct", "max_pct", multiple=True, metavar="KEY=N",
+        help="Fail when more than N percent of LLM spend lacks KEY (by cost; by calls when nothing is priced).",
+    )(fn)
+    fn = click.option("--fail-on", type=FAIL_ON, default=None, help="Fail on findings of this severity or worse [error].")(fn)
+    return fn
+
+
+def parse_max_pct(specs: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for spec in specs:
+        key, sep, num = spec.partition("=")
+        try:
+            val = float(num)
+        except ValueError:
+            val = -1.0
+        if not sep or not key or not 0 <= val <= 100:
+            raise UsageError(f"--max-unattributed-pct {spec!r}: expected KEY=N with N between 0 and 100")
+        out[key] = val
+    return out
+
+
+def emit(result, formats: tuple[str, ...], output: str | None, color: bool | None, verbose: bool) -> None:
+    """Render every requested format; files are opened only once rendering succeeded."""
+    specs = [parse_output_spec(s) for s in (formats or ("text",))]
+    stdout_used = False
+    for fmt, path in specs:
+        if path is None and output is not None and not stdout_used:
+            path, stdout_used = output, True
+        elif path is None:
+            if stdout_used and output is None:
+                raise UsageError("--format: only one format can go to stdout; give the others a path (FMT:PATH)")
+            stdout_used = True
+        use_color = bool(color) if color is not None else (path is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+        text = render(fmt, result, RenderOptions(color=use_color and fmt is Format.TEXT, verbose=verbose))
+        if path is None or path == "-":
+            click.echo(text, nl=False)
+        else:
+            try:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as e:
+                raise UsageError(f"{path}: cannot write report: {e.strerror or e}") from None

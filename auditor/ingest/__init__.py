@@ -1,0 +1,186 @@
+"""Read trace inputs: sniff the content (never the file name), decode, project attributes.
+
+``load()`` reads files and stdin; ``decode_bytes()`` reads one in-memory body (web paste,
+HTTP upload). Both accept: OTLP protobuf, OTLP JSON (one object or JSON lines), the
+Collector fileexporter's length-prefixed protobuf records, any JSON format registered in
+``auditor.ingest.formats``, and each of these gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable, Iterator
+
+from auditor.errors import InputError
+from auditor.ingest import otlp_proto
+from auditor.ingest.formats import decode_json_document
+from auditor.model import Rejected, Span
+from auditor.projection import Projection
+
+GZIP_MAGIC = b"\x1f\x8b"
+_PEEK = 64 * 1024
+
+Batch = tuple[list[Span], list[Rejected]]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    spans: list[Span]
+    rejected: list[Rejected]
+    inputs: tuple[str, ...]
+
+
+def load(sources: Iterable[str], projection: Projection, stdin: BinaryIO | None = None) -> Loaded:
+    spans: list[Span] = []
+    rejected: list[Rejected] = []
+    names = []
+    for source in sources:
+        names.append(source)
+        for batch_spans, batch_rejected in iter_source(source, projection, stdin):
+            spans.extend(batch_spans)
+            rejected.extend(batch_rejected)
+    return Loaded(spans, rejected, tuple(names))
+
+
+def iter_source(source: str, projection: Projection, stdin: BinaryIO | None = None) -> Iterator[Batch]:
+    """Batches of spans from one path (or '-' for stdin), streamed where the format allows."""
+    if source == "-":
+        raw = stdin if stdin is not None else sys.stdin.buffer
+        yield from iter_stream(raw, "<stdin>", projection)
+        return
+    try:
+        fh = open(source, "rb")
+    except OSError as e:
+        raise InputError(f"{source}: cannot open: {e.strerror or e}") from None
+    with fh:
+        yield from iter_stream(fh, source, projection)
+
+
+def decode_bytes(data: bytes, where: str, projection: Projection) -> Batch:
+    spans: list[Span] = []
+    rejected: list[Rejected] = []
+    for s, r in iter_stream(io.BytesIO(data), where, projection):
+        spans.extend(s)
+        rejected.extend(r)
+    return spans, rejected
+
+
+def iter_stream(raw: BinaryIO, where: str, projection: Projection) -> Iterator[Batch]:
+    stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Readable(raw), _PEEK)
+    head = stream.peek(2)[:2]
+    if head == GZIP_MAGIC:
+        stream = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), _PEEK)  # type: ignore[arg-type]
+        where_inner = where + " (gzip)"
+    else:
+        where_inner = where
+    try:
+        yield from _iter_plain(stream, where_inner, projection)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise InputError(f"{where}: corrupt or truncated gzip stream: {e}") from None
+    except OSError as e:
+        raise InputError(f"{where}: read error: {e}") from None
+
+
+class _Readable(io.RawIOBase):
+    """Adapts any object with read() (stdin, sockets' files) to a buffered reader."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection) -> Iterator[Batch]:
+    head = stream.peek(_PEEK)[:_PEEK]
+    stripped = head.lstrip()
+    if not stripped:
+        if not head:
+            return
+        rest = stream.read()
+        if rest.strip():
+            raise InputError(f"{where}: offset 0: expected OTLP protobuf or JSON, found leading whitespace then binary data")
+        return
+    if stripped[:1] in (b"{", b"["):
+        yield from _iter_json(stream, where, projection)
+        return
+    if stripped[:3] == b"\xef\xbb\xbf" and stripped[3:4] in (b"{", b"["):
+        stream.read(3)  # UTF-8 byte-order mark
+        yield from _iter_json(stream, where, projection)
+        return
+    if otlp_proto.looks_length_prefixed(head, _size_hint(stream, head)):
+        yield from otlp_proto.iter_length_prefixed(stream, projection, where)
+        return
+    data = stream.read()
+    if data[:1] != b"\x0a":
+        raise InputError(
+            f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
+            f"length-prefixed records or gzip; found byte 0x{data[0]:02x}"
+        )
+    yield otlp_proto.decode_message(data, projection, where)
+
+
+def _size_hint(stream, head: bytes) -> int:
+    """Bytes available, for sanity-checking a length prefix without reading everything."""
+    raw = getattr(stream, "raw", None)
+    try:
+        if raw is not None and hasattr(raw, "seekable") and raw.seekable() and not isinstance(raw, gzip.GzipFile):
+            pos = raw.tell()
+            end = raw.seek(0, io.SEEK_END)
+            raw.seek(pos)
+            return end - pos + len(head)
+    except (OSError, ValueError):
+        pass
+    return 1 << 62  # unknown (stdin, gzip): trust the prefix, check record by record
+
+
+def _iter_json(stream: io.BufferedReader, where: str, projection: Projection) -> Iterator[Batch]:
+    first = stream.readline()
+    try:
+        obj = json.loads(first)
+        is_lines = True
+    except json.JSONDecodeError:
+        is_lines = False
+    except UnicodeDecodeError as e:
+        raise InputError(f"{where}: line 1: expected UTF-8 JSON: {e.reason} at byte {e.start}") from None
+    except RecursionError:
+        raise InputError(f"{where}: line 1: JSON nesting too deep") from None
+    if not is_lines:
+        text = first + stream.read()
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{where}: line {e.lineno} column {e.colno} (offset {e.pos}): invalid JSON: {e.msg}") from None
+        except UnicodeDecodeError as e:
+            raise InputError(f"{where}: offset {e.start}: expected UTF-8 JSON: {e.reason}") from None
+        except RecursionError:
+            raise InputError(f"{where}: JSON nesting too deep") from None
+        yield decode_json_document(obj, projection, where, "$")
+        return
+    # JSON lines: one document per line (the OTLP file exporter, the Collector fileexporter).
+    yield decode_json_document(obj, projection, f"{where}: line 1", "$")
+    lineno = 1
+    for line in stream:
+        lineno += 1
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{where}: line {lineno} column {e.colno}: invalid JSON: {e.msg}") from None
+        except UnicodeDecodeError as e:
+            raise InputError(f"{where}: line {lineno}: expected UTF-8 JSON: {e.reason}") from None
+        except RecursionError:
+            raise InputError(f"{where}: line {lineno}: JSON nesting too deep") from None
+        yield decode_json_document(obj, projection, f"{where}: line {lineno}", "$")

@@ -1,0 +1,123 @@
+"""OTLP protobuf: ExportTraceServiceRequest / TracesData (same wire layout), and the
+Collector fileexporter's stream of 4-byte big-endian length-prefixed records."""
+
+from __future__ import annotations
+
+import struct
+from typing import Iterator
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from auditor.errors import InputError
+from auditor.model import Rejected, Span
+from auditor.projection import Projection
+
+MAX_DEPTH = 32
+
+
+def _value(v, depth: int = 0):
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return v.int_value
+    if which == "bool_value":
+        return v.bool_value
+    if which == "double_value":
+        return v.double_value
+    if which is None:
+        return None
+    if depth >= MAX_DEPTH:
+        return "<nested too deep>"
+    if which == "array_value":
+        return tuple(_value(x, depth + 1) for x in v.array_value.values)
+    if which == "kvlist_value":
+        return {kv.key: _value(kv.value, depth + 1) for kv in v.kvlist_value.values}
+    return bytes(v.bytes_value)
+
+
+def _project(kvs, projection: Projection) -> dict:
+    wants = projection.wants
+    return {kv.key: _value(kv.value) for kv in kvs if wants(kv.key)}
+
+
+def _service(resource_kvs) -> str:
+    for kv in resource_kvs:
+        if kv.key == "service.name":
+            v = _value(kv.value)
+            return v if isinstance(v, str) and v else "unknown_service"
+    return "unknown_service"
+
+
+def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[Rejected]]:
+    """Walk a decoded ExportTraceServiceRequest (or TracesData) into Spans."""
+    spans: list[Span] = []
+    rejected: list[Rejected] = []
+    wants = projection.wants
+    for ri, rs in enumerate(msg.resource_spans):
+        rkvs = rs.resource.attributes
+        service = _service(rkvs)
+        resource = _project(rkvs, projection)
+        for si, ss in enumerate(rs.scope_spans):
+            scope = ss.scope.name
+            for pi, s in enumerate(ss.spans):
+                tid, sid, pid = s.trace_id, s.span_id, s.parent_span_id
+                if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or not any(tid) or not any(sid):
+                    rejected.append(
+                        Rejected(
+                            f"{where}: resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]",
+                            "expected a 16-byte non-zero traceId, an 8-byte non-zero spanId and an empty or 8-byte parentSpanId",
+                        )
+                    )
+                    continue
+                spans.append(
+                    Span(
+                        tid.hex(),
+                        sid.hex(),
+                        pid.hex() if any(pid) else "",
+                        s.name,
+                        service,
+                        scope,
+                        s.kind,
+                        s.start_time_unix_nano,
+                        s.end_time_unix_nano,
+                        s.flags,
+                        {kv.key: _value(kv.value) for kv in s.attributes if wants(kv.key)},
+                        resource,
+                    )
+                )
+    return spans, rejected
+
+
+def decode_message(data: bytes, projection: Projection, where: str) -> tuple[list[Span], list[Rejected]]:
+    try:
+        msg = ExportTraceServiceRequest.FromString(data)
+    except (DecodeError, RuntimeError) as e:
+        raise InputError(f"{where}: expected an OTLP ExportTraceServiceRequest/TracesData protobuf: {e}") from None
+    if data and not msg.resource_spans:
+        raise InputError(f"{where}: offset 0: expected an OTLP trace protobuf with resourceSpans, found none")
+    return spans_of(msg, projection, where)
+
+
+def looks_length_prefixed(head: bytes, size: int) -> bool:
+    if len(head) < 5:
+        return False
+    (n,) = struct.unpack(">I", head[:4])
+    return 0 < n <= size - 4 and head[4] == 0x0A
+
+
+def iter_length_prefixed(stream, projection: Projection, where: str) -> Iterator[tuple[list[Span], list[Rejected]]]:
+    offset = 0
+    while True:
+        head = stream.read(4)
+        if not head:
+            return
+        if len(head) < 4:
+            raise InputError(f"{where}: offset {offset}: truncated record length prefix (expected 4 bytes, got {len(head)})")
+        (n,) = struct.unpack(">I", head)
+        body = stream.read(n)
+        if len(body) != n:
+            raise InputError(f"{where}: offset {offset}: truncated record (length prefix says {n} bytes, {len(body)} present)")
+        yield decode_message(body, projection, f"{where}: record at offset {offset}")
+        offset += 4 + n

@@ -1,0 +1,280 @@
+"""The data every layer shares: spans in, findings and calls out.
+
+Everything here is immutable. An AuditResult is built from *parts* that merge by
+concatenation (counts, findings, LLM calls); every aggregate a report shows is derived
+from those parts by ``auditor.rollup``, so merging shards and auditing the whole give the
+same result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, Mapping
+
+# Attribute values as decoded from OTLP: str, bool, int, float, bytes, tuple (array) or
+# dict (kvlist). Kept as plain Python values; a Mapping so resources can be shared.
+Attributes = Mapping[str, Any]
+
+EMPTY: Attributes = MappingProxyType({})
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.ERROR: 3, Severity.WARNING: 2, Severity.NOTE: 1}
+
+
+class BoundaryClass(str, Enum):
+    """Where context must cross at a leaking hop; decides the fix."""
+
+    NETWORK = "network"
+    LIBRARY = "library"
+    IN_PROCESS = "in-process"
+
+
+# OTLP Span.flags bits: 0x100 "has-is-remote known", 0x200 "parent is remote".
+FLAG_REMOTE_KNOWN = 0x100
+FLAG_REMOTE_PARENT = 0x200
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One decoded span, with only the attributes the audit needs (a projection)."""
+
+    trace_id: str  # 32 lowercase hex
+    span_id: str  # 16 lowercase hex
+    parent_span_id: str  # "" for a root
+    name: str
+    service: str
+    scope: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    flags: int
+    attributes: Attributes
+    resource: Attributes = field(default_factory=lambda: EMPTY)
+
+    @property
+    def remote_parent(self) -> bool:
+        return (self.flags & (FLAG_REMOTE_KNOWN | FLAG_REMOTE_PARENT)) == (
+            FLAG_REMOTE_KNOWN | FLAG_REMOTE_PARENT
+        )
+
+    def identity(self) -> tuple:
+        """What makes two deliveries of a span the same span (OTLP is at-least-once)."""
+        return (self.parent_span_id, self.name, self.start_ns, self.end_ns, self.service, self.scope)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A span that could not be used (e.g. an empty id); the rest of its batch is kept."""
+
+    where: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Endpoint:
+    """One side of a boundary: ``service / scope : span name`` with ids normalised out."""
+
+    service: str
+    scope: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.service} / {self.scope or '-'} : {self.name}"
+
+    def to_json(self) -> dict:
+        return {"service": self.service, "scope": self.scope, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Boundary:
+    parent: Endpoint
+    child: Endpoint
+    cls: BoundaryClass
+
+    def __str__(self) -> str:
+        return f"{self.parent} -> {self.child}"
+
+    def to_json(self) -> dict:
+        return {"parent": self.parent.to_json(), "child": self.child.to_json(), "class": self.cls.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One violation, at one span (and, for hop findings, its parent)."""
+
+    code: str
+    severity: Severity
+    trace_id: str
+    span_id: str
+    message: str
+    key: str | None = None
+    parent_span_id: str | None = None
+    boundary: Boundary | None = None
+    endpoint: Endpoint | None = None  # where the span sits, for findings without a hop
+    parent_value: Any = None
+    child_value: Any = None
+    spans_affected: int = 0
+    # Span ids of the LLM calls below a leak that it leaves without the key.
+    llm_calls_affected: tuple[str, ...] = ()
+    # Source location from OTel code attributes (code.filepath / lineno / function), if any.
+    code_location: tuple[str, int | None, str | None] | None = None
+
+    def sort_key(self) -> tuple:
+        return (self.trace_id, self.span_id, self.code, self.key or "", self.parent_span_id or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Canonical token counts of one LLM call. ``input`` is UNCACHED input only."""
+
+    input: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    cache_write: int = 0  # cache writes whose duration the source does not say
+    output: int = 0
+    reasoning: int = 0  # included in output
+    convention: str = "none"  # how the source counted input: including / excluding / none
+    source: str = ""  # which attribute family the counts came from
+
+    @property
+    def total_input(self) -> int:
+        return self.input + self.cache_read + self.cache_write_total
+
+    @property
+    def cache_write_total(self) -> int:
+        return self.cache_write + self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def detail(self) -> int:
+        """How much the record says: more token types known means a better record to price."""
+        return sum(
+            1
+            for v in (self.cache_read, self.cache_write_total, self.reasoning, self.cache_write_5m or self.cache_write_1h)
+            if v
+        ) * 2 + (1 if self.convention != "none" else 0)
+
+    def token_tuple(self) -> tuple[int, int]:
+        return (self.total_input, self.output)
+
+
+@dataclass(frozen=True, slots=True)
+class LlmCall:
+    """One cost-bearing span: the fact table every cost and attribution figure derives from."""
+
+    trace_id: str
+    span_id: str
+    service: str
+    scope: str
+    name: str
+    start_ns: int
+    end_ns: int
+    provider: str | None
+    model: str | None
+    response_id: str | None
+    usage: Usage
+    # Resolved value of every schema key on this span (None when absent).
+    values: Mapping[str, Any]
+    cost_usd: Any = None  # decimal.Decimal, or None when unpriced
+    price_note: str = ""  # how the price was found (or why not)
+    tier: str | None = None
+
+    @property
+    def ref(self) -> tuple[str, str]:
+        return (self.trace_id, self.span_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    traces: int = 0
+    spans: int = 0
+    rejected_spans: int = 0
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(
+            self.traces + other.traces,
+            self.spans + other.spans,
+            self.rejected_spans + other.rejected_spans,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What was read and with which schema: run metadata, not part of result equality."""
+
+    inputs: tuple[str, ...] = ()
+    schema: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The mergeable facts of an audit. Merging is concatenation; order is normalised."""
+
+    counts: Counts = Counts()
+    findings: tuple[Finding, ...] = ()
+    calls: tuple[LlmCall, ...] = ()
+    keys: tuple[str, ...] = ()  # schema keys, in schema order
+    required_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BoundaryStats:
+    boundary: Boundary
+    keys: tuple[str, ...]
+    traces: int
+    spans_affected: int
+    llm_calls_affected: int
+    unattributed_cost_usd: Any  # Decimal
+    example_trace_ids: tuple[str, ...]
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStats:
+    key: str
+    llm_calls: int
+    llm_calls_missing: int
+    cost_usd: Any  # Decimal: priced spend of all calls
+    unattributed_usd: Any  # Decimal: priced spend of calls lacking the key
+    unattributed_unpriced_calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditResult:
+    """Parts plus everything derived from them. Build with ``auditor.rollup.finish``."""
+
+    parts: Parts
+    run: RunInfo
+    findings: tuple[Finding, ...]  # parts.findings plus derived ones, sorted
+    calls: tuple[LlmCall, ...]  # unique calls (duplicates folded), sorted by ref
+    duplicates: Mapping[tuple[str, str], tuple[str, str]]  # record ref -> canonical call ref
+    boundaries: tuple[BoundaryStats, ...]
+    keys: tuple[KeyStats, ...]
+    finding_counts: Mapping[str, int]
+    total_cost_usd: Any
+    unpriced_calls: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> Counts:
+        return self.parts.counts
+
+    def worst_severity(self) -> Severity | None:
+        worst = None
+        for f in self.findings:
+            if worst is None or f.severity.rank > worst.rank:
+                worst = f.severity
+        return worst

@@ -1,0 +1,29 @@
+"""Which attributes the audit reads, so decoders keep only those (memory ~ what is audited)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    names: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    keep_all: bool = False  # tools that need everything (schema inference) ask for it
+
+    def wants(self, key: str) -> bool:
+        return self.keep_all or key in self.names or (bool(self.prefixes) and key.startswith(self.prefixes))
+
+    def __or__(self, other: "Projection") -> "Projection":
+        return Projection(
+            self.names | other.names,
+            tuple(sorted(set(self.prefixes) | set(other.prefixes))),
+            self.keep_all or other.keep_all,
+        )
+
+    @classmethod
+    def of(cls, names=(), prefixes=()) -> "Projection":
+        return cls(frozenset(names), tuple(sorted(set(prefixes))))
+
+
+EVERYTHING = Projection(keep_all=True)

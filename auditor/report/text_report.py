@@ -1,0 +1,108 @@
+"""The terminal report: the answer first (what was read, what lacks which key, where it
+leaks and what it costs), then the findings. Colour only when asked (the CLI asks on a TTY)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+from auditor.result_json import usd
+
+MAX_FINDINGS = 25
+_RED, _YEL, _GRN, _BOLD, _DIM, _RST = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+
+
+def _pct(a, b) -> str:
+    return f"{(100.0 * float(a) / float(b)):.1f}%" if b else "0.0%"
+
+
+def money(d: Decimal | None) -> str:
+    return "n/a" if d is None else f"${usd(d)}"
+
+
+def render(result, options) -> str:
+    c = options.color
+
+    def paint(s: str, code: str) -> str:
+        return f"{code}{s}{_RST}" if c else s
+
+    out: list[str] = []
+    n_calls = len(result.calls)
+    dups = len(result.duplicates)
+    out.append(
+        paint("Trace attribution audit", _BOLD)
+        + f": {result.counts.traces} traces, {result.counts.spans} spans, {n_calls} LLM calls"
+        + (f" ({dups} more recorded twice, counted once)" if dups else "")
+        + f" from {len(result.run.inputs)} input(s)"
+    )
+    if result.counts.rejected_spans:
+        out.append(paint(f"  {result.counts.rejected_spans} span(s) rejected (unusable ids); see warnings above", _YEL))
+    priced = n_calls - result.unpriced_calls
+    out.append(
+        f"LLM spend: {money(result.total_cost_usd)} over {priced} priced call(s)"
+        + (f"; {result.unpriced_calls} call(s) unpriced (COST001)" if result.unpriced_calls else "")
+    )
+    out.append("")
+
+    if result.keys:
+        for k in result.keys:
+            line = f"{money(k.unattributed_usd)} of {money(k.cost_usd)} ({_pct(k.unattributed_usd, k.cost_usd)}) of LLM spend is unattributed for {k.key}"
+            top = next((b for b in result.boundaries if k.key in b.keys and b.unattributed_cost_usd > 0), None)
+            if top is not None:
+                line += f"; {money(top.unattributed_cost_usd)} of it below {top.boundary}"
+            out.append(paint(line, _BOLD) if k.unattributed_usd else line)
+        out.append("")
+        width = max(len(k.key) for k in result.keys) + 2
+        out.append(f"  {'key':<{width}}{'LLM calls missing it':<26}unattributed spend")
+        for k in result.keys:
+            miss = f"{k.llm_calls_missing} of {k.llm_calls} ({_pct(k.llm_calls_missing, k.llm_calls)})"
+            spend = f"{money(k.unattributed_usd)} ({_pct(k.unattributed_usd, k.cost_usd)})"
+            if k.unattributed_unpriced_calls:
+                spend += f" + {k.unattributed_unpriced_calls} unpriced"
+            out.append(f"  {k.key:<{width}}{miss:<26}{spend}")
+        out.append("")
+
+    if result.boundaries:
+        out.append(paint(f"Leaking boundaries ({len(result.boundaries)})", _BOLD) + ", worst first:")
+        for i, b in enumerate(result.boundaries, 1):
+            out.append(f"  {i}. [{b.boundary.cls.value}] {b.boundary.parent}")
+            out.append(f"       -> {b.boundary.child}")
+            out.append(
+                f"     keys: {', '.join(b.keys)} · {b.traces} trace(s) · {b.spans_affected} span(s) · "
+                f"{b.llm_calls_affected} LLM call(s) · {money(b.unattributed_cost_usd)} unattributed below"
+            )
+            out.append(f"     fix: {b.fix}")
+            out.append(paint(f"     e.g. trace {', '.join(b.example_trace_ids[:3])}", _DIM))
+        out.append("")
+    else:
+        out.append("No leaking boundaries.")
+        out.append("")
+
+    counts = Counter(f.code for f in result.findings)
+    if result.findings:
+        out.append(
+            paint(f"Findings ({len(result.findings)})", _BOLD) + ": " + " · ".join(f"{n} {code}" for code, n in sorted(counts.items()))
+        )
+        shown = result.findings if options.verbose else _worst(result.findings)
+        for f in shown:
+            sev = f.severity.value
+            col = _RED if sev == "error" else _YEL if sev == "warning" else _DIM
+            where = f"trace {f.trace_id[:12]}… span {f.span_id}"
+            key = f" {f.key}" if f.key else ""
+            out.append(f"  {paint(f'{sev:<7}', col)} {f.code}{key} {where}: {f.message}")
+        if len(shown) < len(result.findings):
+            out.append(paint(f"  ... {len(result.findings) - len(shown)} more (--verbose, or --format json)", _DIM))
+        out.append("")
+
+    gate = result.extra.get("gate")
+    if gate is not None:
+        if gate.passed:
+            out.append(paint("Gate: passed", _GRN) + f" (fail-on {gate.policy.fail_on})")
+        else:
+            out.append(paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {gate.policy.fail_on}): " + "; ".join(gate.reasons))
+    return "\n".join(out) + "\n"
+
+
+def _worst(findings):
+    ranked = sorted(findings, key=lambda f: (-f.severity.rank, f.code, f.sort_key()))
+    return ranked[:MAX_FINDINGS]

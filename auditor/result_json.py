@@ -1,0 +1,252 @@
+"""The JSON form of an AuditResult (documented by schemas/report.schema.json), both ways.
+
+``to_json`` writes everything a report needs plus the parts (findings, calls) that make a
+result mergeable; ``parts_from_json`` reads those parts back for ``auditor merge``.
+"""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from auditor import __version__
+from auditor.errors import InputError
+from auditor.model import (
+    AuditResult,
+    Boundary,
+    BoundaryClass,
+    Counts,
+    Endpoint,
+    Finding,
+    LlmCall,
+    Parts,
+    RunInfo,
+    Severity,
+    Usage,
+)
+
+FORMAT_VERSION = 1
+Q6 = Decimal("0.000001")
+
+
+def usd(d: Decimal | None) -> str | None:
+    """USD to 6 decimal places, as a string so no float rounding creeps in."""
+    return None if d is None else str(d.quantize(Q6))
+
+
+def jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return str(v)
+    return v
+
+
+def _thaw(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_thaw(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _thaw(x) for k, x in v.items()}
+    return v
+
+
+def to_json(result: AuditResult) -> dict:
+    gate = result.extra.get("gate")
+    policy = result.extra.get("policy")
+    key_stats = {
+        k.key: {
+            "llm_calls_missing": k.llm_calls_missing,
+            "missing_pct": round(100.0 * k.llm_calls_missing / k.llm_calls, 2) if k.llm_calls else 0.0,
+            "unattributed_usd": usd(k.unattributed_usd),
+            "unattributed_pct": round(float(k.unattributed_usd / k.cost_usd * 100), 2) if k.cost_usd else None,
+            "unattributed_unpriced_calls": k.unattributed_unpriced_calls,
+        }
+        for k in result.keys
+    }
+    return {
+        "format_version": FORMAT_VERSION,
+        "tool": {"name": "trace-attribution-auditor", "version": __version__},
+        "run": {"inputs": list(result.run.inputs), "schema": result.run.schema, "seconds": round(result.run.seconds, 3)},
+        "summary": {
+            "traces": result.counts.traces,
+            "spans": result.counts.spans,
+            "rejected_spans": result.counts.rejected_spans,
+            "llm_calls": len(result.calls),
+            "llm_call_records": len(result.calls) + len(result.duplicates),
+            "findings": dict(result.finding_counts),
+            "keys": key_stats,
+            "cost": {
+                "total_usd": usd(result.total_cost_usd),
+                "unpriced_calls": result.unpriced_calls,
+                "unattributed_usd": {k.key: usd(k.unattributed_usd) for k in result.keys},
+            },
+            "gate": None
+            if gate is None
+            else {
+                "passed": gate.passed,
+                "fail_on": policy.fail_on,
+                "max_unattributed_pct": dict(policy.max_unattributed_pct),
+                "reasons": list(gate.reasons),
+            },
+        },
+        "boundaries": [
+            {
+                "parent": b.boundary.parent.to_json(),
+                "child": b.boundary.child.to_json(),
+                "class": b.boundary.cls.value,
+                "keys": list(b.keys),
+                "traces": b.traces,
+                "spans_affected": b.spans_affected,
+                "llm_calls_affected": b.llm_calls_affected,
+                "unattributed_cost_usd": usd(b.unattributed_cost_usd),
+                "example_trace_ids": list(b.example_trace_ids),
+                "fix": b.fix,
+            }
+            for b in result.boundaries
+        ],
+        "findings": [finding_json(f) for f in result.findings],
+        "calls": [call_json(c, result) for c in sorted(result.parts.calls, key=lambda c: c.ref)],
+        "keys": list(result.parts.keys),
+        "required_keys": list(result.parts.required_keys),
+    }
+
+
+def finding_json(f: Finding) -> dict:
+    return {
+        "code": f.code,
+        "severity": f.severity.value,
+        "key": f.key,
+        "trace_id": f.trace_id,
+        "span_id": f.span_id,
+        "parent_span_id": f.parent_span_id,
+        "boundary": f.boundary.to_json() if f.boundary else None,
+        "endpoint": f.endpoint.to_json() if f.endpoint else None,
+        "message": f.message,
+        "values": {"parent": jsonable(f.parent_value), "child": jsonable(f.child_value)},
+        "spans_affected": f.spans_affected,
+        "llm_calls_affected": list(f.llm_calls_affected),
+        "code_location": None
+        if f.code_location is None
+        else {"filepath": f.code_location[0], "lineno": f.code_location[1], "function": f.code_location[2]},
+    }
+
+
+def call_json(c: LlmCall, result: AuditResult | None = None) -> dict:
+    u = c.usage
+    out = {
+        "trace_id": c.trace_id,
+        "span_id": c.span_id,
+        "service": c.service,
+        "scope": c.scope,
+        "name": c.name,
+        "start_ns": c.start_ns,
+        "end_ns": c.end_ns,
+        "provider": c.provider,
+        "model": c.model,
+        "response_id": c.response_id,
+        "tier": c.tier,
+        "usage": {
+            "input": u.input,
+            "cache_read": u.cache_read,
+            "cache_write_5m": u.cache_write_5m,
+            "cache_write_1h": u.cache_write_1h,
+            "cache_write": u.cache_write,
+            "output": u.output,
+            "reasoning": u.reasoning,
+            "convention": u.convention,
+            "source": u.source,
+        },
+        "values": jsonable(dict(c.values)),
+        "cost_usd": None if c.cost_usd is None else str(c.cost_usd),
+        "price_note": c.price_note,
+    }
+    if result is not None:
+        canon = result.duplicates.get(c.ref)
+        out["duplicate_of"] = None if canon is None else {"trace_id": canon[0], "span_id": canon[1]}
+    return out
+
+
+# ---------------------------------------------------------------- reading back
+
+
+def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
+    """The mergeable parts of a JSON result written by ``to_json``."""
+    try:
+        if not isinstance(doc, dict) or doc.get("format_version") != FORMAT_VERSION:
+            raise InputError(f"{where}: $.format_version: expected {FORMAT_VERSION} (a result written by 'auditor check --format json')")
+        s = doc["summary"]
+        counts = Counts(int(s["traces"]), int(s["spans"]), int(s.get("rejected_spans", 0)))
+        derived = {"TRACE005"}
+        findings = tuple(
+            _finding(f, f"{where}: $.findings[{i}]") for i, f in enumerate(doc["findings"]) if f["code"] not in derived
+        )
+        calls = tuple(_call(c, f"{where}: $.calls[{i}]") for i, c in enumerate(doc["calls"]))
+        run = doc.get("run") or {}
+        parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]))
+        return parts, RunInfo(tuple(run.get("inputs") or ()), run.get("schema") or "", float(run.get("seconds") or 0))
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, InvalidOperation) as e:
+        raise InputError(f"{where}: not a complete auditor JSON result ({type(e).__name__}: {e})") from None
+
+
+def _endpoint(d) -> Endpoint | None:
+    return None if d is None else Endpoint(d["service"], d["scope"], d["name"])
+
+
+def _finding(d: dict, where: str) -> Finding:
+    b = d.get("boundary")
+    loc = d.get("code_location")
+    values = d.get("values") or {}
+    return Finding(
+        code=d["code"],
+        severity=Severity(d["severity"]),
+        trace_id=d["trace_id"],
+        span_id=d["span_id"],
+        message=d["message"],
+        key=d.get("key"),
+        parent_span_id=d.get("parent_span_id"),
+        boundary=None if b is None else Boundary(_endpoint(b["parent"]), _endpoint(b["child"]), BoundaryClass(b["class"])),
+        endpoint=_endpoint(d.get("endpoint")),
+        parent_value=_thaw(values.get("parent")),
+        child_value=_thaw(values.get("child")),
+        spans_affected=int(d.get("spans_affected") or 0),
+        llm_calls_affected=tuple(d.get("llm_calls_affected") or ()),
+        code_location=None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]),
+    )
+
+
+def _call(d: dict, where: str) -> LlmCall:
+    u = d["usage"]
+    return LlmCall(
+        trace_id=d["trace_id"],
+        span_id=d["span_id"],
+        service=d["service"],
+        scope=d["scope"],
+        name=d["name"],
+        start_ns=int(d["start_ns"]),
+        end_ns=int(d["end_ns"]),
+        provider=d.get("provider"),
+        model=d.get("model"),
+        response_id=d.get("response_id"),
+        usage=Usage(
+            input=int(u["input"]),
+            cache_read=int(u["cache_read"]),
+            cache_write_5m=int(u["cache_write_5m"]),
+            cache_write_1h=int(u["cache_write_1h"]),
+            cache_write=int(u["cache_write"]),
+            output=int(u["output"]),
+            reasoning=int(u["reasoning"]),
+            convention=u["convention"],
+            source=u.get("source", ""),
+        ),
+        values={k: _thaw(v) for k, v in (d.get("values") or {}).items()},
+        cost_usd=None if d.get("cost_usd") is None else Decimal(d["cost_usd"]),
+        price_note=d.get("price_note", ""),
+        tier=d.get("tier"),
+    )

@@ -1,0 +1,85 @@
+"""Every rule code, written out (never derived), with its default severity and help.
+
+Codes are stable and never renumbered; the registry refuses duplicates so two families
+cannot claim one code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditor.model import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    code: str
+    name: str
+    family: str
+    severity: Severity
+    summary: str
+    help: str
+
+
+_RULES: dict[str, RuleInfo] = {}
+
+
+def register(*rules: RuleInfo) -> None:
+    for r in rules:
+        if r.code in _RULES:
+            raise ValueError(f"duplicate rule code {r.code}")
+        _RULES[r.code] = r
+
+
+def rule(code: str) -> RuleInfo:
+    return _RULES[code]
+
+
+def all_rules() -> tuple[RuleInfo, ...]:
+    return tuple(sorted(_RULES.values(), key=lambda r: r.code))
+
+
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
+
+register(
+    RuleInfo("ATTR001", "attribution-leak", "attribution", E,
+             "leak: parent carries the key, child on the attribution path does not",
+             "The key was on the parent span and is missing on the child, on the way to an LLM call. "
+             "Every span below is unattributed. Fix the hop: propagate the context (network), pass the "
+             "metadata into the client or framework (library), or copy the context into the thread or task (in-process)."),
+    RuleInfo("ATTR002", "never-minted", "attribution", E,
+             "never minted: an LLM call whose whole ancestry lacks the key",
+             "No span above this LLM call carries the key: it was never set for this request, or the "
+             "call runs outside the request's trace (see TRACE004). Set the key where the request enters."),
+    RuleInfo("ATTR003", "attribution-mismatch", "attribution", E,
+             "mismatch: the value changed across a hop (cross-tenant bleed)",
+             "A span carries a different value than its nearest ancestor that carries the key: spend is "
+             "charged to the wrong owner. Look for a shared client or a context reused across requests."),
+    RuleInfo("ATTR004", "attribution-gap", "attribution", W,
+             "gap: the key reappears below a leak (re-minted)",
+             "The key was lost at a hop above and set again here. The spans in between are unattributed, and "
+             "the re-minted value may not be the original: propagate it instead of setting it again."),
+    RuleInfo("ATTR005", "attribution-bad-value", "attribution", E,
+             "the value fails its JSON Schema",
+             "The key is present but its value does not satisfy the schema (empty, wrong type, pattern, enum)."),
+    RuleInfo("TRACE001", "orphan-span", "structure", W,
+             "orphan: parent_span_id names a span absent from the trace",
+             "The parent was lost, unsampled or not exported, or the context was broken. The subtree is audited on its own."),
+    RuleInfo("TRACE002", "duplicate-span-id", "structure", W,
+             "duplicate span id",
+             "Two different spans share an id within a trace; the earliest is kept. Exact re-deliveries are folded silently."),
+    RuleInfo("TRACE003", "cycle", "structure", E,
+             "cycle or self-parent",
+             "Parent links loop. The cycle is cut at its smallest span id so the rest can be audited."),
+    RuleInfo("TRACE004", "headless-llm-call", "structure", E,
+             "headless LLM call: an LLM call that is a trace root",
+             "The LLM call started a trace of its own: the request's context did not reach it at all. The classic "
+             "cause is a thread pool or run_in_executor that does not copy contextvars."),
+    RuleInfo("TRACE005", "duplicate-llm-call", "structure", N,
+             "the same LLM call recorded by several spans (counted once)",
+             "Two instrumentations recorded one call (e.g. a framework's span and the client library's). "
+             "It is counted and priced once; it is attributed if any record carries the key."),
+    RuleInfo("TOOL001", "rule-crashed", "tool", W,
+             "a rule crashed on this trace",
+             "An internal error while auditing this trace; the rest of the run is unaffected. Please report it."),
+)
