@@ -148,6 +148,9 @@ class Usage:
     reasoning: int = 0  # included in output
     convention: str = "none"  # how the source counted input: including / excluding / none
     source: str = ""  # which attribute family the counts came from
+    basis: str = ""  # why that convention was decided (dialect, evidence, family default)
+    ambiguous: bool = False  # the evidence allows both conventions (COST002)
+    total: int = 0  # a reported total, kept when input/output are not split
 
     @property
     def total_input(self) -> int:
@@ -190,6 +193,7 @@ class LlmCall:
     cost_usd: Any = None  # decimal.Decimal, or None when unpriced
     price_note: str = ""  # how the price was found (or why not)
     tier: str | None = None
+    reported_cost_usd: Any = None  # Decimal the source itself reported, kept beside our price
 
     @property
     def ref(self) -> tuple[str, str]:
