@@ -2,6 +2,7 @@
 
 ``load()`` reads files and stdin; ``decode_bytes()`` reads one in-memory body (web paste,
 HTTP upload). Both accept: OTLP protobuf, OTLP JSON (one object or JSON lines), the
+same for OTLP logs (each log record a span-like record, see ``otlp_logs``), the
 Collector fileexporter's length-prefixed protobuf records, any JSON format registered in
 ``auditor.ingest.formats``, and each of these gzip-compressed.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from auditor.errors import InputError
-from auditor.ingest import otlp_proto
+from auditor.ingest import otlp_logs, otlp_proto
 from auditor.ingest.formats import decode_json_document
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
@@ -120,7 +121,7 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection) -
         yield from _iter_json(stream, where, projection)
         return
     if otlp_proto.looks_length_prefixed(head, _size_hint(stream, head)):
-        yield from otlp_proto.iter_length_prefixed(stream, projection, where)
+        yield from otlp_proto.iter_length_prefixed(stream, projection, where, decode=decode_protobuf)
         return
     data = stream.read()
     if data[:1] != b"\x0a":
@@ -128,7 +129,14 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection) -
             f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
             f"length-prefixed records or gzip; found byte 0x{data[0]:02x}"
         )
-    yield otlp_proto.decode_message(data, projection, where)
+    yield decode_protobuf(data, projection, where)
+
+
+def decode_protobuf(data: bytes, projection: Projection, where: str) -> Batch:
+    """One OTLP protobuf message: traces or logs, told apart by content (same outer layout)."""
+    if otlp_logs.signal_of(data) == "logs":
+        return otlp_logs.decode_message(data, projection, where)
+    return otlp_proto.decode_message(data, projection, where)
 
 
 def _size_hint(stream, head: bytes) -> int:

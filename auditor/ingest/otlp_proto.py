@@ -107,7 +107,8 @@ def looks_length_prefixed(head: bytes, size: int) -> bool:
     return 0 < n <= size - 4 and head[4] == 0x0A
 
 
-def iter_length_prefixed(stream, projection: Projection, where: str) -> Iterator[tuple[list[Span], list[Rejected]]]:
+def iter_length_prefixed(stream, projection: Projection, where: str, decode=None) -> Iterator[tuple[list[Span], list[Rejected]]]:
+    decode = decode or decode_message
     offset = 0
     while True:
         head = stream.read(4)
@@ -119,5 +120,5 @@ def iter_length_prefixed(stream, projection: Projection, where: str) -> Iterator
         body = stream.read(n)
         if len(body) != n:
             raise InputError(f"{where}: offset {offset}: truncated record (length prefix says {n} bytes, {len(body)} present)")
-        yield decode_message(body, projection, f"{where}: record at offset {offset}")
+        yield decode(body, projection, f"{where}: record at offset {offset}")
         offset += 4 + n

@@ -13,7 +13,9 @@ def headless_calls(trace, is_llm: dict[str, bool], severity) -> list[Finding]:
     out = []
     for r in trace.roots:
         s = trace.spans[r]
-        if is_llm[r] and not s.parent_span_id:
+        # A log record (e.g. Claude Code's api_request event) is not a span: having no parent
+        # says nothing about lost context.
+        if is_llm[r] and not s.parent_span_id and s.attributes.get("auditor.signal") != "logs":
             out.append(
                 Finding(
                     "TRACE004", sev, trace.trace_id, r,
