@@ -21,7 +21,7 @@ from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected
 from auditor.pricing import Pricer
 from auditor.projection import Projection
 from auditor.rollup import GatePolicy, finish, merge_parts
-from auditor.rules import attribution, structure
+from auditor.rules import agents, attribution, structure
 from auditor.rules.catalog import rule
 from auditor.schema import Schema, make_resolver, make_selector
 
@@ -37,6 +37,7 @@ class Compiled:
         self.key_names = tuple(k.name for k in schema.keys)
         self.resolvers = tuple(make_resolver(k) for k in schema.keys)
         self.is_llm = make_selector(schema.llm_calls)
+        self.reported_cost_tolerance = agents.tolerance_pct(schema.dialects)
         self.pricer = pricer if pricer is not None else Pricer(schema)
         self._validators = {k.name: _value_checker(k.value_schema) for k in schema.keys}
         self._severity_cache: dict[tuple[str, str | None], Severity | None] = {}
@@ -138,6 +139,7 @@ def audit_trace(trace, c: Compiled) -> tuple[list[Finding], list[LlmCall]]:
         call = calls_mod.make_call(span, dict(zip(names, values[sid])))
         cost, note = c.pricer.price(call)
         calls.append(replace(call, cost_usd=cost, price_note=note))
+        findings.extend(agents.reported_cost(calls[-1], c.reported_cost_tolerance, c.severity))
         if c.genai is not None:
             findings.extend(c.genai.check(span, call, c.severity))
     if c.genai is not None and hasattr(c.genai, "check_cost"):

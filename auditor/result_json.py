@@ -181,7 +181,7 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
             raise InputError(f"{where}: $.format_version: expected {FORMAT_VERSION} (a result written by 'auditor check --format json')")
         s = doc["summary"]
         counts = Counts(int(s["traces"]), int(s["spans"]), int(s.get("rejected_spans", 0)))
-        derived = {"TRACE005"}
+        derived = {"TRACE005", "AGENT001", "AGENT002"}
         findings = tuple(
             _finding(f, f"{where}: $.findings[{i}]") for i, f in enumerate(doc["findings"]) if f["code"] not in derived
         )

@@ -23,6 +23,7 @@ from auditor.model import (
     RunInfo,
     Severity,
 )
+from auditor.rules import agents
 from auditor.rules.catalog import rule
 
 EXAMPLES = 5
@@ -161,6 +162,7 @@ def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> Audi
                 )
             )
     unique = tuple(merged.get(c.ref, c) for c in calls_sorted if c.ref not in dup_of)
+    derived.extend(agents.derived(unique, parts.keys, parts.required_keys))
     findings = tuple(sorted(parts.findings + tuple(derived), key=Finding.sort_key))
 
     counts: dict[str, int] = defaultdict(int)

@@ -79,6 +79,20 @@ register(
              "the same LLM call recorded by several spans (counted once)",
              "Two instrumentations recorded one call (e.g. a framework's span and the client library's). "
              "It is counted and priced once; it is attributed if any record carries the key."),
+    RuleInfo("AGENT001", "developer-missing-key", "agents", E,
+             "a developer's model calls lack a required key (team, cost center, repository)",
+             "Every call from this developer's machine misses the key, so their spend cannot be charged to a team, "
+             "cost center or repository. The administrator's OTEL_RESOURCE_ATTRIBUTES did not reach that machine: "
+             "distribute them through managed settings. The finding gives the calls and spend affected."),
+    RuleInfo("AGENT002", "session-without-user", "agents", E,
+             "a session's model calls carry no user",
+             "The session's calls have no user.email or account id: API-key or unauthenticated use that no developer "
+             "can be charged for. Require sign-in (managed settings) or attribute the key to its owner."),
+    RuleInfo("AGENT003", "reported-cost-mismatch", "agents", W,
+             "the cost the tool reports disagrees with our price",
+             "The record's own cost (e.g. Claude Code's cost_usd, an estimate at list price) differs from the price "
+             "computed from its token counts by more than the tolerance (dialects.reported_cost_tolerance_pct, "
+             "default 5%). Usually cache tokens counted at the wrong rate, or a model billed under another name."),
     RuleInfo("TOOL001", "rule-crashed", "tool", W,
              "a rule crashed on this trace",
              "An internal error while auditing this trace; the rest of the run is unaffected. Please report it."),

@@ -1,0 +1,148 @@
+"""Coding-agent findings (Claude Code and the like): who and what their spend cannot be charged to.
+
+A coding agent reports every model call with the developer's identity (``developer``) and
+session (``session``) on the record, and the administrator's team / cost center / repository
+on the resource of each developer's machine. What goes wrong is per machine, not per hop:
+one laptop without the managed settings sends no team for all its calls. So these findings
+are aggregates over the unique calls of a whole result (derived in ``rollup.finish``, hence
+exact under merge), plus one per-call check:
+
+- AGENT001: a developer whose calls lack a required key (team, cost_center, repository, ...),
+  with the calls and spend affected;
+- AGENT002: a session whose calls carry no developer (API-key or unauthenticated use);
+- AGENT003: a call whose self-reported cost disagrees with our price beyond a tolerance.
+
+The keys are found by name: ``developer`` and ``session`` (as the claude-code preset names them).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+from auditor.model import Finding, LlmCall
+from auditor.rules.catalog import rule
+
+DEVELOPER, SESSION = "developer", "session"
+DERIVED = ("AGENT001", "AGENT002")
+DEFAULT_TOLERANCE_PCT = Decimal(5)
+Q6 = Decimal("0.000001")
+
+
+def _usd(d: Decimal) -> str:
+    return f"${d.quantize(Q6)}"
+
+
+def _spend(calls: Iterable[LlmCall]) -> tuple[Decimal, int]:
+    total, unpriced = Decimal(0), 0
+    for c in calls:
+        if c.cost_usd is None:
+            unpriced += 1
+        else:
+            total += c.cost_usd
+    return total, unpriced
+
+
+def _cost_text(calls: list[LlmCall]) -> str:
+    total, unpriced = _spend(calls)
+    return _usd(total) + (f" + {unpriced} unpriced" if unpriced else "")
+
+
+def derived(calls: tuple[LlmCall, ...], keys: tuple[str, ...], required: tuple[str, ...]) -> list[Finding]:
+    """AGENT001 and AGENT002 over the unique calls of a result (sorted by ref)."""
+    out: list[Finding] = []
+    if DEVELOPER in keys:
+        out.extend(_developers_missing(calls, [k for k in required if k not in (DEVELOPER, SESSION)]))
+    if DEVELOPER in keys and SESSION in keys:
+        out.extend(_sessions_without_user(calls))
+    return out
+
+
+def _developers_missing(calls: tuple[LlmCall, ...], keys: list[str]) -> list[Finding]:
+    sev = rule("AGENT001").severity
+    by_dev: dict[Any, list[LlmCall]] = defaultdict(list)
+    for c in calls:
+        dev = c.values.get(DEVELOPER)
+        if dev is not None:
+            by_dev[dev].append(c)
+    out = []
+    for dev in sorted(by_dev, key=str):
+        mine = by_dev[dev]
+        for key in keys:
+            missing = [c for c in mine if c.values.get(key) is None]
+            if not missing:
+                continue
+            first = missing[0]
+            out.append(
+                Finding(
+                    "AGENT001", sev, first.trace_id, first.span_id,
+                    f"developer {dev}: {len(missing)} of {len(mine)} model calls ({_cost_text(missing)} of "
+                    f"{_cost_text(mine)}) carry no {key}. Their machine does not send it: set it in "
+                    "OTEL_RESOURCE_ATTRIBUTES through managed settings so every machine reports it.",
+                    key=key,
+                    child_value=dev,
+                    llm_calls_affected=tuple(c.span_id for c in missing),
+                )
+            )
+    return out
+
+
+def _sessions_without_user(calls: tuple[LlmCall, ...]) -> list[Finding]:
+    sev = rule("AGENT002").severity
+    by_session: dict[Any, list[LlmCall]] = defaultdict(list)
+    for c in calls:
+        s = c.values.get(SESSION)
+        if s is not None:
+            by_session[s].append(c)
+    out = []
+    for s in sorted(by_session, key=str):
+        mine = by_session[s]
+        missing = [c for c in mine if c.values.get(DEVELOPER) is None]
+        if not missing:
+            continue
+        first = missing[0]
+        out.append(
+            Finding(
+                "AGENT002", sev, first.trace_id, first.span_id,
+                f"session {s}: {len(missing)} of {len(mine)} model calls ({_cost_text(missing)}) carry no user "
+                "(no user.email or account): API-key or unauthenticated use, which no developer can be charged "
+                "for. Require sign-in (forceLoginMethod in managed settings) or tag the key's owner.",
+                key=DEVELOPER,
+                child_value=s,
+                llm_calls_affected=tuple(c.span_id for c in missing),
+            )
+        )
+    return out
+
+
+def tolerance_pct(dialects: Mapping[str, Any]) -> Decimal:
+    v = dialects.get("reported_cost_tolerance_pct") if dialects else None
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+        return Decimal(str(v))
+    return DEFAULT_TOLERANCE_PCT
+
+
+def reported_cost(call: LlmCall, tolerance: Decimal, severity) -> list[Finding]:
+    """AGENT003: the source's own cost differs from our price by more than ``tolerance`` percent."""
+    reported, ours = call.reported_cost_usd, call.cost_usd
+    if reported is None or ours is None:
+        return []
+    sev = severity("AGENT003")
+    if sev is None:
+        return []
+    diff = abs(reported - ours)
+    if diff <= Q6 or diff * 100 <= tolerance * max(abs(reported), abs(ours)):
+        return []
+    pct = (diff * 100 / ours) if ours else None
+    rel = f" ({'+' if reported > ours else '-'}{pct.quantize(Decimal('0.1'))}%)" if pct is not None else ""
+    return [
+        Finding(
+            "AGENT003", sev, call.trace_id, call.span_id,
+            f"call {call.name!r} ({call.model or 'no model'}) reports {_usd(reported)}, we price it at {_usd(ours)}"
+            f"{rel}, beyond the {tolerance}% tolerance. The tool's figure is an estimate: check its token "
+            "accounting (cache reads and writes are priced differently) and which model it was billed as.",
+            parent_value=str(reported),
+            child_value=str(ours),
+        )
+    ]
