@@ -10,7 +10,7 @@ import base64
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from auditor import __version__
+from auditor import __version__, concentration
 from auditor.errors import InputError
 from auditor.model import (
     AuditResult,
@@ -84,6 +84,7 @@ def to_json(result: AuditResult) -> dict:
                 "total_usd": usd(result.total_cost_usd),
                 "unpriced_calls": result.unpriced_calls,
                 "unattributed_usd": {k.key: usd(k.unattributed_usd) for k in result.keys},
+                "concentration": concentration.to_json(concentration.compute(result.calls, result.parts.keys), usd),
             },
             "gate": None
             if gate is None

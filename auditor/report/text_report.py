@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
+from auditor import concentration
 from auditor.result_json import usd
 
 MAX_FINDINGS = 25
@@ -42,6 +43,9 @@ def render(result, options) -> str:
         f"LLM spend: {money(result.total_cost_usd)} over {priced} priced call(s)"
         + (f"; {result.unpriced_calls} call(s) unpriced (COST001)" if result.unpriced_calls else "")
     )
+    conc = concentration.compute(result.calls, result.parts.keys)
+    if conc is not None:
+        out.append(concentration.line(conc))
     out.append("")
 
     if result.keys:

@@ -13,6 +13,8 @@ exact under merge), plus one per-call check:
 - AGENT003: a call whose self-reported cost disagrees with our price beyond a tolerance.
 
 The keys are found by name: ``developer`` and ``session`` (as the claude-code preset names them).
+AGENT001/002 span many traces, so they name their first call and carry the counts and spend in
+the message (``llm_calls_affected`` is trace-local by contract and left empty).
 """
 
 from __future__ import annotations
@@ -82,7 +84,6 @@ def _developers_missing(calls: tuple[LlmCall, ...], keys: list[str]) -> list[Fin
                     "OTEL_RESOURCE_ATTRIBUTES through managed settings so every machine reports it.",
                     key=key,
                     child_value=dev,
-                    llm_calls_affected=tuple(c.span_id for c in missing),
                 )
             )
     return out
@@ -110,7 +111,6 @@ def _sessions_without_user(calls: tuple[LlmCall, ...]) -> list[Finding]:
                 "for. Require sign-in (forceLoginMethod in managed settings) or tag the key's owner.",
                 key=DEVELOPER,
                 child_value=s,
-                llm_calls_affected=tuple(c.span_id for c in missing),
             )
         )
     return out
