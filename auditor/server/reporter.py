@@ -1,0 +1,70 @@
+"""The read side: the AuditResult over everything stored, rebuilt exactly with rollup.finish.
+
+Built from the stored per-trace Parts (like ``auditor merge`` over shards), so /api/report
+equals ``auditor check`` over the same spans. Cached by the store's version, which the
+worker bumps in every commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from auditor.model import AuditResult, RunInfo
+from auditor.report import json_report
+from auditor.rollup import GatePolicy, finish
+from auditor.schema import Schema
+from auditor.server import store
+
+
+class Reporter:
+    def __init__(self, db: Path, schema: Schema, inputs: tuple[str, ...]):
+        self.db = db
+        self.schema = schema
+        self.keys = tuple(k.name for k in schema.keys)
+        self.required = tuple(k.name for k in schema.keys if k.required)
+        self.policy = GatePolicy.from_schema(schema)
+        self.inputs = inputs
+        self._lock = threading.Lock()
+        self._conn = None
+        self._result: tuple[int, AuditResult] | None = None
+        self._json: tuple[int, str] | None = None
+        self._stats: tuple[int, dict] | None = None
+
+    def _c(self):
+        if self._conn is None:
+            self._conn = store.connect(self.db, readonly=True)
+        return self._conn
+
+    def result(self) -> AuditResult:
+        with self._lock:
+            v = store.version(self._c())
+            if self._result is None or self._result[0] != v:
+                t0 = time.perf_counter()
+                parts = store.combined_parts(self._c(), self.keys, self.required)
+                run = RunInfo(inputs=self.inputs, schema=self.schema.origin, seconds=time.perf_counter() - t0)
+                self._result = (v, finish(parts, run, self.policy))
+            return self._result[1]
+
+    def report_json(self) -> str:
+        r = self.result()
+        with self._lock:
+            v = self._result[0]
+            if self._json is None or self._json[0] != v:
+                self._json = (v, json_report.render(r))
+            return self._json[1]
+
+    def stats(self) -> dict:
+        with self._lock:
+            c = self._c()
+            v = store.version(c)
+            if self._stats is None or self._stats[0] != v:
+                self._stats = (v, store.stats(c))
+            return self._stats[1]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

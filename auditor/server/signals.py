@@ -1,0 +1,108 @@
+"""What each OTLP signal needs from the receivers: one entry per signal.
+
+A receiver only has to know, per signal, where it is served (HTTP path, gRPC method), how
+to check a request body (count the items it will keep and the ones it rejects, or raise
+InputError for an undecodable body) and how to answer. Adding a signal (logs, issue 8) is
+one more ``Signal`` in ``SIGNALS`` plus a decoder for the worker (``auditor.server.decode``).
+
+Spool record kinds: ``signal.kind_proto`` / ``signal.kind_json`` say how a payload is encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from auditor.errors import InputError
+from auditor.ingest import otlp_json
+from auditor.projection import Projection
+
+_NOTHING = Projection()
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A decodable request: how many items it carries that we keep, and why others were not."""
+
+    accepted: int
+    rejected: int
+    message: str  # for partial_success.error_message; "" when nothing was rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    name: str  # "traces"
+    http_path: str  # "/v1/traces"
+    grpc_method: str  # full method name
+    kind_proto: int
+    kind_json: int
+    check_proto: Callable[[bytes], Checked]
+    check_json: Callable[[bytes], Checked]
+    response_type: Any  # Export*ServiceResponse class
+    rejected_field: str  # "rejected_spans"
+
+
+def _check_traces_proto(body: bytes) -> Checked:
+    try:
+        msg = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError) as e:
+        raise InputError(f"body: expected an OTLP ExportTraceServiceRequest protobuf: {e}") from None
+    ok = bad = 0
+    for rs in msg.resource_spans:
+        for ss in rs.scope_spans:
+            for s in ss.spans:
+                tid, sid, pid = s.trace_id, s.span_id, s.parent_span_id
+                if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or not any(tid) or not any(sid):
+                    bad += 1
+                else:
+                    ok += 1
+    return Checked(ok, bad, _rejected_message(bad))
+
+
+def _check_traces_json(body: bytes) -> Checked:
+    obj = _json(body)
+    if isinstance(obj, dict) and not obj:
+        return Checked(0, 0, "")
+    if not otlp_json.is_otlp_traces(obj):
+        raise InputError("body: $: expected an OTLP JSON ExportTraceServiceRequest (an object with resourceSpans)")
+    spans, rejected = otlp_json.decode(obj, _NOTHING, "body")
+    return Checked(len(spans), len(rejected), _rejected_message(len(rejected), rejected[0].reason if rejected else ""))
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as e:
+        raise InputError(f"body: line {e.lineno} column {e.colno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"body: offset {e.start}: expected UTF-8 JSON: {e.reason}") from None
+    except RecursionError:
+        raise InputError("body: JSON nesting too deep") from None
+
+
+def _rejected_message(n: int, reason: str = "") -> str:
+    if not n:
+        return ""
+    return (
+        f"{n} span(s) rejected: "
+        + (reason or "expected a 16-byte non-zero traceId, an 8-byte non-zero spanId and an empty or 8-byte parentSpanId")
+    )
+
+
+TRACES = Signal(
+    name="traces",
+    http_path="/v1/traces",
+    grpc_method="/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    kind_proto=1,
+    kind_json=2,
+    check_proto=_check_traces_proto,
+    check_json=_check_traces_json,
+    response_type=trace_service_pb2.ExportTraceServiceResponse,
+    rejected_field="rejected_spans",
+)
+
+SIGNALS: tuple[Signal, ...] = (TRACES,)

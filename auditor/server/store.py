@@ -1,0 +1,195 @@
+"""SQLite (WAL) store: per-trace audit parts, findings, boundary hops and cost rollups.
+
+One row per trace holds its spans and its ``Parts`` (pickled: they are our own frozen
+dataclasses, read back only by this package). Re-auditing a trace replaces its rows in the
+same transaction that advances ``done_seq``, so a late span never double counts and a
+crash between the two cannot happen. The report is rebuilt from the stored Parts with
+``auditor.rollup.finish``: exact, like merging shards. The other tables are for queries
+and metrics (findings by code, unattributed cost by key, boundaries).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sqlite3
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from auditor.model import Counts, Parts, Span
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v);
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY, n_spans INTEGER, n_findings INTEGER, audits INTEGER,
+    audited_at REAL, spans BLOB, parts BLOB);
+CREATE TABLE IF NOT EXISTS findings (
+    trace_id TEXT, code TEXT, severity TEXT, key TEXT, span_id TEXT, parent_span_id TEXT,
+    boundary TEXT, message TEXT);
+CREATE INDEX IF NOT EXISTS findings_trace ON findings(trace_id);
+CREATE INDEX IF NOT EXISTS findings_code ON findings(code);
+CREATE TABLE IF NOT EXISTS boundary_hops (
+    trace_id TEXT, boundary TEXT, class TEXT, key TEXT, span_id TEXT, spans_affected INTEGER,
+    llm_calls_affected INTEGER);
+CREATE INDEX IF NOT EXISTS hops_trace ON boundary_hops(trace_id);
+CREATE TABLE IF NOT EXISTS calls (
+    trace_id TEXT, span_id TEXT, service TEXT, provider TEXT, model TEXT, cost_usd TEXT,
+    key_values TEXT);
+CREATE INDEX IF NOT EXISTS calls_trace ON calls(trace_id);
+CREATE TABLE IF NOT EXISTS unattributed (trace_id TEXT, key TEXT, calls INTEGER, cost_usd REAL);
+CREATE INDEX IF NOT EXISTS unattributed_trace ON unattributed(trace_id);
+CREATE TABLE IF NOT EXISTS rejected (seq INTEGER PRIMARY KEY, n INTEGER);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Audited:
+    """One audited trace, ready to store: every span received so far and its parts."""
+
+    trace_id: str
+    spans: list[Span]
+    parts: Parts
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+    else:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # done_seq lets spool segments go: it must be durable
+        conn.executescript(SCHEMA)
+    return conn
+
+
+class Store:
+    """The worker's writer."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.conn = connect(path)
+
+    def done_seq(self) -> int:
+        return done_seq(self.conn)
+
+    def stored_spans(self, trace_ids: list[str]) -> dict[str, list[Span]]:
+        """Spans of traces audited before (a late span re-opens them)."""
+        out: dict[str, list[Span]] = {}
+        for i in range(0, len(trace_ids), 500):
+            chunk = trace_ids[i : i + 500]
+            q = f"SELECT trace_id, spans FROM traces WHERE trace_id IN ({','.join('?' * len(chunk))})"
+            for tid, blob in self.conn.execute(q, chunk):
+                out[tid] = pickle.loads(blob)
+        return out
+
+    def commit(self, audited: Iterable[Audited], reopened: set[str], rejected: dict[int, int], done_seq: int) -> None:
+        """One transaction: replace the traces' rows, record rejected counts, advance done_seq."""
+        c = self.conn
+        now = time.time()
+        trace_rows, finding_rows, hop_rows, call_rows, un_rows = [], [], [], [], []
+        for a in audited:
+            p = a.parts
+            trace_rows.append(
+                (a.trace_id, p.counts.spans, len(p.findings), now,
+                 pickle.dumps(a.spans, pickle.HIGHEST_PROTOCOL), pickle.dumps(p, pickle.HIGHEST_PROTOCOL))
+            )
+            for f in p.findings:
+                b = str(f.boundary) if f.boundary else None
+                finding_rows.append((a.trace_id, f.code, f.severity.value, f.key, f.span_id, f.parent_span_id, b, f.message))
+                if f.code == "ATTR001" and f.boundary is not None:
+                    hop_rows.append((a.trace_id, b, f.boundary.cls.value, f.key, f.span_id, f.spans_affected, len(f.llm_calls_affected)))
+            missing: dict[str, list] = {}
+            for call in p.calls:
+                call_rows.append(
+                    (a.trace_id, call.span_id, call.service, call.provider, call.model,
+                     None if call.cost_usd is None else str(call.cost_usd), json.dumps(dict(call.values), default=str))
+                )
+                for k in p.required_keys:
+                    if call.values.get(k) is None:
+                        m = missing.setdefault(k, [0, Decimal(0)])
+                        m[0] += 1
+                        if call.cost_usd is not None:
+                            m[1] += call.cost_usd
+            un_rows.extend((a.trace_id, k, n, float(cost)) for k, (n, cost) in missing.items())
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            if reopened:
+                ids = [(t,) for t in reopened]
+                for table in ("findings", "boundary_hops", "calls", "unattributed"):
+                    c.executemany(f"DELETE FROM {table} WHERE trace_id=?", ids)
+            c.executemany(
+                "INSERT INTO traces(trace_id, n_spans, n_findings, audits, audited_at, spans, parts) "
+                "VALUES (?,?,?,1,?,?,?) ON CONFLICT(trace_id) DO UPDATE SET n_spans=excluded.n_spans, "
+                "n_findings=excluded.n_findings, audits=audits+1, audited_at=excluded.audited_at, "
+                "spans=excluded.spans, parts=excluded.parts",
+                trace_rows,
+            )
+            c.executemany("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)", finding_rows)
+            c.executemany("INSERT INTO boundary_hops VALUES (?,?,?,?,?,?,?)", hop_rows)
+            c.executemany("INSERT INTO calls VALUES (?,?,?,?,?,?,?)", call_rows)
+            c.executemany("INSERT INTO unattributed VALUES (?,?,?,?)", un_rows)
+            c.executemany("INSERT OR REPLACE INTO rejected VALUES (?,?)", rejected.items())
+            c.execute(
+                "INSERT INTO meta VALUES ('done_seq', ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (done_seq,)
+            )
+            c.execute(
+                "INSERT INTO meta VALUES ('version', 1) ON CONFLICT(k) DO UPDATE SET v=v+1"
+            )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# ---------------------------------------------------------------- read side (the web process)
+
+
+def done_seq(conn: sqlite3.Connection) -> int:
+    """The first spool sequence not yet fully stored: replay starts here."""
+    row = conn.execute("SELECT v FROM meta WHERE k='done_seq'").fetchone()
+    return int(row[0]) if row else 1
+
+
+def version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT v FROM meta WHERE k='version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def all_parts(conn: sqlite3.Connection) -> Iterator[Parts]:
+    for (blob,) in conn.execute("SELECT parts FROM traces ORDER BY trace_id"):
+        yield pickle.loads(blob)
+
+
+def combined_parts(conn: sqlite3.Connection, keys: tuple[str, ...], required: tuple[str, ...]) -> Parts:
+    """Every stored trace's parts as one Parts (what ``merge_parts`` over all would give)."""
+    findings: list = []
+    calls: list = []
+    traces = spans = 0
+    for p in all_parts(conn):
+        findings.extend(p.findings)
+        calls.extend(p.calls)
+        traces += p.counts.traces
+        spans += p.counts.spans
+    (rejected,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()
+    return Parts(Counts(traces, spans, int(rejected)), tuple(findings), tuple(calls), keys, required)
+
+
+def stats(conn: sqlite3.Connection) -> dict:
+    """What /metrics and /healthz show that lives in the store."""
+    traces, audits = conn.execute("SELECT COUNT(*), COALESCE(SUM(audits), 0) FROM traces").fetchone()
+    by_code = dict(conn.execute("SELECT code, COUNT(*) FROM findings GROUP BY code"))
+    unattributed = dict(conn.execute("SELECT key, SUM(cost_usd) FROM unattributed GROUP BY key"))
+    (rejected,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()
+    return {
+        "traces": traces,
+        "audits": audits,
+        "findings_by_code": by_code,
+        "unattributed_usd": unattributed,
+        "rejected_spans": rejected,
+    }

@@ -1,0 +1,140 @@
+"""The audit worker: a separate process (the second core) that turns spool records into
+stored audits. Spool -> decode -> window -> assemble.build -> engine.audit_traces -> store.
+
+It commits the audited traces, the rejected-span counts and ``done_seq`` (the lowest spool
+sequence whose spans are still only in memory) in one SQLite transaction, then publishes
+``done_seq`` so the web process can retire spool segments and report buffer fill. Started
+fresh it resumes from the stored ``done_seq``: that is the replay.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from auditor import assemble
+from auditor.engine import Compiled, audit_traces
+from auditor.model import Span
+from auditor.schema import load_schema
+from auditor.server.decode import DECODERS
+from auditor.server.spool import SpoolReader
+from auditor.server.store import Audited, Store
+from auditor.server.window import Window
+
+READ_BATCH = 20_000  # spans per read: bounds the time between window ticks
+TICK = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    data_dir: str
+    schema_ref: str | None
+    idle: float
+    max_age: float
+
+
+def paths(data_dir: str | Path) -> tuple[Path, Path]:
+    d = Path(data_dir)
+    return d / "spool", d / "auditor.sqlite3"
+
+
+def _die_with_parent() -> None:
+    """kill -9 of the sidecar must not leave a worker writing the store behind it."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main(cfg: WorkerConfig, committed, done, drain, ready, parent_pid: int) -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.getppid() != parent_pid:
+        return
+    spool_dir, db = paths(cfg.data_dir)
+    lock = open(Path(cfg.data_dir) / "worker.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a previous worker may still be on its way out
+    compiled = Compiled(load_schema(cfg.schema_ref))
+    store = Store(db)
+    try:
+        Worker(cfg, compiled, store, spool_dir).run(committed, done, drain, ready, parent_pid)
+    finally:
+        store.close()
+
+
+class Worker:
+    def __init__(self, cfg: WorkerConfig, compiled: Compiled, store: Store, spool_dir: Path):
+        self.compiled = compiled
+        self.projection = compiled.projection
+        self.store = store
+        self.window = Window(cfg.idle, cfg.max_age)
+        self.reader = SpoolReader(spool_dir, store.done_seq())
+        self.rejected: dict[int, int] = {}
+
+    def run(self, committed, done, drain, ready, parent_pid: int) -> None:
+        done_seq = self.reader.next_seq
+        done.value = done_seq
+        ready.set()
+        while True:
+            draining = drain.is_set()
+            upto = committed.value
+            n = self.consume(upto)
+            caught_up = self.reader.next_seq > upto
+            flush_all = draining and caught_up
+            due = self.window.due(time.monotonic(), everything=flush_all)
+            low = self.window.low_seq(self.reader.next_seq)
+            if due or self.rejected or low != done_seq:
+                self.commit(due, low)
+                done_seq = low
+                done.value = low
+            if flush_all and not len(self.window):
+                return
+            if not n and not due:
+                if os.getppid() != parent_pid:
+                    return
+                time.sleep(TICK)
+
+    def consume(self, upto: int) -> int:
+        recs = self.reader.read(upto, READ_BATCH)
+        now = time.monotonic()
+        for r in recs:
+            where = f"spool record {r.seq}"
+            try:
+                spans, rejected = DECODERS[r.kind](r.payload, self.projection, where)
+            except Exception as e:  # the receiver checked it; a failure here is a bug, not a stop
+                print(f"auditor serve: {where}: cannot decode ({type(e).__name__}: {e}); counted as rejected", file=sys.stderr)
+                spans, rejected = [], [None] * max(r.items, 1)
+            if rejected:
+                self.rejected[r.seq] = len(rejected)
+            self.window.add(spans, r.seq, now)
+        return len(recs)
+
+    def commit(self, due: list[tuple[str, list[Span]]], low: int) -> None:
+        prior = self.store.stored_spans([tid for tid, _ in due]) if due else {}
+        audited = []
+        for tid, spans in due:
+            old = prior.get(tid)
+            spans = _unique(old + spans if old else spans)
+            trace, structural = assemble.build(tid, spans)
+            audited.append(Audited(tid, spans, audit_traces([trace], self.compiled, structural)))
+        self.store.commit(audited, set(prior), self.rejected, low)
+        self.rejected = {}
+
+
+def _unique(spans: list[Span]) -> list[Span]:
+    """Drop exact re-deliveries (OTLP is at-least-once); keep conflicting ones for TRACE002."""
+    seen = set()
+    out = []
+    for s in spans:
+        k = (s.span_id, s.identity())
+        if k not in seen:
+            seen.add(k)
+            out.append(s)
+    return out
