@@ -26,11 +26,12 @@ def warn(msg: str) -> None:
     click.echo(f"auditor: warning: {msg}", err=True)
 
 
-def load_and_audit(paths, schema_ref, policy_args, stdin=None, shard: Shard | None = None, window: int | None = None):
+def load_and_audit(paths, schema_ref, policy_args, stdin=None, shard: Shard | None = None, window: int | None = None, adapt=None):
     """Shared by check and the commands that need a full result (cost, reconcile).
 
     ``shard`` keeps only the traces of one shard (``--shard I/N``); ``window`` audits traces
-    as they complete, ``window`` records after their last span (``--stream``).
+    as they complete, ``window`` records after their last span (``--stream``). ``adapt``
+    (Schema -> Schema) adds what a command needs decoded, e.g. reconcile's gateway keys.
     """
     t0 = time.perf_counter()
     preloaded = None
@@ -38,6 +39,8 @@ def load_and_audit(paths, schema_ref, policy_args, stdin=None, shard: Shard | No
         schema, preloaded = _detect_schema(paths, stdin, batches=window is not None or shard is not None)
     else:
         schema = load_schema(schema_ref)
+    if adapt is not None:
+        schema, preloaded = adapt(schema), None  # decode again with the adapted projection
     compiled = Compiled(schema)
     fail_on, max_pct = policy_args
     for key in max_pct:
