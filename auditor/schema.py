@@ -28,13 +28,13 @@ HEADER_PREFIX = "http.request.header."
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    kind: str  # attribute | resource | header | json | pyrepr | tags
+    kind: str  # attribute | resource | header | header_json | json | pyrepr | tags
     name: str  # the attribute (or resource attribute) it reads
     path: tuple[str, ...] = ()  # inside a JSON / Python-repr blob
     prefix: str = ""  # for tags
 
     def describe(self) -> str:
-        if self.kind in ("json", "pyrepr"):
+        if self.kind in ("json", "pyrepr", "header_json"):
             return f"{self.kind}:{self.name}#{'.'.join(self.path)}"
         if self.kind == "tags":
             return f"tags:{self.name}[{self.prefix}*]"
@@ -98,12 +98,23 @@ class Schema:
         names: set[str] = set()
         for k in self.keys:
             for s in k.sources:
-                names.add(HEADER_PREFIX + s.name if s.kind == "header" else s.name)
+                names.add(HEADER_PREFIX + s.name if s.kind in ("header", "header_json") else s.name)
         for sel in self.llm_calls:
             names.add(sel.attribute)
             if sel.unless:
                 names.add(sel.unless)
+        names.update(dialect_attribute_names(self.dialects))
         return Projection.of(names)
+
+
+def dialect_attribute_names(dialects: Mapping[str, Any]) -> set[str]:
+    """Every attribute name a ``dialects:`` block mentions (tokens, model, provider, cost)."""
+    names: set[str] = set()
+    for field_name in ("model", "provider", "reported_cost"):
+        names.update(n for n in dialects.get(field_name) or () if isinstance(n, str))
+    for group in (dialects.get("tokens") or {}).values():
+        names.update(n for n in group or () if isinstance(n, str))
+    return names
 
 
 def _replace(schema: Schema, **changes) -> Schema:
@@ -203,7 +214,7 @@ def _best(errors):
 def _explain(err) -> str:
     if err.validator == "oneOf" and err.schema is not None and "oneOf" in err.schema:
         return (
-            "expected a source with exactly one of: attribute, resource, header, "
+            "expected a source with exactly one of: attribute, resource, header, header_json (+path), "
             "json (+path), pyrepr (+path), tags (+prefix); got " + json.dumps(err.instance)[:80]
         )
     if err.validator == "additionalProperties":
@@ -346,6 +357,8 @@ def _source(s: dict) -> Source:
         return Source("resource", s["resource"])
     if "header" in s:
         return Source("header", s["header"].lower())
+    if "header_json" in s:
+        return Source("header_json", s["header_json"].lower(), tuple(s["path"].split(".")))
     if "json" in s:
         return Source("json", s["json"], tuple(s["path"].split(".")))
     if "pyrepr" in s:
@@ -371,9 +384,9 @@ def make_resolver(key: KeySpec) -> Callable[[Mapping, Mapping], Any]:
             elif kind == "resource":
                 v = resource.get(s.name)
             elif kind == "header":
-                v = attrs.get(HEADER_PREFIX + s.name)
-                if isinstance(v, tuple):
-                    v = v[0] if v else None
+                v = _header(attrs.get(HEADER_PREFIX + s.name))
+            elif kind == "header_json":
+                v = _dig(_parse_json(_header(attrs.get(HEADER_PREFIX + s.name))), s.path)
             elif kind == "json":
                 v = _dig(_parse_json(attrs.get(s.name)), s.path)
             elif kind == "pyrepr":
@@ -430,16 +443,26 @@ def parse_pyrepr(v: Any) -> Any:
         return v
     if not isinstance(v, str) or not v or v[0] != "{" or len(v) > MAX_REPR_CHARS:
         return None
-    return _cached_repr(v)
+    out = _cached_repr(v)
+    return out if isinstance(out, dict) else None
+
+
+MAX_REPR_NODES = 10_000
+_LITERAL_NODES = (ast.Expression, ast.Dict, ast.List, ast.Tuple, ast.Set, ast.Constant, ast.UnaryOp, ast.USub, ast.UAdd, ast.Load)
 
 
 @lru_cache(maxsize=4096)
 def _cached_repr(v: str) -> Any:
+    """Parse a literal; ``None`` for anything else (calls, names, operators, comments, deep nesting).
+
+    Three gates before ``ast.literal_eval`` ever sees it: a bracket scan (nesting and comments,
+    which could hide brackets from the scan), the parser itself (its own nesting limit), and an
+    allow-list walk over the tree (only literal nodes, bounded depth and size).
+    """
     depth = 0
-    deepest = 0
     in_str: str | None = None
     esc = False
-    for ch in v:  # cheap bracket scan: refuse deep nesting before the parser sees it
+    for ch in v:
         if in_str:
             if esc:
                 esc = False
@@ -449,24 +472,58 @@ def _cached_repr(v: str) -> Any:
                 in_str = None
         elif ch in "'\"":
             in_str = ch
+        elif ch == "#":
+            return None
         elif ch in "{[(":
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_REPR_DEPTH:
+            if depth > MAX_REPR_DEPTH:
                 return None
         elif ch in "}])":
             depth -= 1
     try:
-        out = ast.literal_eval(v)
+        tree = ast.parse(v, mode="eval")
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
-    return out if isinstance(out, dict) else None
+    if not _literal_only(tree):
+        return None
+    try:
+        out = ast.literal_eval(tree)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return out if isinstance(out, (dict, list)) else None
+
+
+def _literal_only(tree: ast.AST) -> bool:
+    stack = [(tree, 0)]
+    seen = 0
+    while stack:
+        node, d = stack.pop()
+        seen += 1
+        if seen > MAX_REPR_NODES or d > 2 * MAX_REPR_DEPTH + 2 or not isinstance(node, _LITERAL_NODES):
+            return False
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
+    return True
+
+
+def _header(v: Any) -> Any:
+    """A captured header: OTel writes a string array; Jaeger and Zipkin carry it as JSON text."""
+    if isinstance(v, str) and v.startswith("["):
+        parsed = _cached_json(v)
+        if isinstance(parsed, list):
+            v = tuple(parsed)
+    if isinstance(v, tuple):
+        return v[0] if v else None
+    return v
 
 
 def _tag(v: Any, prefix: str) -> Any:
+    """The value after ``prefix`` in a tag list: an array, JSON text (Jaeger, Zipkin) or a
+    Python-repr list (``str(list)``, as LiteLLM writes ``metadata.tags``)."""
     if isinstance(v, str):
         if v.startswith("["):
-            parsed = _cached_json(v) if v else None
+            parsed = _cached_json(v)
+            if parsed is None and len(v) <= MAX_REPR_CHARS:
+                parsed = _cached_repr(v)
             v = tuple(parsed) if isinstance(parsed, list) else (v,)
         else:
             v = (v,)

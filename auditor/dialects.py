@@ -1,0 +1,107 @@
+"""Which gateway / SDK dialects a set of spans speaks, so ``check`` can apply their presets.
+
+A dialect is recognised by what its instrumentation writes: the instrumentation scope name
+(exact, or a dotted prefix such as ``openinference.instrumentation``), span names, and
+attribute names or prefixes (``traceloop.``, ``langfuse.``, captured ``helicone-*`` headers).
+Each dialect's name is the preset that reads it (``schemas/presets/NAME.yaml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from auditor.model import Span
+from auditor.projection import Projection
+
+HEADER = "http.request.header."
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    scopes: tuple[str, ...] = ()  # scope name, or a dotted prefix of it
+    names: tuple[str, ...] = ()  # attribute names
+    prefixes: tuple[str, ...] = ()  # attribute name prefixes
+    span_names: tuple[str, ...] = ()
+
+    def matches(self, span: Span) -> bool:
+        scope = span.scope
+        for s in self.scopes:
+            if scope == s or scope.startswith(s + ".") or scope.startswith(s + "_"):
+                return True
+        if span.name in self.span_names:
+            return True
+        attrs = span.attributes
+        for n in self.names:
+            if n in attrs:
+                return True
+        if self.prefixes:
+            for k in attrs:
+                if k.startswith(self.prefixes):
+                    return True
+        return False
+
+
+# Order is the order presets are applied in (later ones add sources after earlier ones).
+DIALECTS: tuple[Dialect, ...] = (
+    # The official contrib GenAI instrumentations and the provider SDKs' own (semconv only).
+    Dialect("otel", scopes=("opentelemetry.instrumentation.openai_v2", "opentelemetry.instrumentation.google_genai",
+                            "opentelemetry.instrumentation.vertexai", "opentelemetry.instrumentation.genai",
+                            "opentelemetry.util.genai", "com.anthropic.sdk")),
+    Dialect(
+        "openllmetry",
+        scopes=("opentelemetry.instrumentation.openai.v1", "opentelemetry.instrumentation.anthropic",
+                "opentelemetry.instrumentation.langchain", "opentelemetry.instrumentation.bedrock", "traceloop"),
+        names=("traceloop.span.kind", "gen_ai.usage.prompt_tokens"),
+        prefixes=("traceloop.",),
+    ),
+    Dialect("openinference", scopes=("openinference.instrumentation",), names=("openinference.span.kind",)),
+    Dialect("langfuse", scopes=("langfuse-sdk", "langfuse"), prefixes=("langfuse.",)),
+    Dialect("traceai", scopes=("traceai", "fi_instrumentation"), names=("fi.span.kind", "gen_ai.span.kind")),
+    Dialect(
+        "litellm",
+        scopes=("litellm",),
+        span_names=("litellm_request", "Received Proxy Server Request", "raw_gen_ai_request"),
+        names=("metadata.user_api_key_hash", "metadata.requester_metadata", "metadata.spend_logs_metadata", "gen_ai.cost.total_cost"),
+    ),
+    Dialect("portkey", scopes=("portkey",), prefixes=("portkey.", HEADER + "x-portkey-")),
+    Dialect("helicone", scopes=("helicone",), prefixes=("helicone.", HEADER + "helicone-")),
+    Dialect("kong", scopes=("kong", "kong-internal"), prefixes=("kong.",)),
+    Dialect(
+        "diy-proxy",
+        names=tuple(HEADER + h for h in ("x-tenant-id", "x-tenant", "x-org-id", "x-customer-id", "x-workflow-id", "x-feature", "x-team-id")),
+    ),
+)
+
+NAMES: tuple[str, ...] = tuple(d.name for d in DIALECTS)
+
+
+def projection() -> Projection:
+    """The attributes detection looks at (scope and span names are always decoded)."""
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for d in DIALECTS:
+        names.update(d.names)
+        prefixes.update(d.prefixes)
+    return Projection.of(names, prefixes)
+
+
+def detect(spans: Iterable[Span]) -> dict[str, int]:
+    """Dialect name -> number of spans that speak it, in preset order; absent ones left out."""
+    counts = dict.fromkeys(NAMES, 0)
+    for span in spans:
+        for d in DIALECTS:
+            if d.matches(span):
+                counts[d.name] += 1
+    return {n: c for n, c in counts.items() if c}
+
+
+def refs(found: Iterable[str]) -> list[str]:
+    """Schema references for ``compose_refs``: the default, then each found dialect's preset."""
+    found = set(found)
+    return ["default"] + [f"preset:{n}" for n in NAMES if n in found]
+
+
+def all_refs() -> list[str]:
+    return refs(NAMES)
