@@ -113,14 +113,17 @@ def export_route(signal: Signal, intake: Intake, metrics: Metrics, limit: int) -
 
 
 class _Guard:
-    """ASGI wrapper: bearer token on the read side (and on a mounted UI)."""
+    """ASGI wrapper: bearer token on the read side (and on a mounted UI). Export routes
+    answer 401 themselves, as a google.rpc.Status in the request's encoding."""
+
+    OPEN = frozenset({"/healthz", *(s.http_path for s in SIGNALS)})
 
     def __init__(self, app, intake: Intake):
         self.app = app
         self.intake = intake
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope.get("path") != "/healthz":
+        if scope["type"] == "http" and scope.get("path") not in self.OPEN:
             header = dict(scope.get("headers") or ()).get(b"authorization")
             if not self.intake.authorized(header):
                 resp = JSONResponse({"error": "missing or wrong bearer token"}, 401, headers={"WWW-Authenticate": 'Bearer realm="auditor"'})

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from auditor.model import Counts, Parts, Span
+from auditor.rollup import merge_parts
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v);
@@ -167,17 +168,14 @@ def all_parts(conn: sqlite3.Connection) -> Iterator[Parts]:
 
 
 def combined_parts(conn: sqlite3.Connection, keys: tuple[str, ...], required: tuple[str, ...]) -> Parts:
-    """Every stored trace's parts as one Parts (what ``merge_parts`` over all would give)."""
-    findings: list = []
-    calls: list = []
-    traces = spans = 0
-    for p in all_parts(conn):
-        findings.extend(p.findings)
-        calls.extend(p.calls)
-        traces += p.counts.traces
-        spans += p.counts.spans
+    """Every stored trace's parts merged with ``rollup.merge_parts`` (pairwise, so the
+    concatenations cost n log n), plus the rejected-span count of all requests."""
     (rejected,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()
-    return Parts(Counts(traces, spans, int(rejected)), tuple(findings), tuple(calls), keys, required)
+    level = [Parts(Counts(0, 0, int(rejected)), keys=keys, required_keys=required)]
+    level.extend(all_parts(conn))
+    while len(level) > 1:
+        level = [merge_parts(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
+    return level[0]
 
 
 def stats(conn: sqlite3.Connection) -> dict:
