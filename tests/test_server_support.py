@@ -199,3 +199,24 @@ class Sidecar:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate(timeout=30)
+
+
+def run_client(grpc_target: str, http_url: str, acked_path: str, batches: int, per_batch: int, seed: int) -> None:
+    """A client process: export batches with the SDK exporters (gRPC and HTTP in turn); after
+    each acknowledged export append its span ids to ``acked_path``; retry refused ones."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    spans = llm_only_spans(batches * per_batch, seed)
+    exporters = (HttpExporter(endpoint=http_url + "/v1/traces", timeout=5), GrpcExporter(endpoint=grpc_target, insecure=True, timeout=5))
+    with open(acked_path, "a") as out:
+        for i in range(batches):
+            batch = spans[i * per_batch : (i + 1) * per_batch]
+            deadline = time.monotonic() + 90
+            while exporters[i % 2].export(batch) is not SpanExportResult.SUCCESS:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"batch {i} never acknowledged")
+                time.sleep(0.05)
+            out.write("".join(f"{s.context.span_id:016x}\n" for s in batch))
+            out.flush()
