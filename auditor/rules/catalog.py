@@ -96,4 +96,18 @@ register(
     RuleInfo("TOOL001", "rule-crashed", "tool", W,
              "a rule crashed on this trace",
              "An internal error while auditing this trace; the rest of the run is unaffected. Please report it."),
+    RuleInfo("RECON001", "ungated-source", "reconcile", W,
+             "ungated source: an api key, workspace or model with invoiced spend and no traced call",
+             "The provider's usage export shows spend under this api key, workspace (project) or model, and not one "
+             "traced call maps to it: a developer's direct key, a CLI tool pointed straight at the provider, or a "
+             "service that bypasses the gateway. Route it through the gateway or instrument it (auditor reconcile)."),
+    RuleInfo("RECON002", "token-type-drift", "reconcile", W,
+             "token-type drift: the traced split of token types differs from the provider's",
+             "For the traced calls, one token type (e.g. cache writes) is covered far less, or more, than the tokens "
+             "overall: an instrumentation drops or mislabels cache tokens, so its costs are wrong. Check which "
+             "attributes it writes and the convention it follows (auditor reconcile)."),
+    RuleInfo("RECON003", "traced-exceeds-invoice", "reconcile", N,
+             "traced spend exceeds the invoice for a group",
+             "The traces show more spend for this day / model / key than the provider's export: calls of another "
+             "organisation, a wrong model or tier on the spans, or calls counted twice (auditor reconcile)."),
 )

@@ -1,0 +1,90 @@
+"""``auditor reconcile``: compare provider usage / cost exports with the priced LLM calls in
+traces over the same window; the difference is the spend no gateway sees."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from auditor.errors import UsageError
+
+
+def emit(rec, formats: tuple[str, ...], output: str | None) -> None:
+    """Render every requested format; a file is opened only once its text is rendered."""
+    from auditor.reconcile.render import parse_output_spec, render
+
+    specs = [parse_output_spec(s) for s in (formats or ("text",))]
+    stdout_used = False
+    for fmt, path in specs:
+        if path is None and output is not None and not stdout_used:
+            path, stdout_used = output, True
+        elif path is None:
+            if stdout_used and output is None:
+                raise UsageError("--format: only one format can go to stdout; give the others a path (FMT:PATH)")
+            stdout_used = True
+        text = render(fmt, rec)
+        if path is None or path == "-":
+            click.echo(text, nl=False)
+        else:
+            try:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as e:
+                raise UsageError(f"{path}: cannot write report: {e.strerror or e}") from None
+
+
+def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated_pct=None):
+    """Load the exports first (cheap, and their errors are the likeliest), then audit the traces."""
+    from dataclasses import replace
+
+    from auditor.commands.check import load_and_audit
+    from auditor.pricing import Pricer
+    from auditor.reconcile import KeyMap, load_usage, reconcile, with_gateway_keys
+    from auditor.schema import load_schema
+
+    if "-" in paths:
+        raise UsageError("reconcile reads trace files, not stdin ('-')")
+    exports = [load_usage(p) for p in usage_files]
+    keymap = KeyMap.load(key_map)
+    result = load_and_audit(paths, schema_ref, (None, {}), adapt=with_gateway_keys)
+    # The provider's tokens are priced by the same code and the same schema prices as the spans.
+    pricer = Pricer(load_schema(schema_ref))
+    rec = reconcile(exports, result.calls, keymap, pricer=pricer, max_ungated_pct=max_ungated_pct)
+    return replace(rec, inputs=tuple(result.run.inputs))
+
+
+@click.command("reconcile")
+@click.argument("paths", nargs=-1, required=True, metavar="TRACES...")
+@click.option("-u", "--usage", "usage_files", multiple=True, required=True, metavar="FILE",
+              help="A provider export, repeatable: Anthropic usage or cost report JSON (one page per file or "
+                   "pages concatenated), the Anthropic Console cost CSV, OpenAI usage/completions or costs JSON.")
+@click.option("-s", "--schema", "schema_ref", default=None, metavar="REF",
+              help="Attribution schema (its prices: entries price both sides) [default: detected].")
+@click.option("--key-map", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="YAML/JSON: gateway key hash or alias (e.g. LiteLLM metadata.user_api_key_hash) -> provider "
+                   "api key id, or -> {api_key_id, workspace_id}.")
+@click.option("--max-ungated-pct", type=click.FloatRange(0, 100), default=None, metavar="N",
+              help="Fail (exit 1) when more than N percent of the invoiced spend has no traced call.")
+@click.option("-f", "--format", "formats", multiple=True, metavar="FMT[:PATH]",
+              help="Output format, repeatable: text, json, markdown, html; FMT:PATH writes to a file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the (first) format without its own path here instead of stdout.")
+def command(paths, usage_files, schema_ref, key_map, max_ungated_pct, formats, output):
+    """Compare provider usage exports with the priced LLM calls in TRACES: the ungated spend.
+
+    Groups by UTC day, provider, model, api key / workspace / project (where both sides know
+    it) and tier; a span belongs to the day its start falls in. Exit 0 when the gate passes,
+    1 when the ungated share exceeds --max-ungated-pct, 2 on bad usage or unreadable input.
+    """
+    from auditor.cli import EXIT_GATE, EXIT_OK, user_errors
+
+    @user_errors
+    def run():
+        rec = run_reconcile(paths, usage_files, schema_ref, key_map, max_ungated_pct)
+        emit(rec, formats, output)
+        return rec.summary.passed
+
+    passed = run()
+    sys.exit(EXIT_OK if passed else EXIT_GATE)
+

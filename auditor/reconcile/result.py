@@ -1,0 +1,124 @@
+"""The reconciliation's result: groups, summary, untraced sources, findings. Reporters read
+only this, never the exports or the traces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Mapping
+
+from auditor.model import Severity
+from auditor.reconcile.model import Tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    day: date
+    provider: str
+    model: str | None  # model key (date snapshot and spelling normalised); None: not compared
+    api_key_id: str | None
+    workspace_id: str | None
+    tier: str | None
+    provider_usd: Decimal
+    traced_usd: Decimal
+    ungated_usd: Decimal  # provider - traced; negative when the traces show more than the invoice
+    provider_tokens: Tokens | None  # None: the provider gave only costs for this group
+    traced_tokens: Tokens | None  # None: no traced call
+    traced_calls: int
+    provider_requests: int | None
+    provider_cost_basis: str  # cost report | priced | cost report only | unpriced (joined by +)
+    provider_unpriced: int = 0
+    traced_unpriced_calls: int = 0
+
+    def label(self) -> str:
+        parts = [self.day.isoformat(), self.provider, self.model or "*"]
+        if self.api_key_id is not None:
+            parts.append(f"key {self.api_key_id}")
+        if self.workspace_id is not None:
+            parts.append(f"workspace {self.workspace_id}")
+        if self.tier is not None:
+            parts.append(self.tier)
+        return " / ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconFinding:
+    code: str
+    severity: Severity
+    message: str
+    provider: str
+    subject: tuple[str, Any] | None = None  # (dimension, value) the finding is about
+    usd: Decimal | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def finding(code: str, message: str, g: Group) -> ReconFinding:
+    from auditor.rules.catalog import rule
+
+    return ReconFinding(code, rule(code).severity, message, g.provider, ("group", g.label()), g.ungated_usd)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    path: str
+    kind: str
+    provider: str
+    usage_rows: int
+    cost_rows: int
+    duplicate_pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    provider_usd: Decimal
+    traced_usd: Decimal
+    ungated_usd: Decimal  # sum of the positive group deltas
+    overtraced_usd: Decimal  # sum of the negative ones, as a positive number
+    ungated_pct: float
+    traced_calls: int
+    unpriced_traced_calls: int
+    top_keys: tuple[tuple[str, str, Decimal], ...]  # (provider, api key, ungated usd), largest first
+    top_models: tuple[tuple[str, str, Decimal], ...]
+    max_ungated_pct: float | None
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    sources: tuple[Source, ...]
+    windows: Mapping[str, tuple[tuple[int, int], ...]]
+    dimensions: Mapping[str, tuple[str, ...]]  # per provider: the dimensions compared
+    groups: tuple[Group, ...]
+    summary: Summary
+    untraced: Mapping[str, list]
+    findings: tuple[ReconFinding, ...]
+    notes: tuple[str, ...]
+    traced_calls_outside: int = 0
+    traced_calls_other: int = 0
+    inputs: tuple[str, ...] = ()
+
+    def headline(self) -> str:
+        s = self.summary
+        out = (
+            f"traced ${usd(s.traced_usd)} of invoiced ${usd(s.provider_usd)}: "
+            f"${usd(s.ungated_usd)} ({s.ungated_pct:.1f}%) ungated"
+        )
+        tops = []
+        if s.top_keys:
+            _, k, v = s.top_keys[0]
+            tops.append(f"key {k} (${usd(v)})")
+        if s.top_models:
+            _, m, v = s.top_models[0]
+            tops.append(f"model {m} (${usd(v)})")
+        if tops and s.ungated_usd > 0:
+            out += "; top sources: " + ", ".join(tops)
+        return out
+
+
+Q6 = Decimal("0.000001")
+
+
+def usd(d: Decimal | None) -> str | None:
+    """USD to 6 places, as a string (the core reports' convention)."""
+    return None if d is None else str(d.quantize(Q6))
