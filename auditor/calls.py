@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from auditor import usage as usage_mod
 from auditor.model import LlmCall, Span
+from auditor.usage import NO_DIALECT, Dialect
 
 PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-MODEL = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+MODEL = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name")
 RESPONSE_ID = ("gen_ai.response.id",)
+# Response tier first: it says what was actually served (a request for "auto" may run as "default").
 TIER = (
     "gen_ai.openai.response.service_tier",
     "openai.response.service_tier",
+    "gen_ai.response.service_tier",
     "gen_ai.openai.request.service_tier",
     "openai.request.service_tier",
     "gen_ai.request.service_tier",
-    "gen_ai.response.service_tier",
+    "llm.request.service_tier",
 )
+# Cost the source itself computed (LiteLLM, OpenInference, traceAI): kept beside our price.
+REPORTED_COST = ("gen_ai.cost.total_cost", "llm.cost.total", "gen_ai.cost.total", "gen_ai.usage.cost")
 
-ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + usage_mod.ATTRIBUTES
+ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_COST + usage_mod.ATTRIBUTES
+
+
+def attributes(dialect: Dialect = NO_DIALECT) -> tuple[str, ...]:
+    """Every attribute a call record reads, the dialect's extra names included (projection)."""
+    return ATTRIBUTES + dialect.token_attributes() + dialect.model + dialect.provider + dialect.reported_cost
 
 
 def _str(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
@@ -30,8 +41,22 @@ def _str(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def make_call(span: Span, values: Mapping[str, Any]) -> LlmCall:
+def _money(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Decimal | None:
+    for n in names:
+        v = attrs.get(n)
+        if v is None or isinstance(v, bool):
+            continue
+        try:
+            return Decimal(str(v)) if isinstance(v, (int, float, str)) else None
+        except InvalidOperation:
+            continue
+    return None
+
+
+def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> LlmCall:
     a = span.attributes
+    provider = _str(a, PROVIDER + dialect.provider)
+    model = _str(a, MODEL + dialect.model)
     return LlmCall(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -40,10 +65,11 @@ def make_call(span: Span, values: Mapping[str, Any]) -> LlmCall:
         name=span.name,
         start_ns=span.start_ns,
         end_ns=span.end_ns,
-        provider=_str(a, PROVIDER),
-        model=_str(a, MODEL),
+        provider=provider,
+        model=model,
         response_id=_str(a, RESPONSE_ID),
-        usage=usage_mod.normalize(a),
+        usage=usage_mod.normalize(a, span.scope, dialect, provider, model),
         values=values,
         tier=_str(a, TIER),
+        reported_cost_usd=_money(a, REPORTED_COST + dialect.reported_cost),
     )

@@ -19,6 +19,8 @@ from auditor import calls as calls_mod
 from auditor.boundary import endpoint
 from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected, RunInfo, Severity, Span
 from auditor.pricing import Pricer
+from auditor.rules import cost as cost_rules
+from auditor.usage import Dialect
 from auditor.projection import Projection
 from auditor.rollup import GatePolicy, finish, merge_parts
 from auditor.rules import agents, attribution, structure
@@ -39,13 +41,14 @@ class Compiled:
         self.is_llm = make_selector(schema.llm_calls)
         self.reported_cost_tolerance = agents.tolerance_pct(schema.dialects)
         self.pricer = pricer if pricer is not None else Pricer(schema)
+        self.dialect = Dialect.from_mapping(schema.dialects)
         self._validators = {k.name: _value_checker(k.value_schema) for k in schema.keys}
         self._severity_cache: dict[tuple[str, str | None], Severity | None] = {}
         self.genai = _genai_rules(schema)
 
     @property
     def projection(self) -> Projection:
-        p = self.schema.projection() | Projection.of(calls_mod.ATTRIBUTES + CODE_ATTRIBUTES)
+        p = self.schema.projection() | Projection.of(calls_mod.attributes(self.dialect) + CODE_ATTRIBUTES)
         if self.genai is not None:
             p = p | self.genai.projection()
         return p
@@ -136,14 +139,16 @@ def audit_trace(trace, c: Compiled) -> tuple[list[Finding], list[LlmCall]]:
         if not is_llm[sid]:
             continue
         span = spans[sid]
-        call = calls_mod.make_call(span, dict(zip(names, values[sid])))
+        call = calls_mod.make_call(span, dict(zip(names, values[sid])), c.dialect)
         cost, note = c.pricer.price(call)
-        calls.append(replace(call, cost_usd=cost, price_note=note))
+        call = replace(call, cost_usd=cost, price_note=note)
+        calls.append(call)
         findings.extend(agents.reported_cost(calls[-1], c.reported_cost_tolerance, c.severity))
-        if c.genai is not None:
-            findings.extend(c.genai.check(span, call, c.severity))
-    if c.genai is not None and hasattr(c.genai, "check_cost"):
-        findings.extend(c.genai.check_cost(calls, spans, c.severity))
+        findings.extend(cost_rules.check(span, call, c.pricer, c.severity))
+    if c.genai is not None:  # every gen_ai span, not only LLM calls (tools, agents)
+        by_span = {call.span_id: call for call in calls}
+        for sid in order:
+            findings.extend(c.genai.check(spans[sid], by_span.get(sid), c.dialect, c.severity))
     return _with_code_locations(findings, spans), calls
 
 

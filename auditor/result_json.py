@@ -85,6 +85,11 @@ def to_json(result: AuditResult) -> dict:
                 "unpriced_calls": result.unpriced_calls,
                 "unattributed_usd": {k.key: usd(k.unattributed_usd) for k in result.keys},
                 "concentration": concentration.to_json(concentration.compute(result.calls, result.parts.keys), usd),
+                "priced_calls": len(result.calls) - result.unpriced_calls,
+                "by_finding_code": {
+                    code: {"llm_calls": cc.calls, "usd": usd(cc.cost_usd), "unpriced_calls": cc.unpriced_calls}
+                    for code, cc in (result.extra.get("cost_by_code") or {}).items()
+                },
             },
             "gate": None
             if gate is None
@@ -161,10 +166,14 @@ def call_json(c: LlmCall, result: AuditResult | None = None) -> dict:
             "reasoning": u.reasoning,
             "convention": u.convention,
             "source": u.source,
+            "basis": u.basis,
+            "ambiguous": u.ambiguous,
+            "total": u.total,
         },
         "values": jsonable(dict(c.values)),
         "cost_usd": None if c.cost_usd is None else str(c.cost_usd),
         "price_note": c.price_note,
+        "reported_cost_usd": None if c.reported_cost_usd is None else str(c.reported_cost_usd),
     }
     if result is not None:
         canon = result.duplicates.get(c.ref)
@@ -245,9 +254,13 @@ def _call(d: dict, where: str) -> LlmCall:
             reasoning=int(u["reasoning"]),
             convention=u["convention"],
             source=u.get("source", ""),
+            basis=u.get("basis", ""),
+            ambiguous=bool(u.get("ambiguous", False)),
+            total=int(u.get("total") or 0),
         ),
         values={k: _thaw(v) for k, v in (d.get("values") or {}).items()},
         cost_usd=None if d.get("cost_usd") is None else Decimal(d["cost_usd"]),
         price_note=d.get("price_note", ""),
         tier=d.get("tier"),
+        reported_cost_usd=None if d.get("reported_cost_usd") is None else Decimal(d["reported_cost_usd"]),
     )

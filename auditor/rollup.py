@@ -128,7 +128,8 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
 
 
 def _best_record(records: list[LlmCall]) -> LlmCall:
-    return min(records, key=lambda c: (-c.usage.detail, c.cost_usd is None, c.ref))
+    """The record to count and price: most detailed usage, then unambiguous, then priced."""
+    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.ref))
 
 
 # ---------------------------------------------------------------- finish
@@ -158,7 +159,7 @@ def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> Audi
                     "TRACE005", sev5, rec.trace_id, rec.span_id,
                     f"LLM call {rec.name!r} ({rec.scope or '-'}) is also recorded by span {best.span_id} in trace "
                     f"{best.trace_id} ({best.scope or '-'}); counted and priced once, from that record "
-                    f"(its usage is the most detailed).",
+                    f"(its usage is the most detailed: {_usage_summary(best)}).",
                 )
             )
     unique = tuple(merged.get(c.ref, c) for c in calls_sorted if c.ref not in dup_of)
@@ -188,7 +189,46 @@ def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> Audi
         extra={"policy": policy},
     )
     gate = evaluate_gate(result, policy)
-    return replace(result, extra={"policy": policy, "gate": gate})
+    return replace(result, extra={"policy": policy, "gate": gate, "cost_by_code": cost_by_code(findings, by_ref, dup_of)})
+
+
+def _usage_summary(c: LlmCall) -> str:
+    u = c.usage
+    parts = [f"{u.source or 'usage'} {u.convention}", f"input {u.input}", f"output {u.output}"]
+    if u.cache_read:
+        parts.append(f"cache read {u.cache_read}")
+    if u.cache_write_total:
+        parts.append(f"cache write {u.cache_write_total}")
+    if u.reasoning:
+        parts.append(f"reasoning {u.reasoning}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCost:
+    """The LLM spend that findings of one code concern (each call counted once per code)."""
+
+    calls: int
+    cost_usd: Decimal
+    unpriced_calls: int
+
+
+def cost_by_code(findings, by_ref, dup_of) -> dict[str, CodeCost]:
+    refs: dict[str, set] = defaultdict(set)
+    for f in findings:
+        for sid in ((f.span_id,) + tuple(f.llm_calls_affected)):
+            ref = dup_of.get((f.trace_id, sid), (f.trace_id, sid))
+            if ref in by_ref:
+                refs[f.code].add(ref)
+    out = {}
+    for code in sorted(refs):
+        calls = [by_ref[r] for r in refs[code]]
+        out[code] = CodeCost(
+            calls=len(calls),
+            cost_usd=sum((c.cost_usd for c in calls if c.cost_usd is not None), Decimal(0)),
+            unpriced_calls=sum(1 for c in calls if c.cost_usd is None),
+        )
+    return out
 
 
 def _key_stats(key: str, calls: tuple[LlmCall, ...], total: Decimal) -> KeyStats:

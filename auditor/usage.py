@@ -1,76 +1,326 @@
 """Token counts of an LLM call, from whichever convention the span follows, as one record.
 
-OTel semconv counts cached tokens INSIDE ``input_tokens``; Anthropic's native usage
-counts them OUTSIDE. We decide per span from the evidence and record the decision.
+OTel semconv counts cached tokens INSIDE ``input_tokens``; Anthropic's native usage counts
+them OUTSIDE; instrumentations differ. Per span we decide from, in order: the schema's
+``dialects.convention`` for the span's instrumentation scope, the evidence (cache tokens
+larger than input can only mean "excluding"), and the attribute family's own definition.
+The decision and its basis are recorded on the Usage; when the evidence allows both
+readings (an Anthropic-style provider, cache <= input, no dialect) the Usage is marked
+ambiguous and COST002 reports both prices.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from auditor.model import Usage
 
-INPUT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
-OUTPUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion")
+INCLUDING, EXCLUDING, NONE = "including", "excluding", "none"
+
+# Built-in names per canonical field, tried in this order; dialect names come after.
+# Each name maps to its attribute family (for the record of where counts came from).
+_FAMILY = {}
+
+
+def _names(family: str, *names: str) -> tuple[str, ...]:
+    for n in names:
+        _FAMILY[n] = family
+    return names
+
+
+INPUT = (
+    _names("semconv", "gen_ai.usage.input_tokens")
+    + _names("legacy", "gen_ai.usage.prompt_tokens")
+    + _names("openinference", "llm.token_count.prompt")
+)
+OUTPUT = (
+    _names("semconv", "gen_ai.usage.output_tokens")
+    + _names("legacy", "gen_ai.usage.completion_tokens")
+    + _names("openinference", "llm.token_count.completion")
+)
 CACHE_READ = (
-    "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_read_input_tokens",
-    "llm.token_count.prompt_details.cache_read",
-    "gen_ai.usage.cache_read_tokens",
-    "gen_ai.usage.input_tokens.cache_read",
+    _names("semconv", "gen_ai.usage.cache_read.input_tokens")
+    + _names("legacy", "gen_ai.usage.cache_read_input_tokens")
+    + _names("openinference", "llm.token_count.prompt_details.cache_read")
+    + _names("traceai", "gen_ai.usage.cache_read_tokens", "gen_ai.usage.input_tokens.cache_read")
 )
 CACHE_WRITE = (
-    "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.cache_write.input_tokens",
-    "gen_ai.usage.cache_creation_input_tokens",
-    "llm.token_count.prompt_details.cache_write",
-    "gen_ai.usage.cache_write_tokens",
-    "gen_ai.usage.input_tokens.cache_write",
+    _names("semconv", "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens")
+    + _names("legacy", "gen_ai.usage.cache_creation_input_tokens")
+    + _names("openinference", "llm.token_count.prompt_details.cache_write")
+    + _names("traceai", "gen_ai.usage.cache_write_tokens", "gen_ai.usage.input_tokens.cache_write")
 )
 REASONING = (
-    "gen_ai.usage.reasoning.output_tokens",
-    "llm.usage.reasoning_tokens",
-    "llm.token_count.completion_details.reasoning",
+    _names("semconv", "gen_ai.usage.reasoning.output_tokens")
+    + _names("legacy", "llm.usage.reasoning_tokens")
+    + _names("openinference", "llm.token_count.completion_details.reasoning")
 )
+TOTAL = (
+    _names("legacy", "llm.usage.total_tokens", "gen_ai.usage.total_tokens")
+    + _names("openinference", "llm.token_count.total")
+)
+# LiteLLM keeps separate cache counts only inside this Python-repr (or JSON) string.
+LITELLM_USAGE = "metadata.usage_object"
 
-ATTRIBUTES: tuple[str, ...] = INPUT + OUTPUT + CACHE_READ + CACHE_WRITE + REASONING
+ATTRIBUTES: tuple[str, ...] = INPUT + OUTPUT + CACHE_READ + CACHE_WRITE + REASONING + TOTAL + (LITELLM_USAGE,)
+
+# Families whose definition of input is explicit and observed to include cache tokens even
+# for Anthropic (LiteLLM rewrites Anthropic usage; OpenInference defines prompt as inclusive).
+_DEFINITE = frozenset({"openinference", "litellm"})
+# Providers whose native usage EXCLUDES cache tokens from input (Anthropic, Bedrock Converse).
+_EXCLUDING_NATIVE = ("anthropic", "aws.bedrock", "bedrock", "aws")
 
 
-def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, str | None]:
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The schema's ``dialects:`` section, compiled: extra names and conventions by scope."""
+
+    input: tuple[str, ...] = ()
+    output: tuple[str, ...] = ()
+    cache_read: tuple[str, ...] = ()
+    cache_write: tuple[str, ...] = ()
+    cache_write_5m: tuple[str, ...] = ()
+    cache_write_1h: tuple[str, ...] = ()
+    reasoning: tuple[str, ...] = ()
+    total: tuple[str, ...] = ()
+    conventions: tuple[tuple[str, str], ...] = ()  # (scope prefix, convention), longest first
+    model: tuple[str, ...] = ()
+    provider: tuple[str, ...] = ()
+    reported_cost: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any] | None) -> "Dialect":
+        d = d or {}
+        tokens = d.get("tokens") or {}
+
+        def names(v) -> tuple[str, ...]:
+            if isinstance(v, str):
+                return (v,)
+            return tuple(x for x in (v or ()) if isinstance(x, str) and x)
+
+        conv = d.get("convention") or {}
+        conventions = tuple(
+            sorted(
+                ((str(p), str(c)) for p, c in conv.items() if c in (INCLUDING, EXCLUDING)),
+                key=lambda pc: (-len(pc[0]), pc[0]),
+            )
+        )
+        return cls(
+            input=names(tokens.get("input")),
+            output=names(tokens.get("output")),
+            cache_read=names(tokens.get("cache_read")),
+            cache_write=names(tokens.get("cache_write")),
+            cache_write_5m=names(tokens.get("cache_write_5m")),
+            cache_write_1h=names(tokens.get("cache_write_1h")),
+            reasoning=names(tokens.get("reasoning")),
+            total=names(tokens.get("total")),
+            conventions=conventions,
+            model=names(d.get("model")),
+            provider=names(d.get("provider")),
+            reported_cost=names(d.get("reported_cost")),
+        )
+
+    def token_attributes(self) -> tuple[str, ...]:
+        return (
+            self.input + self.output + self.cache_read + self.cache_write + self.cache_write_5m
+            + self.cache_write_1h + self.reasoning + self.total
+        )
+
+    def convention_for(self, scope: str) -> tuple[str, str] | None:
+        for prefix, conv in self.conventions:
+            if scope.startswith(prefix):
+                return prefix, conv
+        return None
+
+
+NO_DIALECT = Dialect()
+
+
+def as_int(v: Any) -> int | None:
+    """A token count as an int; None when the value is absent or not a whole number."""
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else None
+    if isinstance(v, str):
+        s = v.strip()
+        if s.lstrip("-").isdigit():
+            return int(s)
+    return None
+
+
+def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int | None, str | None]:
     for n in names:
-        v = attrs.get(n)
-        if v is None:
-            continue
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-            v = int(v)
-        if isinstance(v, int):
+        v = as_int(attrs.get(n))
+        if v is not None:
             return v, n
-    return 0, None
+    return None, None
 
 
-def normalize(attrs: Mapping[str, Any]) -> Usage:
-    total_in, in_name = _first(attrs, INPUT)
-    out, _ = _first(attrs, OUTPUT)
-    cr, _ = _first(attrs, CACHE_READ)
-    cw, _ = _first(attrs, CACHE_WRITE)
-    rs, _ = _first(attrs, REASONING)
-    cr, cw, total_in, out, rs = (max(x, 0) for x in (cr, cw, total_in, out, rs))
-    if in_name is None and not (out or cr or cw):
-        return Usage(output=out, reasoning=rs)
-    if cr + cw > total_in:
-        convention, uncached = "excluding", total_in
+def _litellm_usage(attrs: Mapping[str, Any]) -> dict[str, int] | None:
+    raw = attrs.get(LITELLM_USAGE)
+    if raw is None:
+        return None
+    obj: Any = raw
+    if isinstance(raw, str):
+        from auditor.schema import parse_pyrepr
+
+        obj = parse_pyrepr(raw)
+        if obj is None:
+            try:
+                obj = json.loads(raw)
+            except (ValueError, RecursionError):
+                return None
+    if not isinstance(obj, dict):
+        return None
+
+    def num(*path: str) -> int | None:
+        cur: Any = obj
+        for p in path:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(p)
+        return as_int(cur)
+
+    out = {
+        "input": num("prompt_tokens"),
+        "output": num("completion_tokens"),
+        "cache_read": num("cache_read_input_tokens"),
+        "cache_write": num("cache_creation_input_tokens"),
+        "reasoning": num("completion_tokens_details", "reasoning_tokens"),
+        "total": num("total_tokens"),
+    }
+    if out["cache_read"] is None:
+        out["cache_read"] = num("prompt_tokens_details", "cached_tokens")
+    if out["cache_write"] is None:
+        out["cache_write"] = num("prompt_tokens_details", "cache_creation_tokens")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def excludes_natively(provider: str | None, model: str | None) -> bool:
+    """Whether the provider's own API reports input WITHOUT cache tokens (Anthropic-style)."""
+    p = (provider or "").lower()
+    if p.startswith(_EXCLUDING_NATIVE):
+        return True
+    return "claude" in (model or "").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """The counts as found on the span, before any convention is applied (GENAI004 reads it)."""
+
+    input: int | None = None
+    output: int | None = None
+    cache_read: int | None = None
+    cache_write: int | None = None
+    cache_write_5m: int | None = None
+    cache_write_1h: int | None = None
+    reasoning: int | None = None
+    total: int | None = None
+    family: str = ""
+    names: tuple[str, ...] = ()
+
+
+def read_raw(attrs: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> Raw:
+    got: dict[str, int | None] = {}
+    names: list[str] = []
+    family = ""
+    for field_name, builtin, extra in (
+        ("input", INPUT, dialect.input),
+        ("output", OUTPUT, dialect.output),
+        ("cache_read", CACHE_READ, dialect.cache_read),
+        ("cache_write", CACHE_WRITE, dialect.cache_write),
+        ("cache_write_5m", (), dialect.cache_write_5m),
+        ("cache_write_1h", (), dialect.cache_write_1h),
+        ("reasoning", REASONING, dialect.reasoning),
+        ("total", TOTAL, dialect.total),
+    ):
+        v, n = _first(attrs, builtin + extra)
+        got[field_name] = v
+        if n is not None:
+            names.append(n)
+            if field_name == "input":
+                family = _FAMILY.get(n, "dialect")
+    lite = _litellm_usage(attrs)
+    if lite:
+        # The usage object is LiteLLM's full record: it fills what the span attributes lack.
+        for k, v in lite.items():
+            if got.get(k) is None:
+                got[k] = v
+                names.append(f"{LITELLM_USAGE}#{k}")
+                if k == "input":
+                    family = "litellm"
+    if not family and got.get("output") is not None:
+        family = next((_FAMILY.get(n, "dialect") for n in names), "")
+    return Raw(**got, family=family, names=tuple(names))
+
+
+def normalize(
+    attrs: Mapping[str, Any],
+    scope: str = "",
+    dialect: Dialect = NO_DIALECT,
+    provider: str | None = None,
+    model: str | None = None,
+) -> Usage:
+    return from_raw(read_raw(attrs, dialect), scope, dialect, provider, model)
+
+
+def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider: str | None = None, model: str | None = None) -> Usage:
+    cr = max(raw.cache_read or 0, 0)
+    cw5 = max(raw.cache_write_5m or 0, 0)
+    cw1 = max(raw.cache_write_1h or 0, 0)
+    cw_all = max(raw.cache_write or 0, 0)
+    # A total cache-write count covers the 5m/1h split when both are given.
+    cw = max(cw_all - cw5 - cw1, 0) if (cw5 or cw1) else cw_all
+    out = max(raw.output or 0, 0)
+    rs = max(raw.reasoning or 0, 0)
+    total = max(raw.total or 0, 0)
+    cache = cr + cw + cw5 + cw1
+    common = dict(cache_read=cr, cache_write=cw, cache_write_5m=cw5, cache_write_1h=cw1, output=out, reasoning=rs, source=raw.family)
+    if raw.input is None:
+        if raw.output is None and not cache and not total:
+            return Usage(reasoning=rs, basis="no token counts")
+        if raw.output is None and not cache:
+            return Usage(total=total, source=raw.family, basis="only a total token count")
+        return Usage(input=0, total=total if raw.output is None else 0, basis="no input token count", **common)
+    inp = max(raw.input, 0)
+    declared = dialect.convention_for(scope)
+    ambiguous = False
+    if declared is not None:
+        prefix, conv = declared
+        if conv == INCLUDING and cache > inp:
+            conv, basis = EXCLUDING, f"dialect says including for scope {prefix!r}, but cache tokens exceed input: read as excluding"
+        else:
+            basis = f"dialect: scope {prefix!r} is {conv}"
+    elif not cache:
+        conv, basis = INCLUDING, "no cache tokens (either convention gives the same input)"
+    elif cache > inp:
+        conv, basis = EXCLUDING, "evidence: cache tokens exceed input tokens"
+    elif raw.family in _DEFINITE:
+        conv, basis = INCLUDING, f"{raw.family} defines input as including cache tokens"
+    elif excludes_natively(provider, model):
+        conv, ambiguous = INCLUDING, True
+        basis = (
+            f"ambiguous: {raw.family or 'these'} attributes should include cache tokens, but the provider's native "
+            "usage excludes them; priced as including"
+        )
     else:
-        convention, uncached = "including", total_in - cr - cw
-    return Usage(
-        input=uncached,
-        cache_read=cr,
-        cache_write=cw,
-        output=out,
-        reasoning=rs,
-        convention=convention,
-        source=(in_name or "").rsplit(".", 1)[0],
-    )
+        conv, basis = INCLUDING, f"{raw.family or 'semconv'} convention: input includes cache tokens"
+    uncached = inp - cache if conv == INCLUDING else inp
+    return Usage(input=uncached, convention=conv, basis=basis, ambiguous=ambiguous, **common)
+
+
+def reinterpret(u: Usage, convention: str) -> Usage:
+    """The same counts read under the other convention (the alternative COST002 prices)."""
+    from dataclasses import replace
+
+    if convention == u.convention:
+        return u
+    cache = u.cache_read + u.cache_write_total
+    if convention == EXCLUDING:  # input as reported was cache-inclusive; now take it as uncached
+        return replace(u, input=u.input + cache, convention=EXCLUDING, ambiguous=False)
+    return replace(u, input=max(u.input - cache, 0), convention=INCLUDING, ambiguous=False)

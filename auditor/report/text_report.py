@@ -66,6 +66,19 @@ def render(result, options) -> str:
             out.append(f"  {k.key:<{width}}{miss:<26}{spend}")
         out.append("")
 
+    by_code = result.extra.get("cost_by_code") or {}
+    if by_code:
+        out.append("LLM spend concerned by findings, per code:")
+        for code, cc in by_code.items():
+            if cc.unpriced_calls == cc.calls:
+                line = f"  {code:<9}{cc.calls} LLM call(s), all unpriced"
+            else:
+                line = f"  {code:<9}{money(cc.cost_usd)} over {cc.calls} LLM call(s)"
+                if cc.unpriced_calls:
+                    line += f" (+ {cc.unpriced_calls} unpriced)"
+            out.append(line)
+        out.append("")
+
     if result.boundaries:
         out.append(paint(f"Leaking boundaries ({len(result.boundaries)})", _BOLD) + ", worst first:")
         for i, b in enumerate(result.boundaries, 1):

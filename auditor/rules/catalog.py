@@ -79,6 +79,34 @@ register(
              "the same LLM call recorded by several spans (counted once)",
              "Two instrumentations recorded one call (e.g. a framework's span and the client library's). "
              "It is counted and priced once; it is attributed if any record carries the key."),
+    RuleInfo("GENAI001", "genai-required-attribute-missing", "genai", W,
+             "required gen_ai attribute missing",
+             "A gen_ai span lacks an attribute the GenAI semantic conventions require for its operation "
+             "(schemas/genai-semconv.yaml), e.g. gen_ai.provider.name. Backends and pricing depend on it: set it in "
+             "the instrumentation or upgrade it."),
+    RuleInfo("GENAI002", "genai-renamed-attribute", "genai", N,
+             "deprecated or renamed attribute name (says the new one)",
+             "The span uses a gen_ai name (or enum value) the conventions renamed or removed; the message names the "
+             "replacement. Moving the GenAI conventions to their own repository is not a deprecation and is not reported."),
+    RuleInfo("GENAI003", "genai-wrong-type", "genai", W,
+             "wrong type",
+             "A gen_ai attribute has a type other than the conventions define (e.g. a token count sent as a string). "
+             "Consumers that expect the defined type drop or misread it."),
+    RuleInfo("GENAI004", "genai-impossible-token-counts", "genai", E,
+             "impossible token counts",
+             "Token counts that cannot all be true: a negative count, reasoning tokens above output tokens, or cache "
+             "tokens above input tokens where the instrumentation is declared to count cache inside input. The price "
+             "of such a call is not trustworthy: fix the instrumentation or its dialect declaration."),
+    RuleInfo("COST001", "cost-no-price", "cost", W,
+             "no price for this provider/model (call counted as unpriced, never $0)",
+             "The model (or provider) is not in the pinned genai-prices data, the span names no model, or it carries "
+             "no usable token counts. The call is counted as unpriced, never as $0. Add a `prices:` entry to the "
+             "schema for self-hosted or negotiated models."),
+    RuleInfo("COST002", "cost-ambiguous-cache-accounting", "cost", W,
+             "ambiguous cache-token accounting",
+             "Input tokens may or may not include the cache tokens: the attributes nominally include them, but the "
+             "provider's native usage excludes them and the counts fit both readings. The finding gives both prices; "
+             "declare the instrumentation's convention under `dialects.convention` in the schema."),
     RuleInfo("AGENT001", "developer-missing-key", "agents", E,
              "a developer's model calls lack a required key (team, cost center, repository)",
              "Every call from this developer's machine misses the key, so their spend cannot be charged to a team, "

@@ -1,0 +1,191 @@
+"""GENAI001-004: gen_ai spans checked against the semantic conventions, kept as data.
+
+The conventions move (and moved repository in 2026), so what is required, typed, renamed or
+removed lives in ``schemas/genai-semconv.yaml``; this module only applies it. A span is
+checked when it carries ``gen_ai.operation.name`` or is an LLM call by the schema. A
+required attribute whose old name is present is reported once, as GENAI002 (rename), not
+also as GENAI001.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from auditor import usage as usage_mod
+from auditor.boundary import endpoint
+from auditor.errors import SchemaError
+from auditor.model import Finding, LlmCall, Severity, Span
+from auditor.projection import Projection
+from auditor.resources import schemas_dir
+
+DEFAULT_FILE = "genai-semconv.yaml"
+OPERATION = "gen_ai.operation.name"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    required: tuple[str, ...]
+    conditional: tuple[tuple[str, str], ...]  # (attribute, required when this one is present)
+
+
+def _type_ok(kind: str, v: Any) -> bool:
+    if kind == "string":
+        return isinstance(v, str)
+    if kind == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if kind == "double":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if kind == "boolean":
+        return isinstance(v, bool)
+    if kind == "string[]":
+        return isinstance(v, tuple) and all(isinstance(x, str) for x in v)
+    return True
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "double"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, tuple):
+        return "array"
+    return type(v).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class GenAiRules:
+    semconv: str
+    operations: Mapping[str, Operation]
+    types: Mapping[str, str]
+    renamed: Mapping[str, tuple[str, str]]  # old -> (new, since)
+    removed: Mapping[str, tuple[str, str]]  # name -> (since, note)
+    renamed_values: Mapping[str, Mapping[str, str]]
+    token_counts: tuple[str, ...]
+
+    @classmethod
+    def load(cls, ref: str | None = None) -> "GenAiRules":
+        path = Path(ref) if ref else schemas_dir() / DEFAULT_FILE
+        if ref and not path.is_file() and (schemas_dir() / ref).is_file():
+            path = schemas_dir() / ref
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise SchemaError(f"{path}: cannot read the gen_ai semconv table: {e.strerror or e}") from None
+        except yaml.YAMLError as e:
+            raise SchemaError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+        return cls.from_doc(doc, str(path))
+
+    @classmethod
+    def from_doc(cls, doc: Any, where: str) -> "GenAiRules":
+        try:
+            ops = {
+                name: Operation(
+                    tuple(spec.get("required") or ()),
+                    tuple((c["attribute"], c["when_present"]) for c in spec.get("conditionally_required") or ()),
+                )
+                for name, spec in (doc.get("operations") or {}).items()
+            }
+            return cls(
+                semconv=str(doc.get("semconv", "")),
+                operations=ops,
+                types=dict(doc.get("types") or {}),
+                renamed={k: (v["new"], str(v.get("since", ""))) for k, v in (doc.get("renamed") or {}).items()},
+                removed={k: (str(v.get("since", "")), v.get("note", "")) for k, v in (doc.get("removed") or {}).items()},
+                renamed_values={k: dict(v) for k, v in (doc.get("renamed_values") or {}).items()},
+                token_counts=tuple(doc.get("token_counts") or ()),
+            )
+        except (AttributeError, KeyError, TypeError) as e:
+            raise SchemaError(f"{where}: not a gen_ai semconv table ({type(e).__name__}: {e})") from None
+
+    def projection(self) -> Projection:
+        names = {OPERATION}
+        for op in self.operations.values():
+            names.update(op.required)
+            for a, b in op.conditional:
+                names.update((a, b))
+        names.update(self.types)
+        names.update(self.renamed)
+        names.update(self.removed)
+        names.update(self.renamed_values)
+        names.update(self.token_counts)
+        return Projection.of(names)
+
+    # ---------------------------------------------------------------- checks
+
+    def check(
+        self,
+        span: Span,
+        call: LlmCall | None,
+        dialect: usage_mod.Dialect,
+        severity: Callable[[str], Severity | None],
+    ) -> list[Finding]:
+        a = span.attributes
+        op_name = a.get(OPERATION)
+        if op_name is None and call is None:
+            return []
+        out: list[Finding] = []
+        where = endpoint(span)
+
+        def add(code: str, msg: str) -> None:
+            sev = severity(code)
+            if sev is not None:
+                out.append(Finding(code, sev, span.trace_id, span.span_id, msg, endpoint=where))
+
+        old_for = {new: old for old, (new, _) in self.renamed.items()}
+        # GENAI001: required attributes (the operation is inferred as chat for LLM calls without it).
+        op = self.operations.get(op_name if isinstance(op_name, str) else "chat")
+        if op is not None:
+            missing = [r for r in op.required if r not in a and old_for.get(r) not in a]
+            missing += [x for x, y in op.conditional if y in a and x not in a]
+            for r in missing:
+                add("GENAI001", f"required attribute {r} is missing on {span.name!r} (operation {op_name or 'chat, inferred'}; semconv {self.semconv})")
+        # GENAI002: renamed and removed names, renamed enum values.
+        for old, (new, since) in self.renamed.items():
+            if old in a:
+                add("GENAI002", f"{old} was renamed to {new} (semconv {since}); write {new}")
+        for name, (since, note) in self.removed.items():
+            if name in a:
+                add("GENAI002", f"{name} was removed (semconv {since}) with no replacement" + (f": {note}" if note else ""))
+        for attr, values in self.renamed_values.items():
+            v = a.get(attr)
+            if isinstance(v, str) and v in values:
+                add("GENAI002", f"{attr} value {v!r} was renamed to {values[v]!r}")
+        # GENAI003: wrong types.
+        for attr, kind in self.types.items():
+            v = a.get(attr)
+            if v is not None and not _type_ok(kind, v):
+                add("GENAI003", f"{attr} should be {kind}, got {_type_name(v)} {v!r:.60}")
+        # GENAI004: impossible token counts.
+        for attr in self.token_counts:
+            n = usage_mod.as_int(a.get(attr))
+            if n is not None and n < 0:
+                add("GENAI004", f"{attr} is negative ({n})")
+        if call is not None:
+            out.extend(_impossible(span, call, dialect, severity, where))
+        return out
+
+
+def _impossible(span: Span, call: LlmCall, dialect, severity, where) -> list[Finding]:
+    sev = severity("GENAI004")
+    if sev is None:
+        return []
+    raw = usage_mod.read_raw(span.attributes, dialect)
+    msgs = []
+    if raw.reasoning is not None and raw.output is not None and raw.reasoning > raw.output >= 0:
+        msgs.append(f"reasoning tokens ({raw.reasoning}) exceed output tokens ({raw.output}); reasoning is part of output")
+    declared = dialect.convention_for(span.scope)
+    cache = max(raw.cache_read or 0, 0) + max(raw.cache_write or 0, 0) + max(raw.cache_write_5m or 0, 0) + max(raw.cache_write_1h or 0, 0)
+    if declared is not None and declared[1] == usage_mod.INCLUDING and raw.input is not None and cache > raw.input >= 0:
+        msgs.append(
+            f"cache tokens ({cache}) exceed input tokens ({raw.input}) although the dialect declares scope "
+            f"{declared[0]!r} as including cache tokens; priced as excluding: check the instrumentation or the dialect"
+        )
+    return [Finding("GENAI004", sev, span.trace_id, span.span_id, m, endpoint=where) for m in msgs]
