@@ -23,7 +23,7 @@ def _acked(path: Path) -> list[str]:
 def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path):
     data = tmp_path / "data"
     acked = tmp_path / "acked.txt"
-    first = Sidecar(data, trace_idle=5).start()  # acknowledged spans wait in the window when it dies
+    first = Sidecar(data, trace_idle=5, workers=2).start()  # acknowledged spans wait in the window when it dies
     client = subprocess.Popen(
         [sys.executable, "-c",
          "import sys; from test_server_support import run_client; "
@@ -41,6 +41,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path):
         assert buffered > 0  # acknowledged yet not audited: only the spool has them
         assert len(before_kill) < BATCHES * PER_BATCH  # the client was mid-stream
 
+        # restarted with one worker: the shards' replay positions fold into one
         second = Sidecar(data, trace_idle=0.3, grpc_port=first.grpc_port, http_port=first.http_port).start()
         try:
             assert client.wait(timeout=180) == 0, client.stderr.read().decode()

@@ -114,9 +114,10 @@ def without_run(report: dict) -> dict:
 class Sidecar:
     """``python -m auditor serve`` as a real process; ports come from its listen.json."""
 
-    def __init__(self, data_dir: Path, *args: str, trace_idle: float = 0.3, grpc_port: int = 0, http_port: int = 0):
+    def __init__(self, data_dir: Path, *args: str, trace_idle: float = 0.3, grpc_port: int = 0, http_port: int = 0,
+                 workers: int = 1):
         self.data_dir = data_dir
-        self.args = args
+        self.args = (*args, "--workers", str(workers))
         self.trace_idle = trace_idle
         self.grpc_port = grpc_port
         self.http_port = http_port

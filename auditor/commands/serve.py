@@ -25,10 +25,12 @@ import click
               help="Spans accepted but not yet audited; past it exports get 429 / UNAVAILABLE (retryable).")
 @click.option("--max-request-bytes", type=click.IntRange(1024), default=64 * 1024 * 1024, show_default=True,
               help="Largest export, also after gzip decompression: 413 / RESOURCE_EXHAUSTED above.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Audit processes; each audits the traces whose id hashes to it.")
 @click.option("--auth-token", default=None, envvar="AUDITOR_AUTH_TOKEN", metavar="TOKEN",
               help="Require 'Authorization: Bearer TOKEN' on every request but /healthz [env AUDITOR_AUTH_TOKEN].")
 def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,
-            max_request_bytes, auth_token):
+            max_request_bytes, workers, auth_token):
     """Run the OTLP sidecar: receive traces, audit each as it completes, keep the findings.
 
     An export is acknowledged only once it is on disk; SIGTERM audits everything buffered
@@ -41,7 +43,7 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
     def run():
         return serve(
             ServeConfig(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age,
-                        max_buffered_spans, max_request_bytes, auth_token)
+                        max_buffered_spans, max_request_bytes, auth_token, workers)
         )
 
     sys.exit(run())

@@ -1,8 +1,9 @@
-"""``auditor serve``: two processes. This one receives (gRPC + HTTP on one asyncio loop),
-spools and acknowledges; the audit worker (``auditor.server.worker``) audits and stores.
+"""``auditor serve``: this process receives (gRPC + HTTP on one asyncio loop), spools and
+acknowledges; ``--workers`` audit processes (``auditor.server.worker``) audit and store,
+each the traces whose id hashes to it.
 
 SIGTERM / SIGINT: refuse new exports (retryable UNAVAILABLE), finish the ones in flight,
-close the spool, let the worker audit everything buffered and commit, exit 0.
+close the spool, let the workers audit everything buffered and commit, exit 0.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
@@ -48,6 +49,7 @@ class ServeConfig:
     max_buffered_spans: int = 200_000
     max_request_bytes: int = 64 * MIB
     auth_token: str | None = None
+    workers: int = 2
 
 
 def _log(msg: str) -> None:
@@ -75,27 +77,27 @@ class _Uvicorn(uvicorn.Server):
 
 
 class _Worker:
-    """The audit process, restarted (it replays) should it ever die while we run."""
+    """One audit process, restarted (it replays) should it ever die while we run."""
 
-    def __init__(self, wcfg: WorkerConfig, committed, done):
-        self.ctx = multiprocessing.get_context("spawn")
+    def __init__(self, ctx, wcfg: WorkerConfig, committed, done, drain):
+        self.ctx = ctx
         self.wcfg = wcfg
         self.committed = committed
         self.done = done
-        self.drain = self.ctx.Event()
+        self.drain = drain
         self.proc = None
 
     def start(self) -> None:
         self.ready = self.ctx.Event()  # kept: the child unpickles it after start() returns
         self.proc = self.ctx.Process(
-            target=worker_main, name="auditor-worker",
+            target=worker_main, name=f"auditor-worker-{self.wcfg.shard}",
             args=(self.wcfg, self.committed, self.done, self.drain, self.ready, os.getpid()),
         )
         self.proc.start()
 
     def check(self) -> None:
         if self.proc is not None and not self.drain.is_set() and self.proc.exitcode is not None:
-            _log(f"audit worker exited with {self.proc.exitcode}; restarting it (it replays from the spool)")
+            _log(f"audit worker {self.wcfg.shard} exited with {self.proc.exitcode}; restarting it (it replays from the spool)")
             self.start()
 
     def finish(self) -> int:
@@ -106,13 +108,42 @@ class _Worker:
             self.proc.join()
             if self.proc.exitcode is not None and self.proc.exitcode >= 0:
                 break
-            _log(f"audit worker ended by signal {-self.proc.exitcode} while draining; starting it again")
+            _log(f"audit worker {self.wcfg.shard} ended by signal {-self.proc.exitcode} while draining; starting it again")
             self.start()
         return self.proc.exitcode
 
+
+class _Workers:
+    """N audit processes, each owning the traces whose id hashes to it (like the Collector's
+    loadbalancing exporter, inside one machine). ``value`` is their common low-water mark."""
+
+    def __init__(self, wcfg: WorkerConfig, n: int, committed, start_seq: int):
+        self.ctx = multiprocessing.get_context("spawn")
+        self.drain = self.ctx.Event()
+        self.dones = [self.ctx.Value("q", start_seq, lock=False) for _ in range(n)]
+        self.workers = [
+            _Worker(self.ctx, replace(wcfg, shard=k, shards=n), committed, d, self.drain) for k, d in enumerate(self.dones)
+        ]
+
+    @property
+    def value(self) -> int:
+        return min(d.value for d in self.dones)
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def check(self) -> None:
+        for w in self.workers:
+            w.check()
+
+    def finish(self) -> int:
+        codes = [w.finish() for w in self.workers]
+        return next((c for c in codes if c), 0)
+
     def stop(self) -> None:
         """After a failed start: drain what there is and go (idempotent)."""
-        if self.proc is not None and self.proc.exitcode is None:
+        if any(w.proc is not None and w.proc.exitcode is None for w in self.workers):
             self.finish()
 
 
@@ -125,26 +156,26 @@ def serve(cfg: ServeConfig) -> int:
     lock = _lock(data_dir)
     schema = load_schema(cfg.schema_ref)
     spool_dir, db = paths(data_dir)
-    writer = store.Store(db)  # creates the tables before either process reads them
-    done_seq = writer.done_seq()
+    writer = store.Store(db)  # creates the tables before any process reads them
+    start_seq = writer.reset_shards(cfg.workers)
     writer.close()
-    ctx = multiprocessing.get_context("spawn")
-    committed = ctx.Value("q", 0, lock=False)
-    done = ctx.Value("q", done_seq, lock=False)
+    committed = multiprocessing.get_context("spawn").Value("q", 0, lock=False)
     spool = SpoolWriter(spool_dir, on_commit=lambda seq: setattr(committed, "value", seq))
     committed.value = spool.last_seq
-    worker = _Worker(WorkerConfig(str(data_dir), cfg.schema_ref, cfg.trace_idle, cfg.trace_max_age), committed, done)
-    worker.start()
+    wcfg = WorkerConfig(str(data_dir), cfg.schema_ref, cfg.trace_idle, cfg.trace_max_age, cfg.max_buffered_spans)
+    workers = _Workers(wcfg, cfg.workers, committed, start_seq)
+    workers.start()
     try:
-        code = asyncio.run(_run(cfg, schema, spool, done, worker, data_dir, db))
+        code = asyncio.run(_run(cfg, schema, spool, workers, data_dir, db))
     finally:
         spool.close()
-        worker.stop()
+        workers.stop()
         lock.close()
     return code
 
 
-async def _run(cfg, schema, spool, done, worker: _Worker, data_dir: Path, db: Path) -> int:
+async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) -> int:
+    done = workers
     intake = Intake(spool, done, cfg.max_buffered_spans, cfg.auth_token)
     replay = intake.buffered()
     spool.start()
@@ -190,7 +221,7 @@ async def _run(cfg, schema, spool, done, worker: _Worker, data_dir: Path, db: Pa
         except asyncio.TimeoutError:
             pass
         spool.retire(done.value)
-        worker.check()
+        workers.check()
         if http_task.done():
             break
     _log("stopping: refusing new exports, auditing everything buffered")
@@ -199,7 +230,7 @@ async def _run(cfg, schema, spool, done, worker: _Worker, data_dir: Path, db: Pa
     http.should_exit = True
     await http_task
     await asyncio.to_thread(spool.close)
-    code = await asyncio.to_thread(worker.finish)
+    code = await asyncio.to_thread(workers.finish)
     spool.retire(done.value)
     reporter.close()
     if code != 0:

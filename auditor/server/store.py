@@ -11,7 +11,6 @@ and metrics (findings by code, unattributed cost by key, boundaries).
 from __future__ import annotations
 
 import json
-import pickle
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Iterable, Iterator
 
 from auditor.model import Counts, Parts, Span
 from auditor.rollup import merge_parts
+from auditor.server import codec
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v);
@@ -73,8 +73,21 @@ class Store:
         self.path = path
         self.conn = connect(path)
 
-    def done_seq(self) -> int:
-        return done_seq(self.conn)
+    def done_seq(self, shard: int) -> int:
+        return done_seq(self.conn, shard)
+
+    def reset_shards(self, shards: int) -> int:
+        """Before the workers start: every shard resumes from the lowest stored done_seq
+        (replaying a little more is harmless: a re-audit replaces), so the worker count may
+        change between runs. Returns that sequence."""
+        rows = self.conn.execute("SELECT v FROM meta WHERE k LIKE 'done_seq.%'").fetchall()
+        start = min((int(v) for (v,) in rows), default=1)
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("DELETE FROM meta WHERE k LIKE 'done_seq.%'")
+        c.executemany("INSERT INTO meta VALUES (?, ?)", [(f"done_seq.{k}", start) for k in range(shards)])
+        c.execute("COMMIT")
+        return start
 
     def stored_spans(self, trace_ids: list[str]) -> dict[str, list[Span]]:
         """Spans of traces audited before (a late span re-opens them)."""
@@ -83,10 +96,10 @@ class Store:
             chunk = trace_ids[i : i + 500]
             q = f"SELECT trace_id, spans FROM traces WHERE trace_id IN ({','.join('?' * len(chunk))})"
             for tid, blob in self.conn.execute(q, chunk):
-                out[tid] = pickle.loads(blob)
+                out[tid] = codec.loads(blob)
         return out
 
-    def commit(self, audited: Iterable[Audited], reopened: set[str], rejected: dict[int, int], done_seq: int) -> None:
+    def commit(self, audited: Iterable[Audited], reopened: set[str], rejected: dict[int, int], done_seq: int, shard: int = 0) -> None:
         """One transaction: replace the traces' rows, record rejected counts, advance done_seq."""
         c = self.conn
         now = time.time()
@@ -95,7 +108,7 @@ class Store:
             p = a.parts
             trace_rows.append(
                 (a.trace_id, p.counts.spans, len(p.findings), now,
-                 pickle.dumps(a.spans, pickle.HIGHEST_PROTOCOL), pickle.dumps(p, pickle.HIGHEST_PROTOCOL))
+                 codec.dumps(a.spans), codec.dumps(p))
             )
             for f in p.findings:
                 b = str(f.boundary) if f.boundary else None
@@ -134,7 +147,7 @@ class Store:
             c.executemany("INSERT INTO unattributed VALUES (?,?,?,?)", un_rows)
             c.executemany("INSERT OR REPLACE INTO rejected VALUES (?,?)", rejected.items())
             c.execute(
-                "INSERT INTO meta VALUES ('done_seq', ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (done_seq,)
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (f"done_seq.{shard}", done_seq)
             )
             c.execute(
                 "INSERT INTO meta VALUES ('version', 1) ON CONFLICT(k) DO UPDATE SET v=v+1"
@@ -151,9 +164,9 @@ class Store:
 # ---------------------------------------------------------------- read side (the web process)
 
 
-def done_seq(conn: sqlite3.Connection) -> int:
-    """The first spool sequence not yet fully stored: replay starts here."""
-    row = conn.execute("SELECT v FROM meta WHERE k='done_seq'").fetchone()
+def done_seq(conn: sqlite3.Connection, shard: int) -> int:
+    """The first spool sequence a shard has not yet fully stored: its replay starts here."""
+    row = conn.execute("SELECT v FROM meta WHERE k=?", (f"done_seq.{shard}",)).fetchone()
     return int(row[0]) if row else 1
 
 
@@ -164,7 +177,7 @@ def version(conn: sqlite3.Connection) -> int:
 
 def all_parts(conn: sqlite3.Connection) -> Iterator[Parts]:
     for (blob,) in conn.execute("SELECT parts FROM traces ORDER BY trace_id"):
-        yield pickle.loads(blob)
+        yield codec.loads(blob)
 
 
 def combined_parts(conn: sqlite3.Connection, keys: tuple[str, ...], required: tuple[str, ...]) -> Parts:

@@ -37,6 +37,13 @@ class WorkerConfig:
     schema_ref: str | None
     idle: float
     max_age: float
+    max_window_spans: int = 200_000  # stop reading the spool while this many spans wait
+    shard: int = 0  # this worker audits the traces whose id hashes to ``shard`` ...
+    shards: int = 1  # ... of this many: each trace lands whole on one worker
+
+
+def shard_of(trace_id: str, shards: int) -> int:
+    return int(trace_id[:8], 16) % shards
 
 
 def paths(data_dir: str | Path) -> tuple[Path, Path]:
@@ -59,7 +66,7 @@ def main(cfg: WorkerConfig, committed, done, drain, ready, parent_pid: int) -> N
     if os.getppid() != parent_pid:
         return
     spool_dir, db = paths(cfg.data_dir)
-    lock = open(Path(cfg.data_dir) / "worker.lock", "w")
+    lock = open(Path(cfg.data_dir) / f"worker-{cfg.shard}.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # a previous worker may still be on its way out
     compiled = Compiled(load_schema(cfg.schema_ref))
     store = Store(db)
@@ -75,7 +82,9 @@ class Worker:
         self.projection = compiled.projection
         self.store = store
         self.window = Window(cfg.idle, cfg.max_age)
-        self.reader = SpoolReader(spool_dir, store.done_seq())
+        self.max_window = cfg.max_window_spans
+        self.shard, self.shards = cfg.shard, cfg.shards
+        self.reader = SpoolReader(spool_dir, store.done_seq(cfg.shard))
         self.rejected: dict[int, int] = {}
 
     def run(self, committed, done, drain, ready, parent_pid: int) -> None:
@@ -85,7 +94,7 @@ class Worker:
         while True:
             draining = drain.is_set()
             upto = committed.value
-            n = self.consume(upto)
+            n = self.consume(upto) if self.window.spans < self.max_window else 0
             caught_up = self.reader.next_seq > upto
             flush_all = draining and caught_up
             due = self.window.due(time.monotonic(), everything=flush_all)
@@ -111,8 +120,11 @@ class Worker:
             except Exception as e:  # the receiver checked it; a failure here is a bug, not a stop
                 print(f"auditor serve: {where}: cannot decode ({type(e).__name__}: {e}); counted as rejected", file=sys.stderr)
                 spans, rejected = [], [None] * max(r.items, 1)
-            if rejected:
+            if rejected and self.shard == 0:  # counted once, by the first shard
                 self.rejected[r.seq] = len(rejected)
+            if self.shards > 1:
+                k, n = self.shard, self.shards
+                spans = [s for s in spans if int(s.trace_id[:8], 16) % n == k]
             self.window.add(spans, r.seq, now)
         return len(recs)
 
@@ -124,7 +136,7 @@ class Worker:
             spans = _unique(old + spans if old else spans)
             trace, structural = assemble.build(tid, spans)
             audited.append(Audited(tid, spans, audit_traces([trace], self.compiled, structural)))
-        self.store.commit(audited, set(prior), self.rejected, low)
+        self.store.commit(audited, set(prior), self.rejected, low, self.shard)
         self.rejected = {}
 
 
