@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from auditor.errors import InputError
-from auditor.ingest import otlp_json, otlp_logs
+from auditor.ingest import jaeger, otlp_json, otlp_logs, tempo, zipkin
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -18,6 +18,9 @@ Decoder = Callable[[Any, Projection, str, str], tuple[list[Span], list[Rejected]
 JSON_FORMATS: list[tuple[str, Callable[[Any], bool], Decoder]] = [
     ("otlp-json", otlp_json.is_otlp_traces, otlp_json.decode),
     ("otlp-logs-json", otlp_logs.is_otlp_logs, otlp_logs.decode_json),
+    ("tempo-json", tempo.is_tempo, tempo.decode),
+    ("jaeger-json", jaeger.is_jaeger, jaeger.decode),
+    ("zipkin-json", zipkin.is_zipkin, zipkin.decode),
 ]
 
 
