@@ -113,7 +113,7 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection) -
         if rest.strip():
             raise InputError(f"{where}: offset 0: expected OTLP protobuf or JSON, found leading whitespace then binary data")
         return
-    if stripped[:1] in (b"{", b"["):
+    if stripped[:1] in (b"{", b"[") and not _binary(head):
         yield from _iter_json(stream, where, projection)
         return
     if stripped[:3] == b"\xef\xbb\xbf" and stripped[3:4] in (b"{", b"["):
@@ -137,6 +137,15 @@ def decode_protobuf(data: bytes, projection: Projection, where: str) -> Batch:
     if otlp_logs.signal_of(data) == "logs":
         return otlp_logs.decode_message(data, projection, where)
     return otlp_proto.decode_message(data, projection, where)
+
+
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13))
+
+
+def _binary(head: bytes) -> bool:
+    """Control bytes cannot occur in JSON text, and nearly every protobuf has some: a message
+    whose first field is 0x0a, length 0x7b ('{') must not be read as JSON."""
+    return head[:1] == b"\n" and any(b in _CONTROL for b in head[:4096])
 
 
 def _size_hint(stream, head: bytes) -> int:

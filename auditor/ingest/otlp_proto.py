@@ -100,11 +100,17 @@ def decode_message(data: bytes, projection: Projection, where: str) -> tuple[lis
     return spans_of(msg, projection, where)
 
 
+# A bare OTLP message starts with 0x0a, which read as a big-endian length is >= 160 MiB; a
+# fileexporter record is far smaller. The cap keeps small bare messages from unknown-size
+# streams (stdin, uploads) from being read as length-prefixed.
+MAX_RECORD = 128 * 1024 * 1024
+
+
 def looks_length_prefixed(head: bytes, size: int) -> bool:
     if len(head) < 5:
         return False
     (n,) = struct.unpack(">I", head[:4])
-    return 0 < n <= size - 4 and head[4] == 0x0A
+    return 0 < n <= min(size - 4, MAX_RECORD) and head[4] == 0x0A
 
 
 def iter_length_prefixed(stream, projection: Projection, where: str, decode=None) -> Iterator[tuple[list[Span], list[Rejected]]]:
