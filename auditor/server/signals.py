@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from auditor.errors import InputError
-from auditor.ingest import otlp_json
+from auditor.ingest import otlp_json, otlp_logs
 from auditor.projection import Projection
 
 _NOTHING = Projection()
@@ -105,4 +106,44 @@ TRACES = Signal(
     rejected_field="rejected_spans",
 )
 
-SIGNALS: tuple[Signal, ...] = (TRACES,)
+def _check_logs_proto(body: bytes) -> Checked:
+    try:
+        msg = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
+    except (DecodeError, RuntimeError) as e:
+        raise InputError(f"body: expected an OTLP ExportLogsServiceRequest protobuf: {e}") from None
+    ok = bad = 0
+    for rl in msg.resource_logs:
+        for sl in rl.scope_logs:
+            for r in sl.log_records:
+                if len(r.trace_id) in (0, 16):
+                    ok += 1
+                else:
+                    bad += 1
+    return Checked(ok, bad, f"{bad} log record(s) rejected: expected an empty or 16-byte traceId" if bad else "")
+
+
+def _check_logs_json(body: bytes) -> Checked:
+    obj = _json(body)
+    if isinstance(obj, dict) and not obj:
+        return Checked(0, 0, "")
+    if not otlp_logs.is_otlp_logs(obj):
+        raise InputError("body: $: expected an OTLP JSON ExportLogsServiceRequest (an object with resourceLogs)")
+    records, rejected = otlp_logs.decode_json(obj, _NOTHING, "body")
+    msg = f"{len(rejected)} log record(s) rejected: {rejected[0].reason}" if rejected else ""
+    return Checked(len(records), len(rejected), msg)
+
+
+# Log records (e.g. Claude Code's api_request events) become span-like records (auditor.ingest.otlp_logs).
+LOGS = Signal(
+    name="logs",
+    http_path="/v1/logs",
+    grpc_method="/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    kind_proto=3,
+    kind_json=4,
+    check_proto=_check_logs_proto,
+    check_json=_check_logs_json,
+    response_type=logs_service_pb2.ExportLogsServiceResponse,
+    rejected_field="rejected_log_records",
+)
+
+SIGNALS: tuple[Signal, ...] = (TRACES, LOGS)
