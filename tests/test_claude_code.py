@@ -200,3 +200,20 @@ def test_concentration_line_and_json(schema):
     }
     calls = {c["span_id"]: c for c in doc["calls"]}
     assert sum(D(c["reported_cost_usd"]) for c in calls.values()) == TOTAL - D("0.0032") + D("0.0149")
+
+
+@pytest.mark.parametrize(
+    "by, expected",
+    [
+        ("session.id", {SID[k]: (f"{v:.6f}", n) for k, (v, n) in PER_SESSION.items()}),
+        ("user.email", {k: (f"{v:.6f}", n) for k, v, n in [
+            ("alice@example.com", D("0.1260"), 6), ("bob@example.com", D("0.01645"), 2), ("carol@example.com", D("1.82325"), 3),
+            ("dave@example.com", D("0.05985"), 2), ("erin@example.com", D("0.0792"), 2), ("(unattributed)", D("0.00795"), 2)]}),
+        ("team", {"platform": ("0.150400", 10), "data": ("1.823250", 3), "(unattributed)": ("0.139050", 4)}),
+    ],
+)
+def test_cost_views_by_session_user_and_team(by, expected):
+    res = CliRunner().invoke(cli, ["cost", "-s", "preset:claude-code", "--by", by, "-f", "json", str(LOGS_PB)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)["rows"]
+    assert {r["values"][by]: (r["cost_usd"], r["llm_calls"]) for r in rows} == expected
