@@ -89,6 +89,9 @@ class Dialect:
     model: tuple[str, ...] = ()
     provider: tuple[str, ...] = ()
     reported_cost: tuple[str, ...] = ()
+    # Attributes holding a whole OpenAI-shaped usage object as JSON or Python-repr text, read
+    # like LiteLLM's metadata.usage_object (e.g. langfuse.observation.usage_details).
+    usage_object: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any] | None) -> "Dialect":
@@ -120,6 +123,7 @@ class Dialect:
             model=names(d.get("model")),
             provider=names(d.get("provider")),
             reported_cost=names(d.get("reported_cost")),
+            usage_object=names(d.get("usage_object")),
         )
 
     def token_attributes(self) -> tuple[str, ...]:
@@ -161,8 +165,8 @@ def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int | None
     return None, None
 
 
-def _litellm_usage(attrs: Mapping[str, Any]) -> dict[str, int] | None:
-    raw = attrs.get(LITELLM_USAGE)
+def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[str, int] | None:
+    raw = attrs.get(name)
     if raw is None:
         return None
     obj: Any = raw
@@ -245,15 +249,16 @@ def read_raw(attrs: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> Raw:
             names.append(n)
             if field_name == "input":
                 family = _FAMILY.get(n, "dialect")
-    lite = _litellm_usage(attrs)
-    if lite:
-        # The usage object is LiteLLM's full record: it fills what the span attributes lack.
-        for k, v in lite.items():
-            if got.get(k) is None:
-                got[k] = v
-                names.append(f"{LITELLM_USAGE}#{k}")
-                if k == "input":
-                    family = "litellm"
+    for obj_name, obj_family in ((LITELLM_USAGE, "litellm"),) + tuple((n, "usage_object") for n in dialect.usage_object):
+        lite = _litellm_usage(attrs, obj_name)
+        if lite:
+            # The usage object is the source's full record: it fills what the span attributes lack.
+            for k, v in lite.items():
+                if got.get(k) is None:
+                    got[k] = v
+                    names.append(f"{obj_name}#{k}")
+                    if k == "input":
+                        family = obj_family
     if not family and got.get("output") is not None:
         family = next((_FAMILY.get(n, "dialect") for n in names), "")
     return Raw(**got, family=family, names=tuple(names))

@@ -137,10 +137,8 @@ def anthropic_cost(inp: int, cread: int, cwrite: int, out: int, model: str) -> D
 # ---------------------------------------------------------------- LiteLLM
 
 
-def litellm(fake: kit.FakeProvider) -> None:
-    exp = InMemorySpanExporter()
-    app = provider("billing-app", exp, 31, True).get_tracer("billing_app.app")
-    proxy = provider("litellm-proxy", exp, 32, False).get_tracer("litellm")
+def litellm_handler(proxy, fake: kit.FakeProvider):
+    """The LiteLLM proxy's request handling, as its OTel integration records it."""
 
     def handle(path, headers, body):
         # LiteLLM extracts traceparent only; it logs request-body metadata as requester_metadata.
@@ -148,44 +146,56 @@ def litellm(fake: kit.FakeProvider) -> None:
         requester = dict(body.get("metadata") or {})
         tags = list(body.get("tags") or requester.get("tags") or [])
         with proxy.start_as_current_span("Received Proxy Server Request", context=ctx, kind=SpanKind.SERVER) as span:
-            if True:  # since v1.81 the request attributes go on this span (no nested litellm_request)
-                answer = post_json(fake.url + "/v1/messages", {"model": body["model"], "max_tokens": 512, "messages": body["messages"]}, {})
-                u = answer["usage"]
-                inp, cr, cw, out = u["input_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"], u["output_tokens"]
-                prompt = inp + cr + cw  # LiteLLM's rewrite: prompt tokens include cache tokens
-                cost = anthropic_cost(inp, cr, cw, out, body["model"])
-                usage_object = {
-                    "completion_tokens": out, "prompt_tokens": prompt, "total_tokens": prompt + out,
-                    "prompt_tokens_details": {"cached_tokens": cr, "audio_tokens": None},
-                    "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr,
-                }
-                span.set_attributes({
-                    "gen_ai.request.model": body["model"],
-                    "gen_ai.system": "anthropic",
-                    "llm.request.type": "acompletion",
-                    "llm.is_streaming": "False",
-                    "gen_ai.response.id": answer["id"],
-                    "gen_ai.response.model": answer["model"],
-                    "gen_ai.usage.input_tokens": prompt,
-                    "gen_ai.usage.output_tokens": out,
-                    "gen_ai.usage.total_tokens": prompt + out,
-                    "gen_ai.cost.total_cost": float(cost),
-                    "metadata.user_api_key_hash": "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b",
-                    "metadata.user_api_key_alias": "billing-app-prod",
-                    "metadata.user_api_key_team_id": "team-billing",
-                    "metadata.user_api_key_team_alias": "billing",
-                    "metadata.user_api_key_end_user_id": body.get("user", ""),
-                    "metadata.requester_metadata": str(requester),
-                    "metadata.spend_logs_metadata": "None",
-                    "metadata.usage_object": str(usage_object),
-                    "metadata.tags": str(tags),
-                    "metadata.requester_ip_address": "127.0.0.1",
-                })
-                with proxy.start_as_current_span("raw_gen_ai_request") as raw:
-                    raw.set_attribute("llm.anthropic.model", body["model"])
-                    raw.set_attribute("llm.anthropic.max_tokens", 512)
-        return {"id": answer["id"], "object": "chat.completion", "model": body["model"], "choices": [], "usage": usage_object}
+            # since v1.81 the request attributes go on this span (no nested litellm_request)
+            answer = post_json(fake.url + "/v1/messages", {"model": body["model"], "max_tokens": 512, "messages": body["messages"]}, {})
+            u = answer["usage"]
+            inp, cr, cw, out = u["input_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"], u["output_tokens"]
+            prompt = inp + cr + cw  # LiteLLM's rewrite: prompt tokens include cache tokens
+            cost = anthropic_cost(inp, cr, cw, out, body["model"])
+            usage_object = {
+                "completion_tokens": out, "prompt_tokens": prompt, "total_tokens": prompt + out,
+                "prompt_tokens_details": {"cached_tokens": cr, "audio_tokens": None},
+                "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr,
+            }
+            span.set_attributes({
+                "gen_ai.request.model": body["model"],
+                "gen_ai.system": "anthropic",
+                "llm.request.type": "acompletion",
+                "llm.is_streaming": "False",
+                "gen_ai.response.id": answer["id"],
+                "gen_ai.response.model": answer["model"],
+                "gen_ai.usage.input_tokens": prompt,
+                "gen_ai.usage.output_tokens": out,
+                "gen_ai.usage.total_tokens": prompt + out,
+                "gen_ai.cost.total_cost": float(cost),
+                "metadata.user_api_key_hash": "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b",
+                "metadata.user_api_key_alias": "billing-app-prod",
+                "metadata.user_api_key_team_id": "team-billing",
+                "metadata.user_api_key_team_alias": "billing",
+                "metadata.user_api_key_end_user_id": body.get("user", ""),
+                "metadata.requester_metadata": str(requester),
+                "metadata.spend_logs_metadata": "None",
+                "metadata.usage_object": str(usage_object),
+                "metadata.tags": str(tags),
+                "metadata.requester_ip_address": "127.0.0.1",
+            })
+            with proxy.start_as_current_span("raw_gen_ai_request") as raw:
+                raw.set_attribute("llm.anthropic.model", body["model"])
+                raw.set_attribute("llm.anthropic.max_tokens", 512)
+        return {
+            "id": answer["id"], "object": "chat.completion", "created": kit.CREATED, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."}, "finish_reason": "stop"}],
+            "usage": {**usage_object, "prompt_tokens_details": {"cached_tokens": cr}},
+        }
 
+    return handle
+
+
+def litellm(fake: kit.FakeProvider) -> None:
+    exp = InMemorySpanExporter()
+    app = provider("billing-app", exp, 31, True).get_tracer("billing_app.app")
+    proxy = provider("litellm-proxy", exp, 32, False).get_tracer("litellm")
+    handle = litellm_handler(proxy, fake)
     gw = Gateway(handle)
     url = gw.url + "/chat/completions"
     msg = lambda t: [{"role": "user", "content": t}]  # noqa: E731

@@ -17,6 +17,7 @@ The generators need the ``[samples]`` extra, in their own virtualenv:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import random
@@ -110,6 +111,8 @@ class FakeProvider:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 path = self.path.split("?", 1)[0]
                 if path.endswith("/v1/traces"):
+                    if (self.headers.get("content-encoding") or "").lower() == "gzip":
+                        body = gzip.decompress(body)
                     provider.otlp.append(body)
                     self._send(200, b"", "application/x-protobuf")
                     return
