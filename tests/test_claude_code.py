@@ -68,7 +68,7 @@ AGENT_FINDINGS = [
     ("AGENT001", "team", "dave@example.com"),
     ("AGENT001", "team", "erin@example.com"),
     ("AGENT002", "developer", SID["k1"]),
-    ("AGENT003", None, "0.0032"),
+    ("AGENT003", None, "0.003200"),
 ]
 
 
@@ -135,7 +135,7 @@ def test_log_events_findings(schema):
     assert dict(attr) == {"team": 4, "cost_center": 4, "repository": 2, "developer": 2}
     assert set(r.finding_counts) == {"AGENT001", "AGENT002", "AGENT003", "ATTR002"}  # no TRACE004 for records
     (mismatch,) = [f for f in r.findings if f.code == "AGENT003"]
-    assert (mismatch.parent_value, mismatch.child_value) == ("0.0149", "0.0032")
+    assert (mismatch.parent_value, mismatch.child_value) == ("0.014900", "0.003200")
     assert "bob" not in mismatch.message and "reports $0.014900, we price it at $0.003200" in mismatch.message
     by_msg = {(f.key, f.child_value): f.message for f in r.findings if f.code == "AGENT001"}
     assert by_msg[("team", "erin@example.com")].startswith(

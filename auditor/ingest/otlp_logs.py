@@ -21,6 +21,7 @@ A record becomes a span as follows:
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Iterable
 
 from google.protobuf.message import DecodeError
@@ -45,19 +46,26 @@ def is_log_record(span: Span) -> bool:
 # ---------------------------------------------------------------- shared record -> Span
 
 
+_SCALAR = (str, int, float, bool, bytes, type(None))
+_SPACE = re.compile(r"\s")
+
+
 def _canon(v: Any) -> Any:
     """A hashable, order-independent form of a decoded attribute value."""
     if isinstance(v, dict):
-        return tuple(sorted((k, _canon(x)) for k, x in v.items()))
+        return tuple(sorted((k, x if isinstance(x, _SCALAR) else _canon(x)) for k, x in v.items()))
     if isinstance(v, tuple):
-        return tuple(_canon(x) for x in v)
-    if isinstance(v, float) and v.is_integer():
-        return ("f", int(v))
+        return tuple(x if isinstance(x, _SCALAR) else _canon(x) for x in v)
     return v
 
 
-def _record_hash(time_ns: int, severity: int, body: Any, attrs: dict, resource: dict, scope: str) -> bytes:
-    canon = repr((time_ns, severity, _canon(body), _canon(attrs), _canon(resource), scope))
+def resource_key(resource_all: dict, scope: str) -> str:
+    """What a record's identity takes from its resource and scope; computed once per scope."""
+    return repr((_canon(resource_all), scope))
+
+
+def _record_hash(time_ns: int, severity: int, body: Any, attrs: dict, rkey: str) -> bytes:
+    canon = repr((time_ns, severity, _canon(body), _canon(attrs))) + rkey
     return hashlib.blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=24).digest()
 
 
@@ -81,7 +89,7 @@ def _duration_ns(v: Any) -> int:
 def _name(event_name: str, body: Any, attrs: dict) -> str:
     if event_name:
         return event_name[:MAX_NAME]
-    if isinstance(body, str) and body and len(body) <= MAX_NAME and not any(c.isspace() for c in body):
+    if isinstance(body, str) and body and len(body) <= MAX_NAME and _SPACE.search(body) is None:
         return body
     ev = attrs.get(EVENT_NAME)
     return ev[:MAX_NAME] if isinstance(ev, str) and ev else "log record"
@@ -96,7 +104,7 @@ def make_span(
     body: Any,
     event_name: str,
     all_attrs: dict,
-    resource_all: dict,
+    rkey: str,
     resource: dict,
     service: str,
     scope: str,
@@ -104,7 +112,7 @@ def make_span(
 ) -> Span:
     """One log record as a root span (see the module docstring for the mapping)."""
     end = time_ns or observed_ns
-    digest = _record_hash(end, severity, body, all_attrs, resource_all, scope)
+    digest = _record_hash(end, severity, body, all_attrs, rkey)
     tid = trace_id or _nonzero(digest[:16]).hex()
     sid = _nonzero(digest[16:]).hex()
     wants = projection.wants
@@ -215,6 +223,7 @@ def records_of(msg, projection: Projection, where: str) -> tuple[list[Span], lis
         service = otlp_proto._service(rkvs)
         for si, sl in enumerate(rl.scope_logs):
             scope = sl.scope.name
+            rkey = resource_key(resource_all, scope)
             for li, r in enumerate(sl.log_records):
                 tid = r.trace_id
                 if len(tid) not in (0, 16):
@@ -235,7 +244,7 @@ def records_of(msg, projection: Projection, where: str) -> tuple[list[Span], lis
                         body=body,
                         event_name=r.event_name,
                         all_attrs={kv.key: value(kv.value) for kv in r.attributes},
-                        resource_all=resource_all,
+                        rkey=rkey,
                         resource=resource,
                         service=service,
                         scope=scope,
@@ -292,6 +301,7 @@ def _decode_json(obj: Any, projection: Projection, where: str, root: str):
                 records = J._get(sl, "logs", "logs", [])
             if not isinstance(records, list):
                 raise J._Bad(spath + ".logRecords", f"expected an array, got {type(records).__name__}")
+            rkey = resource_key(resource_all, scope)
             for li, r in enumerate(records):
                 p = f"{spath}.logRecords[{li}]"
                 r = J._dict(r, p)
@@ -315,7 +325,7 @@ def _decode_json(obj: Any, projection: Projection, where: str, root: str):
                         body=body,
                         event_name=ev,
                         all_attrs=J.attributes(J._list(r, "attributes", "attributes", p), p + ".attributes", None),
-                        resource_all=resource_all,
+                        rkey=rkey,
                         resource=resource,
                         service=service,
                         scope=scope,

@@ -142,7 +142,7 @@ def reported_cost(call: LlmCall, tolerance: Decimal, severity) -> list[Finding]:
             f"call {call.name!r} ({call.model or 'no model'}) reports {_usd(reported)}, we price it at {_usd(ours)}"
             f"{rel}, beyond the {tolerance}% tolerance. The tool's figure is an estimate: check its token "
             "accounting (cache reads and writes are priced differently) and which model it was billed as.",
-            parent_value=str(reported),
-            child_value=str(ours),
+            parent_value=str(reported.quantize(Q6)),
+            child_value=str(ours.quantize(Q6)),
         )
     ]
