@@ -18,6 +18,8 @@ from auditor.model import (
     BoundaryClass,
     Counts,
     Endpoint,
+    ExampleSpan,
+    ExampleTrace,
     Finding,
     LlmCall,
     Parts,
@@ -119,6 +121,28 @@ def to_json(result: AuditResult) -> dict:
         "calls": [call_json(c, result) for c in sorted(result.parts.calls, key=lambda c: c.ref)],
         "keys": list(result.parts.keys),
         "required_keys": list(result.parts.required_keys),
+        "examples": [example_json(e) for e in result.parts.examples],
+    }
+
+
+def example_json(e: ExampleTrace) -> dict:
+    return {
+        "boundary": e.boundary.to_json(),
+        "trace_id": e.trace_id,
+        "total_spans": e.total_spans,
+        "hops": [{"parent_span_id": p, "span_id": c, "keys": list(k)} for p, c, k in e.hops],
+        "spans": [
+            {
+                "span_id": s.span_id,
+                "parent_span_id": s.parent_span_id,
+                "service": s.service,
+                "scope": s.scope,
+                "name": s.name,
+                "llm": s.llm,
+                "values": jsonable(dict(s.values)),
+            }
+            for s in e.spans
+        ],
     }
 
 
@@ -197,7 +221,8 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
         )
         calls = tuple(_call(c, f"{where}: $.calls[{i}]") for i, c in enumerate(doc["calls"]))
         run = doc.get("run") or {}
-        parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]))
+        examples = tuple(_example(e) for e in doc.get("examples") or ())
+        parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]), examples)
         return parts, RunInfo(tuple(run.get("inputs") or ()), run.get("schema") or "", float(run.get("seconds") or 0))
     except InputError:
         raise
@@ -228,6 +253,26 @@ def _finding(d: dict, where: str) -> Finding:
         spans_affected=int(d.get("spans_affected") or 0),
         llm_calls_affected=tuple(d.get("llm_calls_affected") or ()),
         code_location=None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]),
+    )
+
+
+def _boundary(b: dict) -> Boundary:
+    return Boundary(_endpoint(b["parent"]), _endpoint(b["child"]), BoundaryClass(b["class"]))
+
+
+def _example(d: dict) -> ExampleTrace:
+    return ExampleTrace(
+        boundary=_boundary(d["boundary"]),
+        trace_id=d["trace_id"],
+        total_spans=int(d["total_spans"]),
+        hops=tuple((h["parent_span_id"], h["span_id"], tuple(h["keys"])) for h in d["hops"]),
+        spans=tuple(
+            ExampleSpan(
+                s["span_id"], s["parent_span_id"], s["service"], s["scope"], s["name"], bool(s["llm"]),
+                {k: _thaw(v) for k, v in (s.get("values") or {}).items()},
+            )
+            for s in d["spans"]
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Iterable, Mapping
 
 from auditor.boundary import fix_hint
+from auditor.examples import pick as pick_examples
 from auditor.model import (
     AuditResult,
     Boundary,
@@ -52,7 +53,7 @@ class GateResult:
 def merge_parts(a: Parts, b: Parts) -> Parts:
     keys = a.keys + tuple(k for k in b.keys if k not in a.keys)
     req = a.required_keys + tuple(k for k in b.required_keys if k not in a.required_keys)
-    return Parts(a.counts + b.counts, a.findings + b.findings, a.calls + b.calls, keys, req)
+    return Parts(a.counts + b.counts, a.findings + b.findings, a.calls + b.calls, keys, req, pick_examples(a.examples + b.examples))
 
 
 # ---------------------------------------------------------------- duplicate LLM calls

@@ -14,6 +14,10 @@ from auditor.model import AuditResult
 class Format(str, Enum):
     TEXT = "text"
     JSON = "json"
+    HTML = "html"
+    MARKDOWN = "markdown"
+    JUNIT = "junit"
+    SARIF = "sarif"
 
     @property
     def module(self) -> str:

@@ -1,0 +1,193 @@
+"""The paste / upload page: audit a trace from the browser and answer with the HTML report.
+
+``ui_app(...)`` is a Starlette app served alone by ``auditor ui`` and mounted at ``/`` by the
+sidecar (which passes ``result`` so ``/live`` shows the running audit). The form works
+without JavaScript; the script only adds drag and drop. Bodies are counted while they are
+read, so a client that omits Content-Length still cannot push more than the limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from auditor import ingest
+from auditor.engine import Compiled, audit_spans
+from auditor.errors import AuditorError
+from auditor.model import AuditResult, RunInfo
+from auditor.report import html_report
+from auditor.resources import schemas_dir
+from auditor.rollup import GatePolicy, finish
+from auditor.schema import load_schema, load_schema_text
+
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+PASTED = "pasted text"
+
+
+def bundled_schemas() -> dict[str, str]:
+    """Schema reference -> label: the default and every preset shipped in schemas/presets/."""
+    out = {"default": "default (tenant_id, workflow_id)"}
+    presets = schemas_dir() / "presets"
+    if presets.is_dir():
+        for p in sorted(presets.glob("*.yaml")):
+            out[f"preset:{p.stem}"] = f"preset: {p.stem}"
+    return out
+
+
+class TooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    sources: tuple[tuple[str, bytes], ...]  # (display name, bytes)
+    schema_ref: str
+    schema_upload: tuple[str, bytes] | None
+
+
+def _hash_csp(script: str, form_action: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        f"script-src 'sha256-{digest}'; form-action {form_action}; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse(request: Request, limit: int, choices: Mapping[str, str]) -> Submission:
+    body = await _read_limited(request, limit)
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=200, max_fields=20, max_part_size=limit)
+    sources: list[tuple[str, bytes]] = []
+    text = form.get("trace")
+    if isinstance(text, str) and text.strip():
+        sources.append((PASTED, text.encode("utf-8")))
+    for item in form.getlist("files"):
+        if isinstance(item, UploadFile) and item.filename:
+            sources.append((item.filename, await item.read()))
+    ref = form.get("schema")
+    ref = ref if isinstance(ref, str) and ref in choices else next(iter(choices))
+    upload = form.get("schema_file")
+    schema_upload = None
+    if isinstance(upload, UploadFile) and upload.filename:
+        schema_upload = (upload.filename, await upload.read())
+    await form.close()
+    return Submission(tuple(sources), ref, schema_upload)
+
+
+def audit_submission(sub: Submission) -> AuditResult:
+    """Decode every source, audit them together; AuditorError for anything unreadable."""
+    if sub.schema_upload is not None:
+        name, data = sub.schema_upload
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise AuditorError(f"{name}: schema is not UTF-8 text (byte {e.start})") from None
+        schema = load_schema_text(text, name)
+        origin = name
+    else:
+        schema = load_schema(sub.schema_ref)
+        origin = sub.schema_ref
+    compiled = Compiled(schema)
+    spans, rejected = [], []
+    for name, data in sub.sources:
+        if not data.strip():
+            raise AuditorError(f"{name}: empty input (expected OTLP JSON or protobuf trace data)")
+        s, r = ingest.decode_bytes(data, name, compiled.projection)
+        spans.extend(s)
+        rejected.extend(r)
+    if not spans:
+        raise AuditorError(f"{', '.join(n for n, _ in sub.sources)}: no spans found (expected OTLP trace data)")
+    parts = audit_spans(spans, compiled, rejected)
+    run = RunInfo(inputs=tuple(n for n, _ in sub.sources), schema=origin)
+    return finish(parts, run, GatePolicy.from_schema(schema))
+
+
+def ui_app(
+    schema_choices: Mapping[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    result: Callable[[], AuditResult] | None = None,
+) -> Starlette:
+    choices = dict(schema_choices) if schema_choices else bundled_schemas()
+    env = html_report._env()
+    script = env.get_template("ui.js").render()
+    csp = _hash_csp(script, "'self'")
+
+    def page(error: str = "", status: int = 200, text: str = "") -> HTMLResponse:
+        html = env.get_template("ui.html.j2").render(
+            choices=choices, error=error, text=text, script=script, live=result is not None,
+            max_mb=f"{max_body_bytes / 1048576:g}",
+        )
+        return HTMLResponse(html, status, headers=_headers(csp))
+
+    async def home(request: Request) -> Response:
+        if request.method == "GET":
+            return page()
+        try:
+            sub = await _parse(request, max_body_bytes, choices)
+        except TooLarge:
+            return page(f"The upload is larger than the limit of {max_body_bytes} bytes: send fewer or smaller files, "
+                        "or run 'auditor check' on them.", 413)
+        except Exception as e:  # malformed multipart: a client error, never a crash
+            return page(f"Could not read the form: {type(e).__name__}: {e}", 400)
+        if not sub.sources:
+            return page("Paste a trace into the box or choose at least one file.", 400)
+        try:
+            res = await run_in_threadpool(audit_submission, sub)
+        except AuditorError as e:
+            pasted = next((d.decode("utf-8", "replace") for n, d in sub.sources if n == PASTED), "")
+            return page(f"Could not audit: {e}", 400, text=pasted[:200_000])
+        except RecursionError:
+            return page("Could not audit: input nested too deeply to process.", 400)
+        return _report(res, back="./")
+
+    async def live(request: Request) -> Response:
+        return _report(await run_in_threadpool(result), back="./")
+
+    routes = [Route("/", home, methods=["GET", "POST"])]
+    if result is not None:
+        routes.append(Route("/live", live))
+    return Starlette(routes=routes)
+
+
+def _headers(csp: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def _report(result: AuditResult, back: str) -> HTMLResponse:
+    html, csp = html_report.page(result, back_link=back)
+    return HTMLResponse(html, headers=_headers(csp))
