@@ -175,8 +175,7 @@ def serve(cfg: ServeConfig) -> int:
 
 
 async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) -> int:
-    done = workers
-    intake = Intake(spool, done, cfg.max_buffered_spans, cfg.auth_token)
+    intake = Intake(spool, workers, cfg.max_buffered_spans, cfg.auth_token)
     replay = intake.buffered()
     spool.start()
     reporter = Reporter(db, schema, ("otlp",))
@@ -188,7 +187,7 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
             "status": "ok" if intake.accepting else "draining",
             "buffered_spans": intake.buffered(),
             "spooled_seq": spool.last_seq,
-            "done_seq": done.value,
+            "done_seq": workers.value,
         }
 
     grpc_server, grpc_port = build_server(intake, metrics, cfg.host, cfg.grpc_port, cfg.max_request_bytes)
@@ -220,7 +219,7 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
             await asyncio.wait_for(stop.wait(), 0.5)
         except asyncio.TimeoutError:
             pass
-        spool.retire(done.value)
+        spool.retire(workers.value)
         workers.check()
         if http_task.done():
             break
@@ -231,7 +230,7 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
     await http_task
     await asyncio.to_thread(spool.close)
     code = await asyncio.to_thread(workers.finish)
-    spool.retire(done.value)
+    spool.retire(workers.value)
     reporter.close()
     if code != 0:
         _log(f"audit worker exited with {code} while draining")

@@ -96,14 +96,15 @@ class Worker:
             upto = committed.value
             n = self.consume(upto) if self.window.spans < self.max_window else 0
             caught_up = self.reader.next_seq > upto
-            flush_all = draining and caught_up
+            # draining: audit all that is read; a full window is emptied so reading can go on
+            flush_all = draining and (caught_up or self.window.spans >= self.max_window)
             due = self.window.due(time.monotonic(), everything=flush_all)
             low = self.window.low_seq(self.reader.next_seq)
             if due or self.rejected or low != done_seq:
                 self.commit(due, low)
                 done_seq = low
                 done.value = low
-            if flush_all and not len(self.window):
+            if draining and caught_up and not len(self.window):
                 return
             if not n and not due:
                 if os.getppid() != parent_pid:

@@ -2,6 +2,7 @@
 
     python tests/bench/bench_server.py [--requests 200] [--spans-per-request 500] [--workers 4]
                                        [--soak-seconds 60] [--soak-rate 4000] [--trace-idle 1]
+                                       [--audit-workers 2]
 
 Starts a real sidecar on free loopback ports, then:
   1. HTTP protobuf burst: --requests exports of --spans-per-request spans from --workers
@@ -99,11 +100,12 @@ def children(pid: int) -> list[int]:
 
 
 class Sidecar:
-    def __init__(self, data_dir: Path, trace_idle: float, max_buffered: int):
+    def __init__(self, data_dir: Path, trace_idle: float, max_buffered: int, workers: int):
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "auditor", "serve", "--data-dir", str(data_dir), "--grpc-port", "0",
-             "--http-port", "0", "--trace-idle", str(trace_idle), "--max-buffered-spans", str(max_buffered)],
+             "--http-port", "0", "--trace-idle", str(trace_idle), "--max-buffered-spans", str(max_buffered),
+             "--workers", str(workers)],
             cwd=ROOT, stderr=subprocess.PIPE,
         )
         listen = data_dir / "listen.json"
@@ -250,6 +252,7 @@ def main() -> None:
     ap.add_argument("--soak-rate", type=float, default=4000, help="spans/s during the soak")
     ap.add_argument("--trace-idle", type=float, default=1.0)
     ap.add_argument("--max-buffered-spans", type=int, default=400_000)
+    ap.add_argument("--audit-workers", type=int, default=2, help="the sidecar's --workers")
     ap.add_argument("--time-limit", type=float, default=600, help="upper bound for each phase, seconds")
     args = ap.parse_args()
 
@@ -260,10 +263,13 @@ def main() -> None:
     t = time.perf_counter()
     bodies = [make_body(rng, per) for _ in range(2 * n + soak_n)]
     print(f"generated {len(bodies)} bodies of {per} spans ({len(bodies[0]) / 1024:.0f} KiB each) in {time.perf_counter() - t:.1f}s")
-    print(f"machine: {os.cpu_count()} cores; load generator: {args.workers} threads, keep-alive")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; load generator: "
+        f"{args.workers} threads, keep-alive; sidecar --workers {args.audit_workers}"
+    )
 
     with tempfile.TemporaryDirectory(prefix="auditor-bench-") as tmp:
-        s = Sidecar(Path(tmp), args.trace_idle, args.max_buffered_spans)
+        s = Sidecar(Path(tmp), args.trace_idle, args.max_buffered_spans, args.audit_workers)
         try:
             time.sleep(1.0)
             rss0 = s.rss()
