@@ -68,6 +68,9 @@ DIALECTS: tuple[Dialect, ...] = (
     Dialect("portkey", scopes=("portkey",), prefixes=("portkey.", HEADER + "x-portkey-")),
     Dialect("helicone", scopes=("helicone",), prefixes=("helicone.", HEADER + "helicone-")),
     Dialect("kong", scopes=("kong", "kong-internal"), prefixes=("kong.",)),
+    # Claude Code's own telemetry: log events (com.anthropic.claude_code.events) and beta spans
+    # (com.anthropic.claude_code.tracing).
+    Dialect("claude-code", scopes=("com.anthropic.claude_code",)),
     Dialect(
         "diy-proxy",
         names=tuple(HEADER + h for h in ("x-tenant-id", "x-tenant", "x-org-id", "x-customer-id", "x-workflow-id", "x-feature", "x-team-id")),

@@ -217,3 +217,14 @@ def test_cost_views_by_session_user_and_team(by, expected):
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)["rows"]
     assert {r["values"][by]: (r["cost_usd"], r["llm_calls"]) for r in rows} == expected
+
+
+def test_detected_without_a_schema_like_the_preset():
+    runner = CliRunner()
+    detected = runner.invoke(cli, ["check", "--format", "json", str(LOGS_PB)])
+    assert "dialects detected: claude-code (36 spans); schema default+preset:claude-code" in detected.stderr
+    preset = runner.invoke(cli, ["check", "-s", "preset:claude-code", "--format", "json", str(LOGS_PB)])
+    a, b = json.loads(detected.stdout), json.loads(preset.stdout)
+    assert a["required_keys"] == b["required_keys"] == ["developer", "session", "team", "cost_center", "repository"]
+    assert a["summary"]["findings"] == b["summary"]["findings"] == {"AGENT001": 5, "AGENT002": 1, "AGENT003": 1, "ATTR002": 12}
+    assert a["summary"]["cost"] == b["summary"]["cost"]
