@@ -76,7 +76,7 @@ def reconcile(
     known_ws: dict[str, set[str]] = defaultdict(set)
     key_ws: dict[tuple[str, str], set] = defaultdict(set)
     for k in groups_full:
-        _, p, _, key, ws, _ = k
+        _, p, _, key, ws, _, _ = k
         if key is not None and key != DEFAULT:
             known_keys[p].add(key)
             key_ws[(p, key)].add(ws)
@@ -228,7 +228,8 @@ def _resolve(c: TracedCall, keymap: KeyMap, keys: set[str], wss: set[str], key_w
 
 
 def _collapse(k: tuple, dims: tuple[str, ...]) -> tuple:
-    out = list(k)
+    """The comparison key: day, provider and the compared dimensions (context never compared)."""
+    out = list(k[:6])
     for d, i in _IDX.items():
         if d not in dims:
             out[i] = None

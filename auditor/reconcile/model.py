@@ -68,6 +68,9 @@ class Dims:
     api_key_id: str | None = None
     workspace_id: str | None = None  # Anthropic workspace or OpenAI project
     tier: str | None = None  # "standard", "batch", "priority", "flex"; None: not grouped
+    # "long" for Anthropic's 200k-1M context window (priced at the long-context rates), else None.
+    # Never compared with traces (each traced call is priced with its own tier); it only prices.
+    context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,3 +59,11 @@ def tier_name(tier: str | None) -> str:
     if t.startswith("flex"):
         return "flex"
     return "standard"
+
+
+def long_context(window: str | None) -> str | None:
+    """``long`` for a context window past 200k tokens (``200k-1M``, ``> 200k``), else None."""
+    if not window:
+        return None
+    w = window.replace(" ", "").lower()
+    return "long" if w.startswith(("200k-", ">200k", "200k+")) else None

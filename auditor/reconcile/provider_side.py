@@ -21,8 +21,9 @@ from auditor.reconcile.model import TOKEN_TYPES, CostRow, Tokens, UsageExport
 from auditor.reconcile.names import model_key
 
 PROBE = 1000  # tokens; small enough to stay under every long-context price tier
+LONG_FILLER = 200_001  # uncached input that puts a probe past the 200k-token price tier
 
-# Full-grain key: (day, provider, model key, api key, workspace, tier); None = not known.
+# Full-grain key: (day, provider, model key, api key, workspace, tier, context); None = not known.
 Key = tuple
 
 
@@ -49,7 +50,7 @@ class ProviderGroup:
 
 
 def key_of(day: date, dims) -> Key:
-    return (day, dims.provider, model_key(dims.model), dims.api_key_id, dims.workspace_id, dims.tier)
+    return (day, dims.provider, model_key(dims.model), dims.api_key_id, dims.workspace_id, dims.tier, dims.context)
 
 
 class RateBook:
@@ -59,26 +60,29 @@ class RateBook:
         self.pricer = pricer
         self._cache: dict[tuple, dict[str, Decimal | None]] = {}
 
-    def rates(self, provider: str, models: list[str], day: date, tier: str | None) -> dict[str, Decimal | None]:
-        k = (provider, tuple(models), day, tier)
+    def rates(self, provider: str, models: list[str], day: date, tier: str | None, long: bool = False) -> dict[str, Decimal | None]:
+        k = (provider, tuple(models), day, tier, long)
         if k not in self._cache:
-            self._cache[k] = self._probe(provider, models, day, tier)
+            self._cache[k] = self._probe(provider, models, day, tier, long)
         return self._cache[k]
 
-    def _probe(self, provider, models, day, tier) -> dict[str, Decimal | None]:
+    def _probe(self, provider, models, day, tier, long) -> dict[str, Decimal | None]:
         when = to_ns(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
         for model in models:
-            got = {t: self._rate(provider, model, when, tier, t) for t in TOKEN_TYPES}
+            got = {t: self._rate(provider, model, when, tier, t, long) for t in TOKEN_TYPES}
             if got["uncached_input"] is not None:
                 return got
         return {t: None for t in TOKEN_TYPES}
 
-    def _rate(self, provider, model, when, tier, token_type) -> Decimal | None:
+    def _rate(self, provider, model, when, tier, token_type, long) -> Decimal | None:
         field_name = "input" if token_type == "uncached_input" else token_type
         prices = []
         for n in (PROBE, 2 * PROBE):
             call = LlmCall("", "", "", "", "", when, when, provider, model, None, Usage(), {}, tier=None if tier in (None, "standard") else tier)
-            cost, _ = self.pricer.price_usage(call, Usage(**{field_name: n}, convention="excluding"))
+            counts = {field_name: n}
+            if long:  # both probes past the tier: their difference is the long-context rate
+                counts["input"] = counts.get("input", 0) + LONG_FILLER
+            cost, _ = self.pricer.price_usage(call, Usage(**counts, convention="excluding"))
             if cost is None:
                 return None
             prices.append(cost)
@@ -112,9 +116,9 @@ def build(exports: list[UsageExport], book: RateBook) -> tuple[dict[Key, Provide
             if row.requests is not None:
                 g.requests = (g.requests or 0) + row.requests
     for g in groups.values():
-        day, provider, mkey, _, _, tier = g.key
+        day, provider, mkey, _, _, tier, context = g.key
         names = sorted(g.models) + ([mkey] if mkey and mkey not in g.models else [])
-        g.rates = book.rates(provider, names, day, tier)
+        g.rates = book.rates(provider, names, day, tier, context == "long")
         g.priced_usd = price_tokens(g.tokens, g.rates) if g.tokens is not None else None
     other: list[CostRow] = []
     for ex in exports:

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from auditor.reconcile.fields import Reader, to_ns
 from auditor.reconcile.formats.common import grouped
+from auditor.reconcile.names import long_context
 from auditor.reconcile.model import CostRow, Dims, UsageExport
 
 KIND = "anthropic-console-cost-csv"
@@ -65,6 +66,7 @@ def read(text: str, where: str) -> UsageExport:
             model=row.get("model") or None,
             api_key_id=row.get("api_key_id") or None,
             tier=("batch" if "batch" in usage_type else "standard") if usage_type else None,
+            context=long_context(row.get("context_window")),
         )
         days.add(day)
         rows.append(CostRow(day, dims, usd, TOKEN_TYPES.get(tt) if tt else None, "tokens" if cost_type in ("token", "tokens") else cost_type))

@@ -16,7 +16,7 @@ from typing import Any
 from auditor.reconcile.fields import Reader, day_of
 from auditor.reconcile.formats.common import _Marks, buckets, page_spans, fill_defaults, first_result, grouped
 from auditor.reconcile.model import CostRow, Dims, UsageExport
-from auditor.reconcile.names import tier_name
+from auditor.reconcile.names import long_context, tier_name
 
 KIND = "anthropic-cost-report"
 PROVIDER = "anthropic"
@@ -65,6 +65,7 @@ def read(docs: list[Any], where: str) -> UsageExport:
                 model=r.text(res, "model", p),
                 workspace_id=r.text(res, "workspace_id", p),
                 tier=None if tier is None else tier_name(tier),
+                context=long_context(r.text(res, "context_window", p)),
             )
             rows.append(
                 CostRow(day, dims, cents / CENTS, TOKEN_TYPES.get(token_type) if token_type else None, r.text(res, "cost_type", p) or "tokens")

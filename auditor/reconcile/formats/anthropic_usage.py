@@ -15,7 +15,7 @@ from typing import Any
 from auditor.reconcile.fields import Reader, day_of
 from auditor.reconcile.formats.common import _Marks, buckets, page_spans, fill_defaults, first_result, grouped
 from auditor.reconcile.model import Dims, Tokens, UsageExport, UsageRow
-from auditor.reconcile.names import tier_name
+from auditor.reconcile.names import long_context, tier_name
 
 KIND = "anthropic-usage-report"
 PROVIDER = "anthropic"
@@ -70,6 +70,7 @@ def read(docs: list[Any], where: str) -> UsageExport:
                 api_key_id=r.text(res, "api_key_id", p),
                 workspace_id=r.text(res, "workspace_id", p),
                 tier=None if tier is None else tier_name(tier),
+                context=long_context(r.text(res, "context_window", p)),
             )
             rows.append(UsageRow(day, dims, tokens))
     by = grouped([x.dims for x in rows])
