@@ -18,6 +18,7 @@ and may take a discount off the result.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -25,13 +26,13 @@ from typing import Any, Mapping
 
 import genai_prices
 from genai_prices import data_snapshot
-from genai_prices.types import ModelPrice, TieredPrices, TimeOfDateConstraint
+from genai_prices.types import ModelPrice, StartDateConstraint, TieredPrices, TimeOfDateConstraint
+from genai_prices.types import _utc_timetz
 from genai_prices.units import _get_registry
 
 from auditor.model import LlmCall, Usage
 
 NS_PER_DAY = 86_400 * 10**9
-NS_PER_MINUTE = 60 * 10**9
 
 # Our counts, in the order of the vector the fast path fills per span (genai usage keys).
 USAGE_KEYS = (
@@ -45,6 +46,7 @@ USAGE_KEYS = (
     "requests",
 )
 _KEY_INDEX = {k: i for i, k in enumerate(USAGE_KEYS)}
+_REASONING = _KEY_INDEX["output_reasoning_tokens"]
 
 # Span provider names (semconv gen_ai.provider.name / gen_ai.system, LiteLLM's
 # custom_llm_provider, OpenInference llm.provider) -> genai-prices provider ids.
@@ -79,6 +81,7 @@ TIER_ALIASES = {
     "batch": "batch",
     "flex": "flex",
     "priority": "priority",
+    "fast": "fast",
     "default": None,
     "auto": None,
     "standard": None,
@@ -91,6 +94,7 @@ TIER_RULES: dict[str, tuple[dict[str, str], Decimal | None]] = {
     "batch": ({"processing": "batch"}, Decimal("0.5")),
     "flex": ({"service_tier": "flex"}, Decimal("0.5")),
     "priority": ({"service_tier": "priority"}, None),
+    "fast": ({"service_tier": "fast"}, None),
 }
 
 
@@ -103,39 +107,49 @@ def normalize_tier(tier: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """One resolved price: per priced unit (vector index, price, per, descendant positions)."""
+    """One resolved price, compiled to integer arithmetic.
 
-    units: tuple[tuple[int, Any, int, tuple[int, ...]], ...]  # in leaf order (most specific first)
-    tiered: bool
+    genai-prices charges every priced unit for its *leaf* count: its count minus the leaves
+    of the more specific priced units below it (input minus cache read and cache write, cache
+    write minus its 5m / 1h parts, output minus reasoning). Leaves are linear in the counts,
+    so the whole price is a dot product: ``segments`` holds, per input-size tier (highest
+    threshold first), the USD-per-token coefficient of each count scaled by 10**scale. Integer
+    arithmetic is exact, so the result equals genai-prices' Decimal arithmetic.
+
+    ``checks`` are the leaves that can come out negative (output minus reasoning, where
+    reasoning has its own rate); genai-prices refuses those counts and so do we. Every other
+    leaf is a sum of non-negative canonical counts.
+    """
+
+    segments: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]  # (input threshold, ((index, coef), ...))
+    checks: tuple[tuple[int, tuple[int, ...]], ...]  # (index, indexes subtracted from it)
+    scale: int
     multiplier: Decimal | None
     note: str
+    # One segment and nothing to check: the hot path inlines this dot product (else None).
+    simple: tuple[tuple[int, int], ...] | None = None
+    quantum: Decimal = Decimal(1)  # 10**-scale times the multiplier: one exact Decimal product per call
 
     def cost(self, vec: tuple[int, ...]) -> Decimal:
         """The exact price of one call's counts (see USAGE_KEYS); ValueError on impossible counts."""
-        leaves: list[int] = []
-        total = Decimal(0)
-        total_input = vec[0]
-        for idx, price, per, desc in self.units:
+        for idx, minus in self.checks:
             leaf = vec[idx]
-            for j in desc:
-                leaf -= leaves[j]
+            for j in minus:
+                leaf -= vec[j]
             if leaf < 0:
                 raise ValueError(f"{USAGE_KEYS[idx]} ({vec[idx]}) is smaller than its more specific counts")
-            leaves.append(leaf)
-            if not leaf:
-                continue
-            if self.tiered and isinstance(price, TieredPrices):
-                rate = price.base
-                for tier in reversed(price.tiers):
-                    if total_input > tier.start:
-                        rate = tier.price
-                        break
-            else:
-                rate = price
-            total += rate * Decimal(leaf) / per
-        if self.multiplier is not None:
-            total *= self.multiplier
-        return total
+        total_input = vec[0]
+        for threshold, coefs in self.segments:
+            if total_input > threshold:
+                break
+        acc = 0
+        for i, c in coefs:
+            acc += vec[i] * c
+        return Decimal(acc) * self.quantum
+
+
+def _per_token(price: Decimal, per: int) -> Decimal:
+    return price / per  # per is a power of ten: exact
 
 
 def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, note: str = "") -> Rates:
@@ -156,15 +170,53 @@ def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, no
     # genai-prices' leaf order: most specific first; a unit's leaf is its count minus the
     # leaves of every priced unit whose dimensions include its own.
     units.sort(key=lambda u: (-len(u[0].dimensions), u[0].usage_key))
-    out = []
+    decimals = []
+    for unit, _idx, value in units:
+        if isinstance(value, TieredPrices):
+            decimals.append(_per_token(value.base, unit.per))
+            decimals.extend(_per_token(t.price, unit.per) for t in value.tiers)
+        else:
+            decimals.append(_per_token(Decimal(value), unit.per))
+    scale = max([0] + [-d.normalize().as_tuple().exponent for d in decimals if d])
+
+    def scaled(price: Decimal, per: int) -> int:
+        return int(_per_token(price, per).scaleb(scale))
+
+    # Each leaf as a linear combination of the count vector: leaf_u = vec_u - sum(leaf_d).
+    leaf_of: list[dict[int, int]] = []
+    checks = []
     for pos, (unit, idx, value) in enumerate(units):
-        desc = tuple(
+        comb = {idx: 1}
+        below = [
             j for j, (other, _, _) in enumerate(units[:pos])
             if other is not unit and unit.dimensions.items() <= other.dimensions.items()
-        )
-        out.append((idx, value, unit.per, desc))
-    tiered = any(isinstance(v, TieredPrices) for _, v, _, _ in out)
-    return Rates(tuple(out), tiered, multiplier, note)
+        ]
+        for j in below:
+            for k, c in leaf_of[j].items():
+                comb[k] = comb.get(k, 0) - c
+        leaf_of.append(comb)
+        if any(c < 0 for k, c in comb.items() if k == _REASONING):
+            checks.append((idx, tuple(k for k, c in comb.items() if c < 0)))
+    thresholds = sorted({t.start for _, _, v in units if isinstance(v, TieredPrices) for t in v.tiers}, reverse=True)
+    segments = []
+    for threshold in thresholds + [-1]:
+        coefs: dict[int, int] = {}
+        for (unit, idx, value), comb in zip(units, leaf_of):
+            if isinstance(value, TieredPrices):
+                rate = value.base
+                for t in sorted(value.tiers, key=lambda t: -t.start):
+                    if t.start <= threshold:  # in force for every input above ``threshold``
+                        rate = t.price
+                        break
+            else:
+                rate = Decimal(value)
+            r = scaled(rate, unit.per)
+            for k, c in comb.items():
+                coefs[k] = coefs.get(k, 0) + r * c
+        segments.append((threshold, tuple((k, c) for k, c in sorted(coefs.items()) if c)))
+    simple = segments[0][1] if len(segments) == 1 and not checks else None
+    quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
+    return Rates(tuple(segments), tuple(checks), scale, multiplier, note, simple, quantum)
 
 
 def usage_vector(u: Usage) -> tuple[int, ...]:
@@ -216,7 +268,15 @@ def _when(start_ns: int) -> datetime:
     return datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc)
 
 
-_BY_TIME = object()  # marker: the model has time-of-day prices; key by the minute as well
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """A (provider, model) as found once: genai objects, how it matched, when its price changes."""
+
+    provider: Any
+    info: Any
+    how: str
+    changes: tuple[int, ...]  # ns of every UTC midnight a price or price variant starts
+    time_of_day: tuple[int, ...]  # seconds of the UTC day where an off-peak price starts or ends
 
 
 class Pricer:
@@ -225,8 +285,8 @@ class Pricer:
     def __init__(self, schema=None):
         self._schema = schema
         self._overrides = tuple(Override.from_mapping(p) for p in (getattr(schema, "prices", None) or ()))
-        self._models: dict[tuple[str | None, str], tuple[Any, Any, str]] = {}
-        self._rates: dict[tuple, Any] = {}
+        self._models: dict[tuple[str | None, str], _Model] = {}
+        self._rates: dict[tuple, Rates | str] = {}
         self._override_for: dict[tuple[str | None, str], Override | None] = {}
 
     # ---------------------------------------------------------------- public
@@ -235,35 +295,61 @@ class Pricer:
         return self.price_usage(call, call.usage)
 
     def price_usage(self, call: LlmCall, u: Usage) -> tuple[Decimal | None, str]:
-        if not call.model:
+        # The hot path: two dict lookups and a short integer dot product per call.
+        model = call.model
+        if not model:
             return None, "no model on the span"
         if u.convention == "none":
             return None, f"cannot price: {u.basis or 'no token counts'}"
-        rates = self.rates(call.provider, call.model, call.start_ns, normalize_tier(call.tier))
-        if isinstance(rates, str):
+        provider = call.provider
+        tier = call.tier
+        if tier is not None:
+            tier = normalize_tier(tier)
+        m = self._models.get((provider, model)) or self.find_model(provider, model)
+        epoch = 0
+        if m.changes or m.time_of_day:
+            epoch = self._epoch(m, call.start_ns)
+        key = (provider, model, tier, epoch)
+        rates = self._rates.get(key)
+        if rates is None:
+            rates = self._rates[key] = self._resolve(m, provider, model, call.start_ns, tier)
+        if rates.__class__ is str:
             return None, rates
+        cr, c5, c1 = u.cache_read, u.cache_write_5m, u.cache_write_1h
+        cw = u.cache_write + c5 + c1
+        vec = (u.input + cr + cw, cr, cw, c5, c1, u.output, u.reasoning, 1)
+        simple = rates.simple
+        if simple is not None:
+            acc = 0
+            for i, c in simple:
+                acc += vec[i] * c
+            return Decimal(acc) * rates.quantum, rates.note
         try:
-            return rates.cost(usage_vector(u)), rates.note
+            return rates.cost(vec), rates.note
         except ValueError as e:
             return None, f"cannot price: {e}"
 
+    @staticmethod
+    def _epoch(m: "_Model", start_ns: int):
+        epoch = bisect_right(m.changes, start_ns) if m.changes else 0
+        if m.time_of_day:
+            return (epoch, bisect_right(m.time_of_day, (start_ns // 10**9) % 86_400))
+        return epoch
+
     def rates(self, provider: str | None, model: str, start_ns: int, tier: str | None) -> Rates | str:
-        """The rates for one (provider, model, day, tier), looked up once; a str says why none."""
-        key = (provider, model, start_ns // NS_PER_DAY, tier)
+        """The rates in force for this call, resolved once per (provider, model, tier, price epoch)."""
+        m = self._models.get((provider, model)) or self.find_model(provider, model)
+        epoch = self._epoch(m, start_ns)
+        key = (provider, model, tier, epoch)
         r = self._rates.get(key)
         if r is None:
-            r = self._rates[key] = self._resolve(provider, model, start_ns, tier, by_minute=False)
-        if r is _BY_TIME:
-            key2 = key + (start_ns // NS_PER_MINUTE,)
-            r = self._rates.get(key2)
-            if r is None:
-                r = self._rates[key2] = self._resolve(provider, model, start_ns, tier, by_minute=True)
+            r = self._rates[key] = self._resolve(m, provider, model, start_ns, tier)
         return r
 
     # ---------------------------------------------------------------- lookups (once each)
 
-    def find_model(self, provider: str | None, model: str) -> tuple[Any, Any, str]:
-        """(genai Provider, ModelInfo, how it matched) or (None, None, why not)."""
+    def find_model(self, provider: str | None, model: str) -> _Model:
+        """The genai-prices provider and model for a span's names (or why there is none)."""
         key = (provider, model)
         hit = self._models.get(key)
         if hit is not None:
@@ -276,16 +362,16 @@ class Pricer:
             attempts.append((provider_id(head), tail))
             attempts.append((pid, tail))
         attempts.append((None, model))
-        found: tuple[Any, Any, str] = (None, None, f"no price for model {model!r} (provider {provider or 'unknown'}) in genai-prices {genai_prices.__version__}")
-        for p, m in attempts:
+        found = _Model(None, None, f"no price for model {model!r} (provider {provider or 'unknown'}) in genai-prices {genai_prices.__version__}", (), ())
+        for p, mref in attempts:
             try:
-                prov, info = snap.find_provider_model(m, None, p, None)
+                prov, info = snap.find_provider_model(mref, None, p, None)
             except LookupError:
                 continue
             how = f"genai-prices {genai_prices.__version__} {prov.id}/{info.id}"
             if p is None and pid is not None:
                 how += f" (provider {provider!r} not in the data; matched by model name)"
-            found = (prov, info, how)
+            found = _Model(prov, info, how, _change_points(info), _has_time_of_day(info))
             break
         self._models[key] = found
         return found
@@ -296,11 +382,9 @@ class Pricer:
             self._override_for[key] = next((o for o in self._overrides if o.matches(provider, model)), None)
         return self._override_for[key]
 
-    def _resolve(self, provider: str | None, model: str, start_ns: int, tier: str | None, by_minute: bool) -> Any:
-        prov, info, how = self.find_model(provider, model)
+    def _resolve(self, m: _Model, provider: str | None, model: str, start_ns: int, tier: str | None) -> Rates | str:
+        prov, info, how = m.provider, m.info, m.how
         ov = self._override(provider, model)
-        if info is not None and not by_minute and _has_time_of_day(info):
-            return _BY_TIME
         when = _when(start_ns)
         notes = []
         if info is not None:
@@ -318,7 +402,7 @@ class Pricer:
         if tier is not None:
             ctx, fallback = TIER_RULES[tier]
             variant = None
-            if info is not None and any(info is m for m in prov.models):
+            if info is not None and any(info is x for x in prov.models):
                 v = info.get_prices(when, ctx)
                 if v != standard:
                     variant = dict(_price_items(v))
@@ -342,12 +426,28 @@ class Pricer:
         return build_rates(prices, multiplier, "; ".join(notes))
 
 
+def _change_points(info) -> tuple[int, ...]:
+    dates = set()
+    for cp in info.prices if isinstance(info.prices, list) else ():
+        if isinstance(cp.constraint, StartDateConstraint):
+            dates.add(cp.constraint.start_date)
+    for v in info.price_variants or ():
+        if isinstance(v.constraint, StartDateConstraint):
+            dates.add(v.constraint.start_date)
+    return tuple(sorted(int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp()) * 10**9 for d in dates))
+
+
 def _price_items(mp: ModelPrice) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in mp.__dict__.items() if not k.startswith("_") and v is not None]
 
 
-def _has_time_of_day(info) -> bool:
-    prices = info.prices if isinstance(info.prices, list) else []
-    if any(isinstance(cp.constraint, TimeOfDateConstraint) for cp in prices):
-        return True
-    return any(isinstance(v.constraint, TimeOfDateConstraint) for v in (info.price_variants or ()))
+def _has_time_of_day(info) -> tuple[int, ...]:
+    constraints = [cp.constraint for cp in (info.prices if isinstance(info.prices, list) else ())]
+    constraints += [v.constraint for v in info.price_variants or ()]
+    bounds = set()
+    for c in constraints:
+        if isinstance(c, TimeOfDateConstraint):
+            for t in (c.start_time, c.end_time):
+                u = _utc_timetz(t)
+                bounds.add(u.hour * 3600 + u.minute * 60 + u.second)
+    return tuple(sorted(bounds))

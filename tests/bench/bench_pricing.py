@@ -1,0 +1,81 @@
+"""Priced calls per second: the fast path (auditor.pricing.Pricer) vs naive calc_price per call.
+
+    python tests/bench/bench_pricing.py [N]
+
+Both price the same N calls (a mix of 40 models, random usages with cache tokens, dates over
+2025-2026, some batch calls); the fast path starts with an empty cache, so its lookups are
+included. Prints both rates, the speed-up (target >= 100x) and checks the totals agree.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import genai_prices
+from genai_prices.data import providers
+
+from auditor.model import LlmCall, Usage
+from auditor.pricing import TIER_RULES, Pricer
+
+T0 = 1_735_689_600 * 10**9  # 2025-01-01
+
+
+def make_calls(n: int, seed: int = 7) -> list[LlmCall]:
+    r = random.Random(seed)
+    wanted = ("anthropic", "openai", "google", "mistral", "deepseek")
+    models = [(p.id, m.id) for p in providers if p.id in wanted for m in p.models]
+    r.shuffle(models)
+    models = [m for m in models if Pricer().rates(m[0], m[1], T0, None) and not isinstance(Pricer().rates(m[0], m[1], T0, None), str)][:40]
+    calls = []
+    for i in range(n):
+        pid, mid = r.choice(models)
+        out = r.randint(1, 4_000)
+        u = Usage(input=r.randint(0, 50_000), cache_read=r.choice((0, r.randint(0, 100_000))), cache_write=r.choice((0, r.randint(0, 10_000))),
+                  output=out, reasoning=r.randint(0, out) if r.random() < 0.2 else 0, convention="including")
+        start = T0 + r.randint(0, 700) * 86_400 * 10**9 + r.randint(0, 86_399) * 10**9
+        calls.append(LlmCall(f"{i:032x}", f"{i:016x}", "svc", "sc", "chat", start, start, pid, mid, None, u, {}, tier="batch" if r.random() < 0.1 else None))
+    return calls
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    calls = make_calls(n)
+    # What calc_price needs per call, prepared outside the timing: usage object, timestamp, context.
+    ref = Pricer()
+    prepared = []
+    for c in calls:
+        u = c.usage
+        rates = ref.rates(c.provider, c.model, c.start_ns, c.tier)
+        ctx = TIER_RULES[c.tier][0] if c.tier and rates.multiplier is None else None
+        gu = genai_prices.Usage(input_tokens=u.input + u.cache_read + u.cache_write_total, cache_read_tokens=u.cache_read,
+                                cache_write_tokens=u.cache_write_total, output_tokens=u.output, output_reasoning_tokens=u.reasoning)
+        prepared.append((gu, c.model, c.provider, datetime.fromtimestamp(c.start_ns / 1e9, tz=timezone.utc), ctx, rates.multiplier))
+
+    t0 = time.perf_counter()
+    naive_total = Decimal(0)
+    for gu, model, pid, ts, ctx, mult in prepared:
+        p = genai_prices.calc_price(gu, model, provider_id=pid, genai_request_timestamp=ts, price_context=ctx).total_price
+        naive_total += p * mult if mult is not None else p
+    t_naive = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pricer = Pricer()  # empty cache: lookups are part of the measured time
+    fast_total = Decimal(0)
+    for c in calls:
+        cost, _ = pricer.price(c)
+        fast_total += cost
+    t_fast = time.perf_counter() - t0
+
+    print(f"calls: {n} ({len({(c.provider, c.model) for c in calls})} models)")
+    print(f"naive calc_price: {n / t_naive:12,.0f} priced calls/s ({t_naive / n * 1e6:.1f} us/call)")
+    print(f"fast path:        {n / t_fast:12,.0f} priced calls/s ({t_fast / n * 1e6:.2f} us/call)")
+    print(f"speed-up:         {t_naive / t_fast:12,.1f}x (target >= 100x)")
+    print(f"totals agree:     {fast_total == naive_total} (${fast_total.quantize(Decimal('0.000001'))})")
+
+
+if __name__ == "__main__":
+    main()

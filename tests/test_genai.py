@@ -1,0 +1,106 @@
+"""GENAI001-004 from schemas/genai-semconv.yaml: exact findings per span."""
+
+from __future__ import annotations
+
+from builders import mk
+from conftest import run
+
+from auditor.schema import compile_schema
+
+
+def schema(dialects=None, severity=None):
+    doc = {
+        "version": 1,
+        "llm_calls": [{"attribute": "gen_ai.operation.name", "in": ["chat"]}, {"attribute": "gen_ai.system", "unless": "gen_ai.operation.name"}],
+        "keys": {},
+        "genai": {"enabled": True},
+    }
+    if dialects:
+        doc["dialects"] = dialects
+    if severity:
+        doc["severity"] = severity
+    return compile_schema(doc, origin="t")
+
+
+CLEAN = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.request.temperature": 1,
+    "gen_ai.response.finish_reasons": ["stop"],
+    "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.cache_read.input_tokens": 20,
+    "gen_ai.usage.cache_creation.input_tokens": 10,
+    "gen_ai.usage.cache_write.input_tokens": 10,
+    "gen_ai.usage.output_tokens": 30,
+    "gen_ai.usage.reasoning.output_tokens": 12,
+    "server.address": "api.openai.com",
+    "server.port": 443,
+}
+
+
+def genai(attrs, sch=None, scope="app"):
+    res = run([mk(1, 1, None, "chat gpt-4o", scope=scope, attrs=attrs)], sch or schema())
+    return sorted((f.code, f.message) for f in res.findings if f.code.startswith("GENAI"))
+
+
+def test_a_conforming_span_has_no_findings_and_nothing_is_deprecated_for_moving():
+    assert genai(CLEAN) == []
+
+
+def test_required_and_conditionally_required():
+    attrs = {k: v for k, v in CLEAN.items() if k not in ("gen_ai.provider.name", "server.port")}
+    assert genai(attrs) == [
+        ("GENAI001", "required attribute gen_ai.provider.name is missing on 'chat gpt-4o' (operation chat; semconv 1.41.0 + semantic-conventions-genai (2026-05))"),
+        ("GENAI001", "required attribute server.port is missing on 'chat gpt-4o' (operation chat; semconv 1.41.0 + semantic-conventions-genai (2026-05))"),
+    ]
+
+
+def test_non_llm_gen_ai_spans_are_checked_too():
+    res = run([mk(1, 1, None, "execute_tool search", attrs={"gen_ai.operation.name": "execute_tool"})], schema())
+    assert [(f.code, f.message.split(" is missing")[0]) for f in res.findings] == [("GENAI001", "required attribute gen_ai.tool.name")]
+
+
+def test_renamed_names_say_the_new_one_and_are_not_also_missing():
+    attrs = {k: v for k, v in CLEAN.items() if k != "gen_ai.provider.name"} | {"gen_ai.system": "openai"}
+    assert genai(attrs) == [("GENAI002", "gen_ai.system was renamed to gen_ai.provider.name (semconv 1.37.0); write gen_ai.provider.name")]
+
+
+def test_removed_names_and_renamed_values():
+    attrs = CLEAN | {"gen_ai.prompt": "hi", "gen_ai.provider.name": "az.ai.inference"}
+    assert genai(attrs) == [
+        ("GENAI002", "gen_ai.prompt was removed (semconv 1.28.0) with no replacement: record content as gen_ai.input.messages (opt-in) or an event"),
+        ("GENAI002", "gen_ai.provider.name value 'az.ai.inference' was renamed to 'azure.ai.inference'"),
+    ]
+
+
+def test_wrong_types():
+    attrs = CLEAN | {"gen_ai.usage.input_tokens": "100", "gen_ai.response.finish_reasons": "stop", "gen_ai.request.temperature": True}
+    assert genai(attrs) == [
+        ("GENAI003", "gen_ai.request.temperature should be double, got boolean True"),
+        ("GENAI003", "gen_ai.response.finish_reasons should be string[], got string 'stop'"),
+        ("GENAI003", "gen_ai.usage.input_tokens should be int, got string '100'"),
+    ]
+
+
+def test_impossible_token_counts():
+    attrs = CLEAN | {"gen_ai.usage.output_tokens": 10, "gen_ai.usage.cache_read.input_tokens": -5}
+    assert genai(attrs) == [
+        ("GENAI004", "gen_ai.usage.cache_read.input_tokens is negative (-5)"),
+        ("GENAI004", "reasoning tokens (12) exceed output tokens (10); reasoning is part of output"),
+    ]
+
+
+def test_cache_above_input_only_impossible_where_including_is_declared():
+    attrs = CLEAN | {"gen_ai.usage.input_tokens": 5, "gen_ai.usage.cache_read.input_tokens": 400, "gen_ai.usage.cache_creation.input_tokens": 0, "gen_ai.usage.cache_write.input_tokens": 0}
+    assert genai(attrs) == []  # undeclared: the excluding convention, priced so
+    declared = schema(dialects={"convention": {"opentelemetry.instrumentation.openai": "including"}})
+    assert genai(attrs, declared, scope="opentelemetry.instrumentation.openai_v2") == [
+        ("GENAI004", "cache tokens (400) exceed input tokens (5) although the dialect declares scope "
+                     "'opentelemetry.instrumentation.openai' as including cache tokens; priced as excluding: check the instrumentation or the dialect"),
+    ]
+
+
+def test_severity_override_turns_a_code_off():
+    attrs = {k: v for k, v in CLEAN.items() if k != "gen_ai.provider.name"}
+    assert genai(attrs, schema(severity={"GENAI001": "off"})) == []
