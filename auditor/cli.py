@@ -17,7 +17,7 @@ from auditor.errors import AuditorError
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
 
 # One module per command; each exposes ``command``.
-COMMANDS = ("check", "merge", "serve", "reconcile", "cost", "ui")
+COMMANDS = ("check", "merge", "serve", "reconcile", "cost", "ui", "schema_cmd")
 
 
 class Failure(click.ClickException):
