@@ -183,3 +183,11 @@ def test_text_report_headline_is_money():
     assert "$0.026400 of $0.105780 (25.0%) of LLM spend is unattributed for tenant_id" in r.stdout
     assert "  COST002  $0.053250 over 1 LLM call(s)" in r.stdout
     assert "  COST001  1 LLM call(s), all unpriced" in r.stdout
+
+
+def test_json_result_validates_against_the_report_schema(default_result):
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(default_result)
+    assert schema["properties"]["summary"]["properties"]["cost"]["properties"]["by_finding_code"]
