@@ -25,11 +25,12 @@ class Dialect:
     prefixes: tuple[str, ...] = ()  # attribute name prefixes
     span_names: tuple[str, ...] = ()
 
+    def matches_scope(self, scope: str) -> bool:
+        return any(scope == s or scope.startswith(s + ".") or scope.startswith(s + "_") for s in self.scopes)
+
     def matches(self, span: Span) -> bool:
-        scope = span.scope
-        for s in self.scopes:
-            if scope == s or scope.startswith(s + ".") or scope.startswith(s + "_"):
-                return True
+        if self.matches_scope(span.scope):
+            return True
         if span.name in self.span_names:
             return True
         attrs = span.attributes
@@ -53,11 +54,16 @@ DIALECTS: tuple[Dialect, ...] = (
         "openllmetry",
         scopes=("opentelemetry.instrumentation.openai.v1", "opentelemetry.instrumentation.anthropic",
                 "opentelemetry.instrumentation.langchain", "opentelemetry.instrumentation.bedrock", "traceloop"),
-        names=("traceloop.span.kind", "gen_ai.usage.prompt_tokens"),
-        prefixes=("traceloop.",),
+        names=("traceloop.span.kind", "traceloop.workflow.name", "traceloop.entity.name", "gen_ai.usage.prompt_tokens"),
+        prefixes=("traceloop.association.properties.",),
     ),
     Dialect("openinference", scopes=("openinference.instrumentation",), names=("openinference.span.kind",)),
-    Dialect("langfuse", scopes=("langfuse-sdk", "langfuse"), prefixes=("langfuse.",)),
+    Dialect(
+        "langfuse",
+        scopes=("langfuse-sdk", "langfuse"),
+        names=("langfuse.observation.type", "langfuse.trace.name", "langfuse.trace.tags", "langfuse.user.id", "langfuse.session.id"),
+        prefixes=("langfuse.trace.metadata",),
+    ),
     Dialect("traceai", scopes=("traceai", "fi_instrumentation"), names=("fi.span.kind", "gen_ai.span.kind")),
     Dialect(
         "litellm",
@@ -65,9 +71,9 @@ DIALECTS: tuple[Dialect, ...] = (
         span_names=("litellm_request", "Received Proxy Server Request", "raw_gen_ai_request"),
         names=("metadata.user_api_key_hash", "metadata.requester_metadata", "metadata.spend_logs_metadata", "gen_ai.cost.total_cost"),
     ),
-    Dialect("portkey", scopes=("portkey",), prefixes=("portkey.", HEADER + "x-portkey-")),
+    Dialect("portkey", scopes=("portkey",), prefixes=("portkey.metadata", HEADER + "x-portkey-")),
     Dialect("helicone", scopes=("helicone",), prefixes=("helicone.", HEADER + "helicone-")),
-    Dialect("kong", scopes=("kong", "kong-internal"), prefixes=("kong.",)),
+    Dialect("kong", scopes=("kong", "kong-internal"), names=("kong.consumer", "kong.route_name", "kong.service_name", "kong.request.id")),
     # Claude Code's own telemetry: log events (com.anthropic.claude_code.events) and beta spans
     # (com.anthropic.claude_code.tracing).
     Dialect("claude-code", scopes=("com.anthropic.claude_code",)),
@@ -78,6 +84,10 @@ DIALECTS: tuple[Dialect, ...] = (
 )
 
 NAMES: tuple[str, ...] = tuple(d.name for d in DIALECTS)
+_BY_SPAN_NAME = {n: d.name for d in DIALECTS for n in d.span_names}
+_BY_ATTRIBUTE = {n: d.name for d in DIALECTS for n in d.names}
+_PREFIX_OWNER = tuple((p, d.name) for d in DIALECTS for p in d.prefixes)
+_ALL_PREFIXES = tuple(p for p, _ in _PREFIX_OWNER)
 
 
 def projection() -> Projection:
@@ -93,10 +103,23 @@ def projection() -> Projection:
 def detect(spans: Iterable[Span]) -> dict[str, int]:
     """Dialect name -> number of spans that speak it, in preset order; absent ones left out."""
     counts = dict.fromkeys(NAMES, 0)
+    by_scope: dict[str, tuple[str, ...]] = {}
     for span in spans:
-        for d in DIALECTS:
-            if d.matches(span):
-                counts[d.name] += 1
+        found = by_scope.get(span.scope)
+        if found is None:
+            found = by_scope[span.scope] = tuple(d.name for d in DIALECTS if d.matches_scope(span.scope))
+        extra = set()
+        n = _BY_SPAN_NAME.get(span.name)
+        if n:
+            extra.add(n)
+        for k in span.attributes:
+            n = _BY_ATTRIBUTE.get(k)
+            if n:
+                extra.add(n)
+            elif k.startswith(_ALL_PREFIXES):
+                extra.update(d for p, d in _PREFIX_OWNER if k.startswith(p))
+        for n in set(found) | extra:
+            counts[n] += 1
     return {n: c for n, c in counts.items() if c}
 
 
