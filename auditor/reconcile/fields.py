@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from auditor.reconcile.model import UsageExportError
@@ -119,9 +120,20 @@ def to_ns(t: datetime) -> int:
     return (int(t.replace(microsecond=0).timestamp()) * 1_000_000 + t.microsecond) * 1000
 
 
+NS_PER_DAY = 86_400 * NS
+
+
 def day_of(ns: int) -> date:
     """The UTC day a bucket or a span start belongs to (exact: integer arithmetic)."""
-    return datetime.fromtimestamp(ns // NS, tz=timezone.utc).date()
+    return _day(ns // NS_PER_DAY)
+
+
+@lru_cache(maxsize=65536)
+def _day(days_since_epoch: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + days_since_epoch)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def _jsonable(v: Any) -> bool:

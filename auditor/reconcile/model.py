@@ -36,7 +36,14 @@ class Tokens:
     output: int = 0
 
     def __add__(self, other: "Tokens") -> "Tokens":
-        return Tokens(*(getattr(self, t) + getattr(other, t) for t in TOKEN_TYPES))
+        return Tokens(
+            self.uncached_input + other.uncached_input,
+            self.cache_read + other.cache_read,
+            self.cache_write_5m + other.cache_write_5m,
+            self.cache_write_1h + other.cache_write_1h,
+            self.cache_write + other.cache_write,
+            self.output + other.output,
+        )
 
     @property
     def cache_write_total(self) -> int:

@@ -9,6 +9,7 @@ spaces and dots as hyphens.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from auditor.pricing import normalize_tier, provider_id
 
@@ -20,6 +21,7 @@ _DISPLAY = re.compile(r"[\s.]+")
 INVOICED = ("anthropic", "openai")
 
 
+@lru_cache(maxsize=4096)
 def model_key(model: str | None) -> str | None:
     if not model:
         return None
@@ -32,6 +34,7 @@ def model_key(model: str | None) -> str | None:
     return m.removesuffix("-latest") or None
 
 
+@lru_cache(maxsize=4096)
 def invoice_provider(provider: str | None, model: str | None) -> str | None:
     """Which invoice a traced call lands on: 'anthropic', 'openai', or None (another one)."""
     pid = provider_id(provider)
@@ -46,6 +49,7 @@ def invoice_provider(provider: str | None, model: str | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
 def tier_name(tier: str | None) -> str:
     """``standard`` for the default tier under any of its names, else batch/flex/priority."""
     if tier is None:

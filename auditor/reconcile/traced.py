@@ -133,10 +133,16 @@ def tokens_of(call: LlmCall) -> Tokens:
     )
 
 
-def _values(values: Mapping[str, Any], names: Iterable[str]) -> tuple[str, ...]:
+_API_KEY_NAMES = tuple(PREFIX + a for a in API_KEY_ATTRIBUTES)
+_WORKSPACE_NAMES = tuple(PREFIX + a for a in WORKSPACE_ATTRIBUTES)
+
+
+def _values(values: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
     out = []
     for n in names:
-        v = values.get(PREFIX + n)
+        v = values.get(n)
+        if v is None:
+            continue
         if v is not None and not isinstance(v, (tuple, list, dict)) and str(v) and str(v) not in out:
             out.append(str(v))
     return tuple(out)
@@ -160,8 +166,8 @@ def traced_calls(calls: Iterable[LlmCall]) -> tuple[list[TracedCall], list[LlmCa
                 tier=tier_name(c.tier),
                 tokens=tokens_of(c),
                 cost_usd=c.cost_usd,
-                api_key_values=_values(c.values, API_KEY_ATTRIBUTES),
-                workspace_values=_values(c.values, WORKSPACE_ATTRIBUTES),
+                api_key_values=_values(c.values, _API_KEY_NAMES),
+                workspace_values=_values(c.values, _WORKSPACE_NAMES),
             )
         )
     return mine, others
