@@ -162,3 +162,13 @@ def test_cli_bad_key_map_and_missing_file(tmp_path):
     assert res.exit_code == 2 and res.stderr == f"auditor: error: {km}: $.support-bot: expected an api key id, or {{api_key_id, workspace_id}}\n"
     res = CliRunner().invoke(cli, ["reconcile", TRACES, "-u", str(tmp_path / "nope.json")])
     assert res.exit_code == 2 and res.stderr == f"auditor: error: {tmp_path / 'nope.json'}: cannot read: No such file or directory\n"
+
+
+def test_bucket_times_with_an_offset_are_utc():
+    """2026-01-02T00:30:00+01:00 is 2026-01-01T23:30Z: the bucket (and its day) is Jan 1."""
+    doc = json.loads(json.dumps(ANTH))
+    doc["data"][0]["starting_at"] = "2026-01-02T00:30:00+01:00"
+    doc["data"][0]["ending_at"] = "2026-01-02T01:30:00+01:00"
+    ex = parse_usage(json.dumps(doc), "x.json")
+    assert ex.usage[0].day == date(2026, 1, 1)
+    assert ex.intervals == ((1_767_310_200 * 10**9, 1_767_313_800 * 10**9),)

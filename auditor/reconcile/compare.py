@@ -165,6 +165,9 @@ def reconcile(
         kinds = sorted({c.cost_type for c in other_costs})
         notes.append(f"${_m(total)} of non-token costs ({', '.join(kinds)}) are on the invoice and not compared")
 
+    unpriced = sum(1 for c in inside if c.cost_usd is None)
+    if unpriced:
+        notes.append(f"{unpriced} traced call(s) could not be priced (COST001); they count as $0 on the traced side")
     summary = _summary(groups, inside, max_ungated_pct)
     sources = tuple(Source(ex.path, ex.kind, ex.provider, len(ex.usage), len(ex.costs), ex.duplicate_pages) for ex in exports)
     for ex in exports:
