@@ -261,3 +261,13 @@ def test_unusable_ids_are_rejected_not_fatal():
     spans, rejected = decode_bytes(json.dumps(doc).encode(), "z.json", EVERYTHING)
     assert [s.span_id for s in spans] == ["0" * 15 + "2"]
     assert [r.where for r in rejected] == ["z.json: line 1: $[0]"]
+
+
+@pytest.mark.parametrize("wrap", ["trace", "result"])
+def test_tempo_v2_and_jaeger_v3_wrappers(wrap):
+    sample = ROOT / "dialects" / "otel.otlp.json"
+    otlp = json.loads(sample.read_bytes())
+    schema = _schema_for(sample)
+    want = _audit(sample.read_bytes(), schema)
+    _same(_audit(json.dumps({wrap: otlp}).encode(), schema), want)
+    _same(_audit(json.dumps({wrap: to_tempo(otlp)}).encode(), schema), want)
