@@ -118,12 +118,20 @@ def context(result: AuditResult) -> dict:
             }
         )
     findings = result.findings[:MAX_FINDINGS]
+    never = {(f.trace_id, f.span_id) for f in result.findings if f.code == "ATTR002"}
+    headless = {(f.trace_id, f.span_id) for f in result.findings if f.code == "TRACE004"} & never
+    unrooted = {
+        "calls": len(never),
+        "headless": len(headless),
+        "keys": sorted({f.key for f in result.findings if f.code == "ATTR002" and f.key}),
+    }
     rules = {r.code: r for r in all_rules()}
     used = sorted(result.finding_counts)
     return {
         "h": summary.headline(result),
         "result": result,
         "boundaries": boundaries,
+        "unrooted": unrooted,
         "by_cost": summary.ranked_by_cost(result),
         "findings": findings,
         "more_findings": len(result.findings) - len(findings),

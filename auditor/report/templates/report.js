@@ -20,7 +20,7 @@
   }
   for (var k in sel) { if (sel[k]) { sel[k].addEventListener("change", apply); } }
   var all = document.getElementById("expand-all");
-  if (all) {
+  if (all && document.querySelector("details.example")) {
     all.hidden = false;
     all.addEventListener("click", function () {
       var ds = document.querySelectorAll("details.example, details.example details");
