@@ -172,10 +172,16 @@ def _break_cycles(trace_id, by_id, parent, children, roots, reached) -> list[Fin
 
 
 def assemble(spans: Iterable[Span]) -> tuple[list[Trace], list[Finding]]:
-    traces: list[Trace] = []
     findings: list[Finding] = []
-    for tid, group_spans in group(spans).items():
-        t, f = build(tid, group_spans)
-        traces.append(t)
-        findings.extend(f)
+    traces = list(iter_traces(spans, findings))
     return traces, findings
+
+
+def iter_traces(spans: Iterable[Span], findings: list[Finding]) -> Iterator[Trace]:
+    """Traces one at a time (each dropped once audited); structural findings go to ``findings``."""
+    by_trace = group(spans)
+    while by_trace:
+        tid = next(iter(by_trace))
+        t, f = build(tid, by_trace.pop(tid))
+        findings.extend(f)
+        yield t

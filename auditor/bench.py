@@ -6,7 +6,7 @@ the attribution keys, LLM calls with cache tokens) as OTLP protobuf (the Collect
 fileexporter's length-prefixed records) and OTLP JSON lines, then times, each in its own
 process on the same machine in the same run:
 
-- check: ``auditor check FILE --format json -o /dev/null`` (the whole process);
+- check: ``auditor check FILE`` (the whole process, its text report read and dropped);
 - floor: decoding the same bytes (protobuf ``FromString`` or ``json.loads``) plus one pass
   over every span's attributes, which no Python auditor can beat;
 
@@ -374,14 +374,24 @@ def floor(path: str, fmt: str) -> int:
 # ---------------------------------------------------------------- running
 
 
-def _timed(argv: list[str]) -> tuple[float, int, int, bytes]:
+@dataclass(frozen=True, slots=True)
+class Run:
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the child: robust when other work shares the machine
+    rss: int  # peak resident set, bytes
+    code: int
+    out: bytes
+
+
+def _timed(argv: list[str]) -> Run:
+    """Run one child process; its own peak RSS and CPU time come from wait4's rusage."""
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = p.stdout.read()
     _pid, status, ru = os.wait4(p.pid, 0)
-    secs = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
-    return secs, ru.ru_maxrss * 1024, p.returncode, out
+    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, p.returncode, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -391,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default="/tmp/auditor-bench", help="where corpora are written (reused when present)")
     ap.add_argument("--stream-window", type=int, default=0,
                     help="also run 'check --stream' on JSON lines with this window (records); 0 = no stream rows")
-    ap.add_argument("--keep", action="store_true", help="keep the corpora afterwards")
+    ap.add_argument("--keep", action="store_true", help="keep the corpora afterwards (and reuse them next time)")
+    ap.add_argument("--check-args", default="",
+                    help="arguments after 'auditor check FILE', e.g. '--format json' [none: the text report]")
     sub = sys.argv[1:] if argv is None else argv
     if sub[:1] == ["floor"]:
         print(floor(sub[1], sub[2]))
@@ -403,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     fmts = args.formats.split(",")
     py = sys.executable
     rows = []
-    print(f"{'corpus':<22}{'MB':>7}{'check s':>9}{'check sp/s':>12}{'floor s':>9}{'floor sp/s':>12}{'ratio':>7}"
-          f"{'check RSS MB':>14}{'floor RSS MB':>14}", flush=True)
+    print(f"{'corpus':<18}{'MB':>6}  {'check s':>8}{'(cpu)':>7}{'spans/s':>10}  {'floor s':>8}{'(cpu)':>7}{'spans/s':>10}"
+          f"  {'ratio':>5}{'(cpu)':>6}  {'check RSS':>9}{'floor RSS':>10}", flush=True)
     for fmt in fmts:
         for n in sizes:
             path = d / f"bench-{n}.{'pb' if fmt == 'pb' else 'jsonl'}"
@@ -414,30 +426,29 @@ def main(argv: list[str] | None = None) -> int:
                 write_corpus(tmp, n, fmt)
                 tmp.rename(path)
                 print(f"  (wrote {path} in {time.perf_counter() - t0:.1f}s)", flush=True)
-            runs = [("check", [py, "-m", "auditor", "check", str(path), "--format", "json", "-o", os.devnull])]
+            runs = [("check", [py, "-m", "auditor", "check", str(path), *args.check_args.split()])]
             if fmt == "jsonl" and args.stream_window:
-                runs.append(("stream", [py, "-m", "auditor", "check", str(path), "--stream",
-                                        "--window", str(args.stream_window), "--format", "json", "-o", os.devnull]))
-            fsecs, frss, fcode, fout = _timed([py, "-m", "auditor.bench", "floor", str(path), fmt])
-            if fcode != 0:
-                raise SystemExit(f"floor failed: {fout.decode()[-2000:]}")
+                runs.append(("stream", [py, "-m", "auditor", "check", str(path), "--stream", "--window",
+                                        str(args.stream_window), *args.check_args.split()]))
+            fl = _timed([py, "-m", "auditor.bench", "floor", str(path), fmt])
+            if fl.code != 0:
+                raise SystemExit(f"floor failed: {fl.out.decode()[-2000:]}")
             for label, cmd in runs:
-                csecs, crss, ccode, cout = _timed(cmd)
-                if ccode not in (0, 1):
-                    raise SystemExit(f"check failed ({ccode}): {cout.decode()[-2000:]}")
+                ck = _timed(cmd)
+                if ck.code not in (0, 1):
+                    raise SystemExit(f"check failed ({ck.code}): {ck.out.decode()[-2000:]}")
                 name = f"{fmt}{'+stream' if label == 'stream' else ''} {n // 1000}k"
-                row = (name, path.stat().st_size / 1e6, csecs, n / csecs, fsecs, n / fsecs, fsecs / csecs,
-                       crss / 1e6, frss / 1e6)
-                rows.append((fmt, label, n, row))
-                print(f"{row[0]:<22}{row[1]:>7.0f}{row[2]:>9.1f}{row[3]:>12,.0f}{row[4]:>9.1f}{row[5]:>12,.0f}"
-                      f"{row[6]:>7.2f}{row[7]:>14.0f}{row[8]:>14.0f}", flush=True)
+                rows.append((fmt, label, n, ck, fl))
+                print(f"{name:<18}{path.stat().st_size / 1e6:>6.0f}  {ck.wall:>8.1f}{ck.cpu:>7.1f}{n / ck.wall:>10,.0f}"
+                      f"  {fl.wall:>8.1f}{fl.cpu:>7.1f}{n / fl.wall:>10,.0f}  {fl.wall / ck.wall:>5.2f}{fl.cpu / ck.cpu:>6.2f}"
+                      f"  {ck.rss / 1e6:>7.0f}MB{fl.rss / 1e6:>8.0f}MB", flush=True)
     for fmt in fmts:
         for label in ("check", "stream"):
-            pts = sorted((n, row) for f, lab, n, row in rows if f == fmt and lab == label)
+            pts = sorted(((n, ck) for f, lab, n, ck, _fl in rows if f == fmt and lab == label), key=lambda x: x[0])
             if len(pts) >= 2:
-                (n0, r0), (n1, r1) = pts[0], pts[-1]
-                print(f"{fmt} {label}: {n1 / n0:.0f}x the spans took {r1[2] / r0[2]:.2f}x the time, "
-                      f"peak RSS {r0[7]:.0f} -> {r1[7]:.0f} MB", flush=True)
+                (n0, a), (n1, b) = pts[0], pts[-1]
+                print(f"{fmt} {label}: {n1 / n0:.0f}x the spans took {b.wall / a.wall:.2f}x the time "
+                      f"({b.cpu / a.cpu:.2f}x the CPU); peak RSS {a.rss / 1e6:.0f} MB -> {b.rss / 1e6:.0f} MB", flush=True)
     if not args.keep:
         for p in d.glob("bench-*"):
             p.unlink()

@@ -16,7 +16,6 @@ import jsonschema
 
 from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
-from auditor import examples as examples_mod
 from auditor.boundary import endpoint
 from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected, RunInfo, Severity, Span
 from auditor.pricing import Pricer
@@ -26,7 +25,7 @@ from auditor.projection import Projection
 from auditor.rollup import GatePolicy, finish, merge_parts
 from auditor.rules import agents, attribution, structure
 from auditor.rules.catalog import rule
-from auditor.schema import Schema, make_resolver, make_selector
+from auditor.schema import Schema, make_resolver, make_selector, make_values
 
 CODE_ATTRIBUTES = ("code.filepath", "code.file.path", "code.lineno", "code.line.number", "code.function", "code.function.name")
 
@@ -39,6 +38,7 @@ class Compiled:
         self.keys = schema.keys
         self.key_names = tuple(k.name for k in schema.keys)
         self.resolvers = tuple(make_resolver(k) for k in schema.keys)
+        self.values_of = make_values(schema.keys)
         self.is_llm = make_selector(schema.llm_calls)
         self.reported_cost_tolerance = agents.tolerance_pct(schema.dialects)
         self.pricer = pricer if pricer is not None else Pricer(schema)
@@ -108,8 +108,8 @@ def audit_trace(trace, c: Compiled) -> tuple[list[Finding], list[LlmCall]]:
     order = list(trace.walk())
     is_llm_fn = c.is_llm
     is_llm = {sid: is_llm_fn(spans[sid]) for sid in order}
-    resolvers = c.resolvers
-    values = {sid: tuple(r(s.attributes, s.resource) for r in resolvers) for sid, s in spans.items()}
+    values_of = c.values_of
+    values = {sid: values_of(s.attributes, s.resource) for sid, s in spans.items()}
     below: dict[str, bool] = {}
     children = trace.children
     for sid in reversed(order):
@@ -172,9 +172,8 @@ def _code_location(a) -> tuple[str, int | None, str | None] | None:
 
 
 def audit_traces(traces: Iterable, c: Compiled, structural: Iterable[Finding] = (), rejected: int = 0) -> Parts:
-    findings: list[Finding] = list(structural)
+    findings: list[Finding] = []
     calls: list[LlmCall] = []
-    examples: dict = {}
     n_traces = n_spans = 0
     for t in traces:
         n_traces += 1
@@ -191,20 +190,19 @@ def audit_traces(traces: Iterable, c: Compiled, structural: Iterable[Finding] = 
             ], []
         findings.extend(f)
         calls.extend(cl)
-        examples_mod.offer(examples, t, f, c)
+    findings.extend(structural)  # after the loop: ``traces`` may be a generator that fills it
     return Parts(
         counts=Counts(n_traces, n_spans, rejected),
         findings=tuple(findings),
         calls=tuple(calls),
         keys=c.key_names,
         required_keys=tuple(k.name for k in c.keys if k.required),
-        examples=examples_mod.pick(examples.values()),
     )
 
 
 def audit_spans(spans: Iterable[Span], c: Compiled, rejected: Iterable[Rejected] = ()) -> Parts:
-    traces, structural = assemble_mod.assemble(spans)
-    return audit_traces(traces, c, structural, rejected=sum(1 for _ in rejected))
+    structural: list[Finding] = []  # filled while the traces are built, one by one
+    return audit_traces(assemble_mod.iter_traces(spans, structural), c, structural, rejected=sum(1 for _ in rejected))
 
 
 def audit(

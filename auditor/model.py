@@ -232,30 +232,6 @@ class Parts:
     calls: tuple[LlmCall, ...] = ()
     keys: tuple[str, ...] = ()  # schema keys, in schema order
     required_keys: tuple[str, ...] = ()
-    # One example trace per leaking boundary (the smallest); merged by auditor.examples.pick.
-    examples: tuple["ExampleTrace", ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ExampleSpan:
-    """One span of an example trace, with its resolved attribution values, for drawing a leak."""
-
-    span_id: str
-    parent_span_id: str  # "" for a root of the (possibly cut) example
-    service: str
-    scope: str
-    name: str
-    llm: bool
-    values: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ExampleTrace:
-    boundary: Boundary
-    trace_id: str
-    total_spans: int  # size of the whole trace (the rank); spans may be cut to the leak
-    hops: tuple[tuple[str, str, tuple[str, ...]], ...]  # (parent id, child id, keys lost there)
-    spans: tuple[ExampleSpan, ...]  # parents before children
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,3 +282,41 @@ class AuditResult:
             if worst is None or f.severity.rank > worst.rank:
                 worst = f.severity
         return worst
+
+
+def _fast_init(cls: type) -> type:
+    """Give a frozen, slotted record a faster ``__init__`` with the same signature.
+
+    A frozen dataclass sets every field through ``object.__setattr__`` looked up per field;
+    each slot's own descriptor does the same store several times faster. Spans, findings and
+    calls are made by the million, so this is worth a few lines; immutability is unchanged.
+    """
+    from dataclasses import MISSING, fields
+
+    if hasattr(cls, "__post_init__"):
+        return cls
+    ns: dict[str, Any] = {"_MISSING": MISSING}
+    params, body = [], []
+    for f in fields(cls):
+        n = f.name
+        ns[f"_set_{n}"] = cls.__dict__[n].__set__
+        if f.default is not MISSING:
+            ns[f"_d_{n}"] = f.default
+            params.append(f"{n}=_d_{n}")
+        elif f.default_factory is not MISSING:
+            ns[f"_f_{n}"] = f.default_factory
+            params.append(f"{n}=_MISSING")
+            body.append(f"    if {n} is _MISSING: {n} = _f_{n}()")
+        else:
+            params.append(n)
+        body.append(f"    _set_{n}(self, {n})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]), ns)
+    init = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init
+    return cls
+
+
+for _cls in (Span, Finding, Usage, LlmCall):
+    _fast_init(_cls)

@@ -110,7 +110,7 @@ class Schema:
 def dialect_attribute_names(dialects: Mapping[str, Any]) -> set[str]:
     """Every attribute name a ``dialects:`` block mentions (tokens, model, provider, cost)."""
     names: set[str] = set()
-    for field_name in ("model", "provider", "reported_cost", "usage_object"):
+    for field_name in ("model", "provider", "reported_cost"):
         names.update(n for n in dialects.get(field_name) or () if isinstance(n, str))
     for group in (dialects.get("tokens") or {}).values():
         names.update(n for n in group or () if isinstance(n, str))
@@ -380,9 +380,9 @@ def make_resolver(key: KeySpec) -> Callable[[Mapping, Mapping], Any]:
         for s in steps:
             kind = s.kind
             if kind == "attribute":
-                v = _unquote(attrs.get(s.name))
+                v = attrs.get(s.name)
             elif kind == "resource":
-                v = _unquote(resource.get(s.name))
+                v = resource.get(s.name)
             elif kind == "header":
                 v = _header(attrs.get(HEADER_PREFIX + s.name))
             elif kind == "header_json":
@@ -400,6 +400,60 @@ def make_resolver(key: KeySpec) -> Callable[[Mapping, Mapping], Any]:
         return None
 
     return resolve
+
+
+def span_attribute_names(key: KeySpec) -> frozenset[str] | None:
+    """The span attribute names a key's sources read; ``None`` if a source kind is not known here."""
+    names: set[str] = set()
+    for s in key.sources:
+        if s.kind == "resource":
+            continue
+        if s.kind in ("header", "header_json"):
+            names.add(HEADER_PREFIX + s.name)
+        elif s.kind in ("attribute", "json", "pyrepr", "tags"):
+            names.add(s.name)
+        else:
+            return None
+    return frozenset(names)
+
+
+_NO_ATTRS: Mapping = {}
+
+
+def make_values(keys: tuple[KeySpec, ...]) -> Callable[[Mapping, Mapping], tuple]:
+    """A function (span attributes, resource attributes) -> every key's value, in key order.
+
+    Equal to calling each key's resolver, but a key none of whose attribute names the span
+    carries takes its value from the span's resource alone, which is resolved once per
+    resource object (all spans of an OTLP ResourceSpans share it). Most spans carry no key
+    attribute at all, so they cost one set test.
+    """
+    resolvers = tuple(make_resolver(k) for k in keys)
+    names = tuple(span_attribute_names(k) for k in keys)
+    if any(n is None for n in names):
+        return lambda attrs, resource: tuple(r(attrs, resource) for r in resolvers)
+    union = frozenset().union(*names)
+    pairs = tuple(zip(resolvers, names))
+    cache: dict[int, tuple[Mapping, tuple]] = {}
+
+    def from_resource(resource: Mapping) -> tuple:
+        hit = cache.get(id(resource))
+        if hit is not None and hit[0] is resource:  # the entry holds the object: its id stays its own
+            return hit[1]
+        if len(cache) >= 4096:
+            cache.clear()
+        vals = tuple(r(_NO_ATTRS, resource) for r in resolvers)
+        cache[id(resource)] = (resource, vals)
+        return vals
+
+    def values(attrs: Mapping, resource: Mapping) -> tuple:
+        keys_view = attrs.keys()
+        base = from_resource(resource)
+        if keys_view.isdisjoint(union):
+            return base
+        return tuple(b if keys_view.isdisjoint(n) else r(attrs, resource) for (r, n), b in zip(pairs, base))
+
+    return values
 
 
 def _dig(obj: Any, path: tuple[str, ...]) -> Any:
@@ -503,18 +557,6 @@ def _literal_only(tree: ast.AST) -> bool:
             return False
         stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
     return True
-
-
-def _unquote(v: Any) -> Any:
-    """A JSON-encoded string (Langfuse's propagate_attributes writes metadata values as JSON,
-    so tenant_id arrives as '"acme"') read as the string it encodes; anything else unchanged."""
-    if isinstance(v, str) and len(v) >= 2 and v[0] == '"' and v[-1] == '"':
-        try:
-            out = json.loads(v)
-        except ValueError:
-            return v
-        return out if isinstance(out, str) else v
-    return v
 
 
 def _header(v: Any) -> Any:

@@ -10,7 +10,7 @@ import click
 from auditor import ingest
 from auditor.commands.options import emit, gate_options, output_options, parse_max_pct
 from auditor.engine import Compiled
-from auditor.assemble import assemble
+from auditor.assemble import iter_traces
 from auditor.engine import audit_spans, audit_traces
 from auditor.errors import UsageError
 from auditor.model import RunInfo
@@ -117,8 +117,8 @@ def _audit_batches(paths, compiled, stdin, shard: Shard | None, window: int | No
     if rejected:
         warn(f"{n_rejected} span(s) rejected; first: {rejected[0].where}: {rejected[0].reason}")
     if tw is None:
-        traces, structural = assemble(spans)
-        return audit_traces(traces, compiled, structural, rejected=n_rejected), tuple(paths)
+        structural: list = []
+        return audit_traces(iter_traces(spans, structural), compiled, structural, rejected=n_rejected), tuple(paths)
     if tw.late_spans:
         warn(f"{tw.late_spans} span(s) arrived more than --window {window} records after their trace was last "
              "seen and were audited apart from it; raise --window")

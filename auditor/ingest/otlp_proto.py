@@ -4,6 +4,7 @@ Collector fileexporter's stream of 4-byte big-endian length-prefixed records."""
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import Iterator
 
 from google.protobuf.message import DecodeError
@@ -14,12 +15,36 @@ from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
 MAX_DEPTH = 32
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
+
+
+_SHORT = 64  # short string values (models, tenants, code paths) repeat: keep one copy each
+_strings: dict[str, str] = {}
+
+
+def share(s: str) -> str:
+    """One object per distinct short string, so a million spans don't hold a million copies."""
+    if len(s) > _SHORT:
+        return s
+    got = _strings.get(s)
+    if got is None:
+        if len(_strings) >= 500_000:
+            _strings.clear()
+        got = _strings[s] = s
+    return got
+
+
+@lru_cache(maxsize=32)
+def canonical(names: frozenset[str]) -> dict[str, str]:
+    """name -> the projection's own string: a membership test that also shares the key object."""
+    return {n: n for n in names}
 
 
 def _value(v, depth: int = 0):
     which = v.WhichOneof("value")
     if which == "string_value":
-        return v.string_value
+        return share(v.string_value)
     if which == "int_value":
         return v.int_value
     if which == "bool_value":
@@ -54,7 +79,13 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
     """Walk a decoded ExportTraceServiceRequest (or TracesData) into Spans."""
     spans: list[Span] = []
     rejected: list[Rejected] = []
+    append = spans.append
     wants = projection.wants
+    # The hot loop: a plain set lookup instead of a method call per attribute when the
+    # projection is a list of names (the usual case); zero ids compare as bytes.
+    canon = canonical(projection.names).get if not (projection.keep_all or projection.prefixes) else None
+    value = _value
+    tids: dict[bytes, str] = {}  # spans of a trace share one id string
     for ri, rs in enumerate(msg.resource_spans):
         rkvs = rs.resource.attributes
         service = _service(rkvs)
@@ -63,7 +94,7 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
             scope = ss.scope.name
             for pi, s in enumerate(ss.spans):
                 tid, sid, pid = s.trace_id, s.span_id, s.parent_span_id
-                if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or not any(tid) or not any(sid):
+                if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or tid == _ZERO16 or sid == _ZERO8:
                     rejected.append(
                         Rejected(
                             f"{where}: resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]",
@@ -71,19 +102,26 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
                         )
                     )
                     continue
-                spans.append(
+                if canon is not None:
+                    attrs = {k: value(kv.value) for kv in s.attributes if (k := canon(kv.key)) is not None}
+                else:
+                    attrs = {kv.key: value(kv.value) for kv in s.attributes if wants(kv.key)}
+                tid_hex = tids.get(tid)
+                if tid_hex is None:
+                    tid_hex = tids[tid] = tid.hex()
+                append(
                     Span(
-                        tid.hex(),
+                        tid_hex,
                         sid.hex(),
-                        pid.hex() if any(pid) else "",
-                        s.name,
+                        pid.hex() if pid and pid != _ZERO8 else "",
+                        share(s.name),
                         service,
                         scope,
                         s.kind,
                         s.start_time_unix_nano,
                         s.end_time_unix_nano,
                         s.flags,
-                        {kv.key: _value(kv.value) for kv in s.attributes if wants(kv.key)},
+                        attrs,
                         resource,
                     )
                 )
