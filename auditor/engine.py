@@ -16,6 +16,7 @@ import jsonschema
 
 from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
+from auditor import examples as examples_mod
 from auditor.boundary import endpoint
 from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected, RunInfo, Severity, Span
 from auditor.pricing import Pricer
@@ -174,6 +175,7 @@ def _code_location(a) -> tuple[str, int | None, str | None] | None:
 def audit_traces(traces: Iterable, c: Compiled, structural: Iterable[Finding] = (), rejected: int = 0) -> Parts:
     findings: list[Finding] = []
     calls: list[LlmCall] = []
+    examples: dict = {}
     n_traces = n_spans = 0
     for t in traces:
         n_traces += 1
@@ -190,6 +192,7 @@ def audit_traces(traces: Iterable, c: Compiled, structural: Iterable[Finding] = 
             ], []
         findings.extend(f)
         calls.extend(cl)
+        examples_mod.offer(examples, t, f, c)
     findings.extend(structural)  # after the loop: ``traces`` may be a generator that fills it
     return Parts(
         counts=Counts(n_traces, n_spans, rejected),
@@ -197,6 +200,7 @@ def audit_traces(traces: Iterable, c: Compiled, structural: Iterable[Finding] = 
         calls=tuple(calls),
         keys=c.key_names,
         required_keys=tuple(k.name for k in c.keys if k.required),
+        examples=examples_mod.pick(examples.values()),
     )
 
 

@@ -232,6 +232,30 @@ class Parts:
     calls: tuple[LlmCall, ...] = ()
     keys: tuple[str, ...] = ()  # schema keys, in schema order
     required_keys: tuple[str, ...] = ()
+    # One example trace per leaking boundary (the smallest); merged by auditor.examples.pick.
+    examples: tuple["ExampleTrace", ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleSpan:
+    """One span of an example trace, with its resolved attribution values, for drawing a leak."""
+
+    span_id: str
+    parent_span_id: str  # "" for a root of the (possibly cut) example
+    service: str
+    scope: str
+    name: str
+    llm: bool
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleTrace:
+    boundary: Boundary
+    trace_id: str
+    total_spans: int  # size of the whole trace (the rank); spans may be cut to the leak
+    hops: tuple[tuple[str, str, tuple[str, ...]], ...]  # (parent id, child id, keys lost there)
+    spans: tuple[ExampleSpan, ...]  # parents before children
 
 
 @dataclass(frozen=True, slots=True)

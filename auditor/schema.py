@@ -110,7 +110,7 @@ class Schema:
 def dialect_attribute_names(dialects: Mapping[str, Any]) -> set[str]:
     """Every attribute name a ``dialects:`` block mentions (tokens, model, provider, cost)."""
     names: set[str] = set()
-    for field_name in ("model", "provider", "reported_cost"):
+    for field_name in ("model", "provider", "reported_cost", "usage_object"):
         names.update(n for n in dialects.get(field_name) or () if isinstance(n, str))
     for group in (dialects.get("tokens") or {}).values():
         names.update(n for n in group or () if isinstance(n, str))
@@ -380,9 +380,9 @@ def make_resolver(key: KeySpec) -> Callable[[Mapping, Mapping], Any]:
         for s in steps:
             kind = s.kind
             if kind == "attribute":
-                v = attrs.get(s.name)
+                v = _unquote(attrs.get(s.name))
             elif kind == "resource":
-                v = resource.get(s.name)
+                v = _unquote(resource.get(s.name))
             elif kind == "header":
                 v = _header(attrs.get(HEADER_PREFIX + s.name))
             elif kind == "header_json":
@@ -557,6 +557,18 @@ def _literal_only(tree: ast.AST) -> bool:
             return False
         stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
     return True
+
+
+def _unquote(v: Any) -> Any:
+    """A JSON-encoded string (Langfuse's propagate_attributes writes metadata values as JSON,
+    so tenant_id arrives as '"acme"') read as the string it encodes; anything else unchanged."""
+    if isinstance(v, str) and len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+        try:
+            out = json.loads(v)
+        except ValueError:
+            return v
+        return out if isinstance(out, str) else v
+    return v
 
 
 def _header(v: Any) -> Any:
