@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import date
 from decimal import Decimal
 
 from auditor.model import LlmCall
 from auditor.pricing import Pricer
 from auditor.reconcile import drift
-from auditor.reconcile.model import DEFAULT, CostRow, Tokens, UsageExport
+from auditor.reconcile.model import DEFAULT, Tokens, UsageExport
 from auditor.reconcile.provider_side import RateBook, build, in_window, merged_intervals
 from auditor.reconcile.result import Group, Reconciliation, ReconFinding, Source, Summary, finding
 from auditor.reconcile.traced import KeyMap, TracedCall, traced_calls
