@@ -288,6 +288,8 @@ class Pricer:
         self._models: dict[tuple[str | None, str], _Model] = {}
         self._rates: dict[tuple, Rates | str] = {}
         self._override_for: dict[tuple[str | None, str], Override | None] = {}
+        self._built: dict[tuple, Rates] = {}
+        self._hot: dict[tuple, tuple] = {}
 
     # ---------------------------------------------------------------- public
 
@@ -302,17 +304,15 @@ class Pricer:
         if u.convention == "none":
             return None, f"cannot price: {u.basis or 'no token counts'}"
         provider = call.provider
-        tier = call.tier
-        if tier is not None:
-            tier = normalize_tier(tier)
-        m = self._models.get((provider, model)) or self.find_model(provider, model)
-        epoch = 0
-        if m.changes or m.time_of_day:
-            epoch = self._epoch(m, call.start_ns)
-        key = (provider, model, tier, epoch)
-        rates = self._rates.get(key)
+        start_ns = call.start_ns
+        hot = self._hot.get((provider, model, call.tier))
+        if hot is None:
+            hot = self._hot_entry(provider, model, call.tier)
+        m, tier, by_epoch = hot
+        epoch = self._epoch(m, start_ns) if (m.changes or m.time_of_day) else 0
+        rates = by_epoch.get(epoch)
         if rates is None:
-            rates = self._rates[key] = self._resolve(m, provider, model, call.start_ns, tier)
+            rates = by_epoch[epoch] = self.rates(provider, model, start_ns, tier)
         if rates.__class__ is str:
             return None, rates
         cr, c5, c1 = u.cache_read, u.cache_write_5m, u.cache_write_1h
@@ -328,6 +328,12 @@ class Pricer:
             return rates.cost(vec), rates.note
         except ValueError as e:
             return None, f"cannot price: {e}"
+
+    def _hot_entry(self, provider: str | None, model: str, raw_tier: str | None) -> tuple:
+        """Per (provider, model, tier as written): the model, the tier, rates by price epoch."""
+        entry = (self.find_model(provider, model), normalize_tier(raw_tier) if raw_tier else None, {})
+        self._hot[(provider, model, raw_tier)] = entry
+        return entry
 
     @staticmethod
     def _epoch(m: "_Model", start_ns: int):
@@ -370,7 +376,7 @@ class Pricer:
                 continue
             how = f"genai-prices {genai_prices.__version__} {prov.id}/{info.id}"
             if p is None and pid is not None:
-                how += f" (provider {provider!r} not in the data; matched by model name)"
+                how += f" (no price under provider {provider!r}; matched by model name)"
             found = _Model(prov, info, how, _change_points(info), _has_time_of_day(info))
             break
         self._models[key] = found
@@ -423,7 +429,12 @@ class Pricer:
                 factor = (Decimal(100) - ov.discount_pct) / Decimal(100)
                 multiplier = factor if multiplier is None else multiplier * factor
                 notes.append(f"schema discount {ov.discount_pct}%")
-        return build_rates(prices, multiplier, "; ".join(notes))
+        note = "; ".join(notes)
+        key = (repr(prices), multiplier, note)  # epochs often share a price: compile it once
+        r = self._built.get(key)
+        if r is None:
+            r = self._built[key] = build_rates(prices, multiplier, note)
+        return r
 
 
 def _change_points(info) -> tuple[int, ...]:
