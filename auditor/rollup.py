@@ -165,7 +165,9 @@ def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> Audi
             )
     unique = tuple(merged.get(c.ref, c) for c in calls_sorted if c.ref not in dup_of)
     derived.extend(agents.derived(unique, parts.keys, parts.required_keys))
-    findings = tuple(sorted(parts.findings + tuple(derived), key=Finding.sort_key))
+    # A folded record's own pricing findings would speak of a call counted elsewhere: drop them.
+    kept = tuple(f for f in parts.findings if not (f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of))
+    findings = tuple(sorted(kept + tuple(derived), key=Finding.sort_key))
 
     counts: dict[str, int] = defaultdict(int)
     for f in findings:
@@ -191,6 +193,9 @@ def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> Audi
     )
     gate = evaluate_gate(result, policy)
     return replace(result, extra={"policy": policy, "gate": gate, "cost_by_code": cost_by_code(findings, by_ref, dup_of)})
+
+
+_PER_RECORD = ("COST001", "COST002")
 
 
 def _usage_summary(c: LlmCall) -> str:

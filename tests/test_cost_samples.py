@@ -191,3 +191,23 @@ def test_json_result_validates_against_the_report_schema(default_result):
     schema = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(default_result)
     assert schema["properties"]["summary"]["properties"]["cost"]["properties"]["by_finding_code"]
+
+
+def test_pricing_findings_of_a_folded_record_are_dropped():
+    from builders import mk
+
+    from auditor.engine import audit
+    from auditor.schema import load_schema
+
+    usage = {"gen_ai.usage.input_tokens": 1_000, "gen_ai.usage.output_tokens": 50}
+    spans = [
+        mk(1, 1, None, "POST /x", attrs={"tenant_id": "acme", "workflow_id": "w"}, dur=10_000),
+        # the framework's record: no model, so unpriced on its own
+        mk(1, 2, 1, "llm", scope="framework", attrs={"llm.request.type": "chat", **usage}, start=10, dur=500),
+        mk(1, 3, 2, "chat gpt-4o-mini", scope="client", start=20, dur=100, attrs={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", **usage}),
+    ]
+    r = audit(spans, load_schema("default"))
+    assert r.duplicates == {(spans[1].trace_id, spans[1].span_id): (spans[2].trace_id, spans[2].span_id)}
+    assert "COST001" not in r.finding_counts and r.unpriced_calls == 0
+    assert r.total_cost_usd == Decimal("0.00015") + Decimal("0.00003")
