@@ -211,3 +211,9 @@ def test_pricing_findings_of_a_folded_record_are_dropped():
     assert r.duplicates == {(spans[1].trace_id, spans[1].span_id): (spans[2].trace_id, spans[2].span_id)}
     assert "COST001" not in r.finding_counts and r.unpriced_calls == 0
     assert r.total_cost_usd == Decimal("0.00015") + Decimal("0.00003")
+
+
+def test_cost_reads_stdin():
+    r = CliRunner().invoke(cli, ["cost", "-", "--by", "tenant_id", "-f", "csv"], input=Path(JSON_SAMPLE).read_bytes())
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-1].startswith("total,6,1,") and r.stdout.splitlines()[-1].endswith(",0.105780,100.00")

@@ -10,10 +10,13 @@ to 6 places only when printed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -150,6 +153,19 @@ def render_text(cb: Chargeback, result: AuditResult) -> str:
 RENDER = {"text": render_text, "json": render_json, "csv": render_csv}
 
 
+@contextlib.contextmanager
+def _stdin_as_file(paths):
+    """The --by dimensions are decoded in a second pass (after dialect detection): stdin
+    cannot be read twice, so it is kept in a temporary file for the run."""
+    if "-" not in paths:
+        yield tuple(paths)
+        return
+    with tempfile.NamedTemporaryFile(prefix="auditor-stdin-") as fh:
+        shutil.copyfileobj(sys.stdin.buffer, fh)
+        fh.flush()
+        yield tuple(fh.name if p == "-" else p for p in paths)
+
+
 @click.command("cost")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH... (or - for stdin)")
 @click.option("--by", "by", multiple=True, required=True, metavar="KEY",
@@ -172,7 +188,8 @@ def command(paths, by, schema_ref, fmt, output):
         names = tuple(dict.fromkeys(b.strip() for b in by))
         if any(not n for n in names):
             raise UsageError("--by: expected a key or attribute name, got an empty string")
-        result = load_and_audit(paths, schema_ref, (None, {}), stdin=sys.stdin.buffer, adapt=lambda s: s.with_dimensions(names))
+        with _stdin_as_file(paths) as files:
+            result = load_and_audit(files, schema_ref, (None, {}), stdin=sys.stdin.buffer, adapt=lambda s: s.with_dimensions(names))
         text = RENDER[fmt](chargeback(result, names), result)
         if output is None or output == "-":
             click.echo(text, nl=False)
