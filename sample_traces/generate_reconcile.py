@@ -269,7 +269,7 @@ def anthropic_cost_report() -> dict:
 def console_cost_csv() -> str:
     names = {SONNET: "Claude Sonnet 4.5", HAIKU: "Claude Haiku 4.5"}
     tts = {"uncached": "input_no_cache", "cache_read": "input_cache_read", "cache_write_5m": "input_cache_write_5m", "output": "output"}
-    key_names = {K_GW: "litellm-prod", K_SCORE: "lead-scorer", K_DEV: "alice-laptop"}
+    key_names = KEY_NAMES
     lines = ["usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status"]
     for (day, provider, key, ws, model, b, unc, cw, cr, out, _n) in provider_rows():
         if provider != "anthropic":
@@ -280,6 +280,21 @@ def console_cost_csv() -> str:
                 f"2026-01-0{day},{names[model]},{'Production' if ws else 'Default'},{key_names[key]},message,≤ 200k,"
                 f"{tts[part]},{amount},{amount},token,not_available,,{key},active"
             )
+    return "\n".join(lines) + "\n"
+
+
+KEY_NAMES = {K_GW: "litellm-prod", K_SCORE: "lead-scorer", K_DEV: "alice-laptop"}
+
+
+def console_usage_csv() -> str:
+    """The Console's usage export: tokens per day, keys and workspaces by name."""
+    lines = ["usage_date_utc,model_version,api_key,workspace,usage_type,context_window,usage_input_tokens_no_cache,"
+             "usage_input_tokens_cache_write_5m,usage_input_tokens_cache_write_1h,usage_input_tokens_cache_read,"
+             "usage_output_tokens,web_search_count,inference_geo,speed"]
+    for (day, provider, key, ws, model, b, unc, cw, cr, out, _n) in provider_rows():
+        if provider == "anthropic":
+            lines.append(f"2026-01-0{day},{model},{KEY_NAMES[key]},{'Production' if ws else 'Default'},standard,0-200k,"
+                         f"{unc},{cw},0,{cr},{out},0,not_available,")
     return "\n".join(lines) + "\n"
 
 
@@ -349,6 +364,11 @@ def write_exports() -> None:
     (FIXTURES / "openai_usage_completions.json").write_text(json.dumps(openai_usage(), indent=2) + "\n")
     (FIXTURES / "openai_costs.json").write_text(json.dumps(openai_costs(), indent=2) + "\n")
     (FIXTURES / "key_map.yaml").write_text(key_map())
+    (FIXTURES / "anthropic_console_usage.csv").write_text(console_usage_csv())
+    (FIXTURES / "key_map_names.yaml").write_text(
+        "# The Console's usage CSV names keys, not ids: map the LiteLLM aliases to key names.\n"
+        f"support-bot: {KEY_NAMES[K_GW]}\nlead-scorer: {KEY_NAMES[K_SCORE]}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,17 @@ def test_console_cost_csv_alone():
     assert not [f for f in doc["findings"] if f["code"] == "RECON002"]  # no provider tokens: no drift check
 
 
+def test_console_usage_csv_with_keys_by_name():
+    doc = as_json("anthropic_console_usage.csv", extra=("--key-map", str(U / "key_map_names.yaml")))
+    names = {"apikey_01GatewayProd": "litellm-prod", "apikey_01LeadScorer": "lead-scorer", "apikey_01DevLaptop": "alice-laptop"}
+    wss = {"wrkspc_01Prod": "Production", "(default)": "(default)"}
+    expected = {
+        (k[0], k[1], k[2], names[k[3]], wss[k[4]], k[5]): v for k, v in EXPECTED.items() if k[1] == "anthropic"
+    }
+    assert by_group(doc) == expected
+    assert [f["subject"]["value"] for f in doc["findings"] if f["code"] == "RECON002"] == ["claude-sonnet-4-5"]
+
+
 def test_without_key_map_keys_are_not_compared_and_it_says_why():
     doc = as_json("anthropic_usage_pages.json", "openai_usage_completions.json")
     assert doc["dimensions"] == {"anthropic": ["model", "tier"], "openai": ["model", "tier"]}

@@ -49,6 +49,16 @@ def test_console_cost_csv():
     assert model_key(first.dims.model) == "claude-haiku-4-5"
 
 
+def test_console_usage_csv():
+    ex = load_usage(U / "anthropic_console_usage.csv")
+    assert (ex.kind, len(ex.usage)) == ("anthropic-console-usage-csv", 7)
+    dev = next(r for r in ex.usage if r.dims.api_key_id == "alice-laptop" and "sonnet" in r.dims.model)
+    assert dev.tokens == Tokens(uncached_input=5000, cache_read=40000, cache_write_5m=10000, output=2000)
+    assert (dev.dims.workspace_id, dev.dims.tier) == (DEFAULT, "standard")
+    with pytest.raises(UsageExportError, match=r"^x.csv: line 2 column usage_output_tokens: expected a token count"):
+        parse_usage("usage_date_utc,usage_input_tokens_no_cache,usage_output_tokens\n2026-01-01,5,-1\n", "x.csv")
+
+
 def test_openai_usage_input_includes_cached():
     ex = load_usage(U / "openai_usage_completions.json")
     assert ex.kind == "openai-usage-completions"
@@ -128,14 +138,14 @@ BAD = [
     (patched(OCOST, R0 + ("amount",), {"currency": "usd"}), "x.json: $.data[0].results[0].amount.value: expected a number of dollars"),
     ('{"data": [', "x.json: line 1 column 11: invalid JSON: Expecting value"),
     ('{"hello": 1}', "x.json: $: expected an Anthropic usage report or cost report (JSON), an OpenAI usage/completions "
-                     "or costs page (JSON), or the Anthropic Console's cost CSV"),
+                     "or costs page (JSON), or the Anthropic Console's cost or usage CSV"),
     ("usage_date_utc,cost_usd\n2026-01-01,abc\n", 'x.json: line 2 column cost_usd: expected a decimal amount, got "abc"'),
     ("usage_date_utc,cost_usd\nJanuary,0.1\n", 'x.json: line 2 column usage_date_utc: expected a date YYYY-MM-DD, got "January"'),
     ("usage_date_utc,cost_usd,token_type\n2026-01-01,0.1,input_magic\n",
      'x.json: line 2 column token_type: expected one of input_no_cache, input_cache_read, input_cache_write_5m, '
      'input_cache_write_1h, output, got "input_magic"'),
     ("", "x.json: empty file: expected an Anthropic usage report or cost report (JSON), an OpenAI usage/completions "
-         "or costs page (JSON), or the Anthropic Console's cost CSV"),
+         "or costs page (JSON), or the Anthropic Console's cost or usage CSV"),
 ]
 
 

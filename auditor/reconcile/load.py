@@ -6,14 +6,14 @@ import gzip
 from pathlib import Path
 
 from auditor.reconcile.fields import pages
-from auditor.reconcile.formats import anthropic_console_csv, anthropic_cost, anthropic_usage, openai_costs, openai_usage
+from auditor.reconcile.formats import anthropic_console_csv, anthropic_console_usage_csv, anthropic_cost, anthropic_usage, openai_costs, openai_usage
 from auditor.reconcile.model import UsageExport, UsageExportError
 
 # Order matters only for documents that could be read two ways (none known); most specific first.
 JSON_FORMATS = (openai_usage, openai_costs, anthropic_cost, anthropic_usage)
 EXPECTED = (
     "expected an Anthropic usage report or cost report (JSON), an OpenAI usage/completions or costs page "
-    "(JSON), or the Anthropic Console's cost CSV"
+    "(JSON), or the Anthropic Console's cost or usage CSV"
 )
 
 
@@ -45,6 +45,9 @@ def parse_usage(text: str, where: str) -> UsageExport:
             if fmt.detect(docs):
                 return fmt.read(docs, where)
         raise UsageExportError(f"{where}: $: {EXPECTED}")
-    if anthropic_console_csv.detect_header(head.splitlines()[0]):
+    first = head.splitlines()[0]
+    if anthropic_console_usage_csv.detect_header(first):
+        return anthropic_console_usage_csv.read(text, where)
+    if anthropic_console_csv.detect_header(first):
         return anthropic_console_csv.read(text, where)
     raise UsageExportError(f"{where}: line 1: {EXPECTED}")
