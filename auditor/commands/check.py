@@ -36,7 +36,8 @@ def load_and_audit(paths, schema_ref, policy_args, stdin=None, shard: Shard | No
     t0 = time.perf_counter()
     preloaded = None
     if schema_ref is None:
-        schema, preloaded = _detect_schema(paths, stdin, batches=window is not None or shard is not None)
+        # With adapt the spans are decoded again, so detect on a cheap first pass instead.
+        schema, preloaded = _detect_schema(paths, stdin, batches=window is not None or shard is not None or adapt is not None)
     else:
         schema = load_schema(schema_ref)
     if adapt is not None:
