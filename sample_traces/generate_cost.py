@@ -29,18 +29,41 @@ import json
 import sys
 from pathlib import Path
 
+from contextlib import contextmanager
+
 from opentelemetry import baggage, context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.processor.baggage import ALLOW_ALL_BAGGAGE_KEYS, BaggageSpanProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate_core import Clock, provider  # noqa: E402  (same seeded ids, fixed clock, baggage copy)
+from generate_core import Clock, SeededIds  # noqa: E402  (same seeded ids and fixed clock)
 
 from auditor.ingest.otlp_json_writer import to_otlp_json  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "cost"
 SERVICE = "research-assistant"
+
+
+def provider(exporter: InMemorySpanExporter, seed: int) -> TracerProvider:
+    # service.instance.id fixed: the SDK would otherwise add a random one.
+    res = Resource.create({"service.name": SERVICE, "service.instance.id": "research-assistant-0", "deployment.environment": "sample"})
+    tp = TracerProvider(resource=res, id_generator=SeededIds(seed))
+    tp.add_span_processor(BaggageSpanProcessor(ALLOW_ALL_BAGGAGE_KEYS))
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    return tp
+
+
+@contextmanager
+def request(tracer, clock, name: str, kind=SpanKind.SERVER):
+    """A current span that starts and ends on the fixed clock (end_on_exit would read the wall clock)."""
+    with tracer.start_as_current_span(name, kind=kind, start_time=clock(), end_on_exit=False) as s:
+        yield s
+        s.end(end_time=clock())
 
 
 def span(tracer, clock, name: str, attrs: dict, kind=SpanKind.CLIENT):
@@ -51,7 +74,7 @@ def span(tracer, clock, name: str, attrs: dict, kind=SpanKind.CLIENT):
 
 def scenario() -> list:
     exp, clock = InMemorySpanExporter(), Clock()
-    tp = provider(SERVICE, exp, 31)
+    tp = provider(exp, 31)
     app = tp.get_tracer("research_assistant.app")
     openllmetry_anthropic = tp.get_tracer("opentelemetry.instrumentation.anthropic", "0.47.3")
     openllmetry_openai_old = tp.get_tracer("opentelemetry.instrumentation.openai", "0.26.0")
@@ -62,7 +85,7 @@ def scenario() -> list:
     # Trace 1: tenant acme.
     ctx = baggage.set_baggage("workflow_id", "deep-research", context=baggage.set_baggage("tenant_id", "acme"))
     token = context.attach(ctx)
-    with app.start_as_current_span("POST /v1/research", kind=SpanKind.SERVER, start_time=clock()):
+    with request(app, clock, "POST /v1/research"):
         s = span(openllmetry_anthropic, clock, "anthropic.chat", {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "anthropic",
@@ -93,8 +116,8 @@ def scenario() -> list:
     # Trace 2: tenant globex.
     ctx = baggage.set_baggage("workflow_id", "summarise", context=baggage.set_baggage("tenant_id", "globex"))
     token = context.attach(ctx)
-    with app.start_as_current_span("POST /v1/summaries", kind=SpanKind.SERVER, start_time=clock()):
-        with langchain.start_as_current_span("ChatOpenAI.chat", kind=SpanKind.CLIENT, start_time=clock()) as lc:
+    with request(app, clock, "POST /v1/summaries"):
+        with request(langchain, clock, "ChatOpenAI.chat", SpanKind.CLIENT) as lc:
             lc.set_attributes({
                 "llm.request.type": "chat",
                 "gen_ai.request.model": "gpt-4o",
@@ -132,7 +155,7 @@ def scenario() -> list:
     context.detach(token)
 
     # Trace 3: no tenant on the request.
-    with app.start_as_current_span("POST /v1/internal/reindex", kind=SpanKind.SERVER, start_time=clock()):
+    with request(app, clock, "POST /v1/internal/reindex"):
         s = span(home_made, clock, "chat claude-sonnet-4-5", {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "anthropic",
