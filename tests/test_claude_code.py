@@ -228,3 +228,28 @@ def test_detected_without_a_schema_like_the_preset():
     assert a["required_keys"] == b["required_keys"] == ["developer", "session", "team", "cost_center", "repository"]
     assert a["summary"]["findings"] == b["summary"]["findings"] == {"AGENT001": 5, "AGENT002": 1, "AGENT003": 1, "ATTR002": 12}
     assert a["summary"]["cost"] == b["summary"]["cost"]
+
+
+def test_numbers_sent_as_strings_price_the_same(schema):
+    """Claude Code sometimes sends numeric event fields as strings; they must price identically."""
+    from test_logs import request
+
+    attrs = {
+        "event.name": "api_request", "session.id": "s1", "user.email": "x@example.com", "model": gen.SONNET,
+        "input_tokens": 1200, "output_tokens": 800, "cache_read_tokens": 20000, "cache_creation_tokens": 4000,
+        "cost_usd": 0.0366, "duration_ms": 5200,
+    }
+    as_str = {k: str(v) for k, v in attrs.items()}
+    res = {"team.id": "platform", "cost_center": "eng-100", "repository": "acme/api"}
+    out = []
+    for a in (attrs, as_str):
+        spans, _ = ingest.decode_bytes(
+            request([{"body": "claude_code.api_request", "attrs": a}], resource=res, scope=gen.EVENTS_SCOPE).SerializeToString(),
+            "x", Compiled(schema).projection,
+        )
+        out.append(audit(spans, schema))
+    for r in out:
+        (call,) = r.calls
+        assert (call.cost_usd, call.reported_cost_usd) == (D("0.0366"), D("0.0366"))
+        assert call.usage.convention == "excluding"
+        assert r.findings == ()
