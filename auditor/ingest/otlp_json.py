@@ -13,6 +13,7 @@ import binascii
 from typing import Any
 
 from auditor.errors import InputError
+from auditor.ingest.interning import canonical, share
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -99,6 +100,9 @@ def value(v: Any, path: str = "", depth: int = 0) -> Any:
     """An OTLP JSON AnyValue to a Python value."""
     if not isinstance(v, dict):
         raise _Bad(path, f"expected an AnyValue object, got {type(v).__name__}")
+    sv = v.get("stringValue")
+    if sv.__class__ is str:  # the common case first
+        return share(sv)
     if "stringValue" in v or "string_value" in v:
         return _get(v, "stringValue", "string_value", "")
     if "intValue" in v or "int_value" in v:
@@ -135,15 +139,22 @@ def value(v: Any, path: str = "", depth: int = 0) -> Any:
 
 def attributes(kvs: list, path: str, projection: Projection | None, depth: int = 0) -> dict:
     out = {}
-    wants = projection.wants if projection is not None else None
+    if projection is None or projection.keep_all:
+        canon, prefixes = None, ()
+    else:  # the projection test is one lookup that also shares the key object
+        canon, prefixes = canonical(projection.names), projection.prefixes
     for i, kv in enumerate(kvs):
         if not isinstance(kv, dict):
             raise _Bad(f"{path}[{i}]", f"expected a {{key, value}} object, got {type(kv).__name__}")
         k = kv.get("key")
         if not isinstance(k, str):
             raise _Bad(f"{path}[{i}].key", "expected a string")
-        if wants is not None and not wants(k):
-            continue
+        if canon is not None:
+            ck = canon.get(k)
+            if ck is not None:
+                k = ck
+            elif not (prefixes and k.startswith(prefixes)):
+                continue
         out[k] = value(kv.get("value") or {}, f"{path}[{i}].value", depth)
     return out
 
@@ -173,6 +184,7 @@ def decode(obj: Any, projection: Projection, where: str, root: str = "$") -> tup
 def _decode(obj: Any, projection: Projection, where: str, root: str):
     spans: list[Span] = []
     rejected: list[Rejected] = []
+    tids: dict[str, str] = {}  # spans of a trace share one id string
     obj = _dict(obj, root)
     for ri, rs in enumerate(_list(obj, "resourceSpans", "resource_spans", root)):
         rpath = f"{root}.resourceSpans[{ri}]"
@@ -194,43 +206,52 @@ def _decode(obj: Any, projection: Projection, where: str, root: str):
             if not isinstance(scope, str):
                 raise _Bad(spath + ".scope.name", "expected a string")
             for pi, s in enumerate(_list(ss, "spans", "spans", spath)):
-                p = f"{spath}.spans[{pi}]"
-                s = _dict(s, p)
-                tid = _id(_get(s, "traceId", "trace_id"), 16, p + ".traceId")
-                sid = _id(_get(s, "spanId", "span_id"), 8, p + ".spanId")
-                pid = _id(_get(s, "parentSpanId", "parent_span_id"), 8, p + ".parentSpanId")
-                if not tid or not sid or pid is None:
+                try:  # paths are built only when something is wrong: most spans are fine
+                    span = _span(s, service, scope, resource, projection, tids)
+                except _Bad as bad:
+                    raise _Bad(f"{spath}.spans[{pi}]{bad.path}", bad.expected) from None
+                if span is None:
                     rejected.append(
                         Rejected(
-                            f"{where}: {p}",
+                            f"{where}: {spath}.spans[{pi}]",
                             "expected a 32-hex-digit non-zero traceId, a 16-hex-digit non-zero spanId and an empty or 16-hex-digit parentSpanId",
                         )
                     )
-                    continue
-                name = s.get("name", "")
-                if not isinstance(name, str):
-                    raise _Bad(p + ".name", f"expected a string, got {type(name).__name__}")
-                kind = s.get("kind", 0)
-                if isinstance(kind, str):
-                    if kind not in _KIND_NAMES:
-                        raise _Bad(p + ".kind", f"expected a SpanKind integer or name, got {kind!r:.40}")
-                    kind = _KIND_NAMES[kind]
                 else:
-                    kind = _int(kind, p + ".kind")
-                spans.append(
-                    Span(
-                        tid,
-                        sid,
-                        pid,
-                        name,
-                        service,
-                        scope,
-                        kind,
-                        _int(_get(s, "startTimeUnixNano", "start_time_unix_nano"), p + ".startTimeUnixNano"),
-                        _int(_get(s, "endTimeUnixNano", "end_time_unix_nano"), p + ".endTimeUnixNano"),
-                        _int(s.get("flags"), p + ".flags"),
-                        attributes(_list(s, "attributes", "attributes", p), p + ".attributes", projection),
-                        resource,
-                    )
-                )
+                    spans.append(span)
     return spans, rejected
+
+
+def _span(s: Any, service: str, scope: str, resource: dict, projection: Projection, tids: dict) -> Span | None:
+    """One span; ``None`` when its ids are unusable. Raises _Bad with a path relative to the span."""
+    s = _dict(s, "")
+    tid = _id(_get(s, "traceId", "trace_id"), 16, ".traceId")
+    sid = _id(_get(s, "spanId", "span_id"), 8, ".spanId")
+    pid = _id(_get(s, "parentSpanId", "parent_span_id"), 8, ".parentSpanId")
+    if not tid or not sid or pid is None:
+        return None
+    tid = tids.setdefault(tid, tid)
+    name = s.get("name", "")
+    if not isinstance(name, str):
+        raise _Bad(".name", f"expected a string, got {type(name).__name__}")
+    kind = s.get("kind", 0)
+    if isinstance(kind, str):
+        if kind not in _KIND_NAMES:
+            raise _Bad(".kind", f"expected a SpanKind integer or name, got {kind!r:.40}")
+        kind = _KIND_NAMES[kind]
+    else:
+        kind = _int(kind, ".kind")
+    return Span(
+        tid,
+        sid,
+        pid,
+        share(name),
+        service,
+        scope,
+        kind,
+        _int(_get(s, "startTimeUnixNano", "start_time_unix_nano"), ".startTimeUnixNano"),
+        _int(_get(s, "endTimeUnixNano", "end_time_unix_nano"), ".endTimeUnixNano"),
+        _int(s.get("flags"), ".flags"),
+        attributes(_list(s, "attributes", "attributes", ""), ".attributes", projection),
+        resource,
+    )

@@ -4,41 +4,19 @@ Collector fileexporter's stream of 4-byte big-endian length-prefixed records."""
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
 from typing import Iterator
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from auditor.errors import InputError
+from auditor.ingest.interning import canonical, share
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
 MAX_DEPTH = 32
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
-
-
-_SHORT = 64  # short string values (models, tenants, code paths) repeat: keep one copy each
-_strings: dict[str, str] = {}
-
-
-def share(s: str) -> str:
-    """One object per distinct short string, so a million spans don't hold a million copies."""
-    if len(s) > _SHORT:
-        return s
-    got = _strings.get(s)
-    if got is None:
-        if len(_strings) >= 500_000:
-            _strings.clear()
-        got = _strings[s] = s
-    return got
-
-
-@lru_cache(maxsize=32)
-def canonical(names: frozenset[str]) -> dict[str, str]:
-    """name -> the projection's own string: a membership test that also shares the key object."""
-    return {n: n for n in names}
 
 
 def _value(v, depth: int = 0):
@@ -80,10 +58,12 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
     spans: list[Span] = []
     rejected: list[Rejected] = []
     append = spans.append
-    wants = projection.wants
     # The hot loop: a plain set lookup instead of a method call per attribute when the
     # projection is a list of names (the usual case); zero ids compare as bytes.
-    canon = canonical(projection.names).get if not (projection.keep_all or projection.prefixes) else None
+    canon_map = canonical(projection.names)
+    canon = canon_map.get
+    prefixes = projection.prefixes
+    keep_all = projection.keep_all
     value = _value
     tids: dict[bytes, str] = {}  # spans of a trace share one id string
     for ri, rs in enumerate(msg.resource_spans):
@@ -102,10 +82,16 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
                         )
                     )
                     continue
-                if canon is not None:
+                if keep_all:
+                    attrs = {kv.key: value(kv.value) for kv in s.attributes}
+                elif not prefixes:
                     attrs = {k: value(kv.value) for kv in s.attributes if (k := canon(kv.key)) is not None}
                 else:
-                    attrs = {kv.key: value(kv.value) for kv in s.attributes if wants(kv.key)}
+                    attrs = {
+                        canon(k) or k: value(kv.value)
+                        for kv in s.attributes
+                        if (k := kv.key) in canon_map or k.startswith(prefixes)
+                    }
                 tid_hex = tids.get(tid)
                 if tid_hex is None:
                     tid_hex = tids[tid] = tid.hex()
