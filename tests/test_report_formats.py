@@ -247,3 +247,16 @@ def test_share_falls_back_to_calls_when_nothing_is_priced():
     assert "| `tenant_id` ❗ | 100.0% of calls | $0.000000 | 1 of 1 |" in md
     assert "share by calls (nothing priced)" in html_report.render(unpriced)
     assert XSS_VALUE not in html_report.render(unpriced)
+
+
+def test_sarif_keeps_the_worst_results_under_the_cap(monkeypatch):
+    result = leak_result()
+    extra = replace(result.findings[0], code="ATTR004", severity=result.findings[0].severity.__class__("warning"))
+    many = replace(result, findings=(extra,) + result.findings)
+    monkeypatch.setattr(sarif_report, "MAX_RESULTS", 2)
+    doc = sarif_report.to_sarif(many)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(doc)
+    run = doc["runs"][0]
+    assert [r["level"] for r in run["results"]] == ["error", "error"]
+    note = run["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
+    assert note == "1 lower-severity results left out (at most 2 per run); see --format json"

@@ -22,6 +22,7 @@ from auditor.report import summary
 from auditor.rules.catalog import all_rules
 
 MAX_FINDINGS = 2000
+MAX_TREES = 25  # example trees for the worst boundaries only: keeps big reports light
 MAX_VALUE = 120
 
 
@@ -107,7 +108,7 @@ def context(result: AuditResult) -> dict:
     calls = {c.ref: c for c in result.calls}
     boundaries = []
     for i, b in enumerate(result.boundaries, 1):
-        ex = summary.example_for(result, b)
+        ex = summary.example_for(result, b) if i <= MAX_TREES else None
         boundaries.append(
             {
                 "rank": i,

@@ -19,6 +19,8 @@ from auditor.rules.catalog import all_rules
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 TOOL_NAME = "trace-attribution-auditor"
+# GitHub code scanning rejects runs with more results; the worst are kept, the rest counted.
+MAX_RESULTS = 25_000
 
 
 def _rules(result: AuditResult) -> list[dict]:
@@ -112,7 +114,12 @@ def to_sarif(result: AuditResult) -> dict:
     rule_index = {r["id"]: i for i, r in enumerate(rules)}
     logical = _Logical()
     results = []
-    for f in result.findings:
+    findings = result.findings
+    if len(findings) > MAX_RESULTS:
+        keep = set(sorted(range(len(findings)), key=lambda i: -findings[i].severity.rank)[:MAX_RESULTS])
+        findings = tuple(f for i, f in enumerate(findings) if i in keep)
+    left_out = len(result.findings) - len(findings)
+    for f in findings:
         ep = _endpoint(f)
         location: dict = {}
         if ep is not None:
@@ -165,6 +172,13 @@ def to_sarif(result: AuditResult) -> dict:
         "invocations": [
             {
                 "executionSuccessful": True,
+                **(
+                    {"toolExecutionNotifications": [{
+                        "level": "warning",
+                        "message": {"text": f"{left_out} lower-severity results left out (at most {MAX_RESULTS} per run); see --format json"},
+                    }]}
+                    if left_out else {}
+                ),
                 "exitCode": 0 if h.gate_passed is not False else 1,
                 "properties": {
                     "schema": result.run.schema,
