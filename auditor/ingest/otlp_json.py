@@ -184,7 +184,7 @@ def decode(obj: Any, projection: Projection, where: str, root: str = "$") -> tup
 def _decode(obj: Any, projection: Projection, where: str, root: str):
     spans: list[Span] = []
     rejected: list[Rejected] = []
-    tids: dict[str, str] = {}  # spans of a trace share one id string
+    ids: dict[str, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
     obj = _dict(obj, root)
     for ri, rs in enumerate(_list(obj, "resourceSpans", "resource_spans", root)):
         rpath = f"{root}.resourceSpans[{ri}]"
@@ -207,7 +207,7 @@ def _decode(obj: Any, projection: Projection, where: str, root: str):
                 raise _Bad(spath + ".scope.name", "expected a string")
             for pi, s in enumerate(_list(ss, "spans", "spans", spath)):
                 try:  # paths are built only when something is wrong: most spans are fine
-                    span = _span(s, service, scope, resource, projection, tids)
+                    span = _span(s, service, scope, resource, projection, ids)
                 except _Bad as bad:
                     raise _Bad(f"{spath}.spans[{pi}]{bad.path}", bad.expected) from None
                 if span is None:
@@ -222,7 +222,7 @@ def _decode(obj: Any, projection: Projection, where: str, root: str):
     return spans, rejected
 
 
-def _span(s: Any, service: str, scope: str, resource: dict, projection: Projection, tids: dict) -> Span | None:
+def _span(s: Any, service: str, scope: str, resource: dict, projection: Projection, ids: dict) -> Span | None:
     """One span; ``None`` when its ids are unusable. Raises _Bad with a path relative to the span."""
     s = _dict(s, "")
     tid = _id(_get(s, "traceId", "trace_id"), 16, ".traceId")
@@ -230,7 +230,10 @@ def _span(s: Any, service: str, scope: str, resource: dict, projection: Projecti
     pid = _id(_get(s, "parentSpanId", "parent_span_id"), 8, ".parentSpanId")
     if not tid or not sid or pid is None:
         return None
-    tid = tids.setdefault(tid, tid)
+    tid = ids.setdefault(tid, tid)
+    sid = ids.setdefault(sid, sid)
+    if pid:
+        pid = ids.setdefault(pid, pid)
     name = s.get("name", "")
     if not isinstance(name, str):
         raise _Bad(".name", f"expected a string, got {type(name).__name__}")

@@ -65,7 +65,7 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
     prefixes = projection.prefixes
     keep_all = projection.keep_all
     value = _value
-    tids: dict[bytes, str] = {}  # spans of a trace share one id string
+    ids: dict[bytes, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
     for ri, rs in enumerate(msg.resource_spans):
         rkvs = rs.resource.attributes
         service = _service(rkvs)
@@ -92,14 +92,23 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
                         for kv in s.attributes
                         if (k := kv.key) in canon_map or k.startswith(prefixes)
                     }
-                tid_hex = tids.get(tid)
+                tid_hex = ids.get(tid)
                 if tid_hex is None:
-                    tid_hex = tids[tid] = tid.hex()
+                    tid_hex = ids[tid] = tid.hex()
+                sid_hex = ids.get(sid)
+                if sid_hex is None:
+                    sid_hex = ids[sid] = sid.hex()
+                if pid and pid != _ZERO8:
+                    pid_hex = ids.get(pid)
+                    if pid_hex is None:
+                        pid_hex = ids[pid] = pid.hex()
+                else:
+                    pid_hex = ""
                 append(
                     Span(
                         tid_hex,
-                        sid.hex(),
-                        pid.hex() if pid and pid != _ZERO8 else "",
+                        sid_hex,
+                        pid_hex,
                         share(s.name),
                         service,
                         scope,
