@@ -8,6 +8,7 @@ with errors that name the path and line in the user's file. ``extends`` composes
 from __future__ import annotations
 
 import ast
+import copy
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -165,7 +166,22 @@ def load_schema_text(text: str, where: str) -> Schema:
 
 
 def compose_refs(refs: list[str]) -> Schema:
-    """Several schemas applied in order (e.g. default then detected presets)."""
+    """Several schemas applied in order (e.g. default then detected presets).
+
+    Cached per process by the refs and their files' modification times: detection composes
+    the same presets for every input."""
+    stamps = []
+    for ref in refs:
+        p = resolve_ref(ref)
+        try:
+            stamps.append(p.stat().st_mtime_ns)
+        except OSError:
+            stamps.append(None)
+    return _compose_refs_cached(tuple(refs), tuple(stamps))
+
+
+@lru_cache(maxsize=64)
+def _compose_refs_cached(refs: tuple[str, ...], _stamps: tuple) -> Schema:
     doc: dict = {}
     for ref in refs:
         doc = merge_docs(doc, _load_doc(resolve_ref(ref), ref, ()))
@@ -187,9 +203,18 @@ def _load_doc(path: Path, display: str, chain: tuple[str, ...]) -> dict:
 
 
 def _parse(text: str, where: str) -> dict:
+    """Parse and validate one schema document; parsed once per (text, name) in a process, since
+    composing the presets reads the same files many times (each extends the default)."""
+    return copy.deepcopy(_parse_cached(text, where))
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
+
+
+@lru_cache(maxsize=256)
+def _parse_cached(text: str, where: str) -> dict:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         pos = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
@@ -197,11 +222,14 @@ def _parse(text: str, where: str) -> dict:
         raise SchemaError(f"{where}: {pos}invalid YAML/JSON: {problem}") from None
     if doc is None:
         doc = {}
-    errors = sorted(_meta_validator().iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    validator = _meta_validator()
+    if validator.is_valid(doc):
+        return doc
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         err = _best(errors)
         path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        line = _line_of(node, list(err.absolute_path))
+        line = _line_of(yaml.compose(text, Loader=_LOADER), list(err.absolute_path))  # only on error
         at = f" (line {line})" if line else ""
         raise SchemaError(f"{where}: {path}{at}: {_explain(err)}")
     return doc

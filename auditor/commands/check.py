@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
@@ -84,8 +85,7 @@ def _detect_schema(paths, stdin, batches: bool):
                     found[name] = found.get(name, 0) + n
         found = {n: found[n] for n in dialects.NAMES if n in found}
     else:
-        wide = Compiled(compose_refs(dialects.all_refs()))
-        loaded = ingest.load(paths, wide.projection | dialects.projection(), stdin=stdin)
+        loaded = ingest.load(paths, _wide_projection(), stdin=stdin)
         found = dialects.detect(loaded.spans)
     if not found:
         return load_schema(None), loaded
@@ -94,6 +94,15 @@ def _detect_schema(paths, stdin, batches: bool):
     said = ", ".join(f"{n} ({c} span{'s' if c != 1 else ''})" for n, c in found.items())
     click.echo(f"auditor: dialects detected: {said}; schema {schema.origin}", err=True)
     return schema, loaded
+
+
+@functools.lru_cache(maxsize=1)
+def _wide_projection():
+    """What every preset (and detection) reads: decode once, then choose the presets."""
+    from auditor import dialects
+    from auditor.schema import compose_refs
+
+    return Compiled(compose_refs(dialects.all_refs())).projection | dialects.projection()
 
 
 def _audit_batches(paths, compiled, stdin, shard: Shard | None, window: int | None):
