@@ -14,6 +14,7 @@ import dataclasses
 import io
 import pickle
 from operator import attrgetter
+from enum import Enum
 from types import MappingProxyType
 
 from auditor import model
@@ -31,8 +32,14 @@ def _table() -> dict:
                 table[obj] = lambda o, _g=get, _c=obj: (_c, (_g(o),))
             else:
                 table[obj] = lambda o, _g=get, _c=obj: (_c, _g(o))
+        elif isinstance(obj, type) and issubclass(obj, Enum) and obj.__module__ == model.__name__:
+            table[obj] = _enum  # by name: Enum(value) on load is slow for str-mixin enums
     table[MappingProxyType] = lambda o: (dict, (dict(o),))
     return table
+
+
+def _enum(o):
+    return getattr, (type(o), o.name)
 
 
 _TABLE = _table()

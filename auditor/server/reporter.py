@@ -7,12 +7,13 @@ worker bumps in every commit.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
 
 from auditor.model import AuditResult, RunInfo
-from auditor.report import json_report
+from auditor.result_json import to_json
 from auditor.rollup import GatePolicy, finish
 from auditor.schema import Schema
 from auditor.server import store
@@ -52,7 +53,8 @@ class Reporter:
         with self._lock:
             v = self._result[0]
             if self._json is None or self._json[0] != v:
-                self._json = (v, json_report.render(r))
+                # the document of 'check --format json', without its indentation (the C encoder)
+                self._json = (v, json.dumps(to_json(r), ensure_ascii=False, separators=(",", ":")))
             return self._json[1]
 
     def stats(self) -> dict:
