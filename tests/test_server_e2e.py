@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import subprocess
+import sys
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -108,3 +111,19 @@ def test_sigterm_audits_everything_buffered_and_exits_0(tmp_path):
             s2.stop()
     finally:
         s.stop()
+
+
+def test_a_taken_port_is_a_one_line_usage_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "auditor", "serve", "--data-dir", str(tmp_path), "--grpc-port", "0",
+             "--http-port", str(port)],
+            capture_output=True, timeout=120,
+        )
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines()[-1] == (
+        f"auditor: error: --http-port {port}: cannot listen on 127.0.0.1: Address already in use"
+    )
