@@ -1,8 +1,9 @@
 """The read side: the AuditResult over everything stored, rebuilt exactly with rollup.finish.
 
 Built from the stored per-trace Parts (like ``auditor merge`` over shards), so /api/report
-equals ``auditor check`` over the same spans. Cached by the store's version, which the
-worker bumps in every commit.
+equals ``auditor check`` over the same spans. The per-trace Parts are kept in memory and
+refreshed incrementally: each worker commit stamps its rows with a new store version, and
+only rows newer than the last one seen are read again (a re-audited trace replaces its entry).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Reporter:
         self._lock = threading.Lock()
         self._conn = None
         self._result: tuple[int, AuditResult] | None = None
+        self._parts: dict = {}  # trace id -> Parts
+        self._seen = 0
+        self._rejected = 0
         self._json: tuple[int, str] | None = None
         self._stats: tuple[int, dict] | None = None
 
@@ -40,13 +44,27 @@ class Reporter:
 
     def result(self) -> AuditResult:
         with self._lock:
-            v = store.version(self._c())
+            v = self._refresh()
             if self._result is None or self._result[0] != v:
                 t0 = time.perf_counter()
-                parts = store.combined_parts(self._c(), self.keys, self.required)
+                parts = store.merge_all(self._parts.values(), self.keys, self.required, self._rejected)
                 run = RunInfo(inputs=self.inputs, schema=self.schema.origin, seconds=time.perf_counter() - t0)
                 self._result = (v, finish(parts, run, self.policy))
             return self._result[1]
+
+    def _refresh(self) -> int:
+        """Read what changed since the last look, in one snapshot."""
+        c = self._c()
+        c.execute("BEGIN")
+        try:
+            v = store.version(c)
+            if v != self._seen:
+                self._parts.update(store.changed_parts(c, self._seen))
+                self._rejected = store.rejected_spans(c)
+                self._seen = v
+        finally:
+            c.execute("COMMIT")
+        return v
 
     def report_json(self) -> str:
         r = self.result()

@@ -26,7 +26,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v);
 CREATE TABLE IF NOT EXISTS traces (
     trace_id TEXT PRIMARY KEY, n_spans INTEGER, n_findings INTEGER, audits INTEGER,
-    audited_at REAL, spans BLOB, parts BLOB);
+    audited_at REAL, spans BLOB, parts BLOB, version INTEGER);
+CREATE INDEX IF NOT EXISTS traces_version ON traces(version);
 CREATE TABLE IF NOT EXISTS findings (
     trace_id TEXT, code TEXT, severity TEXT, key TEXT, span_id TEXT, parent_span_id TEXT,
     boundary TEXT, message TEXT);
@@ -57,7 +58,7 @@ class Audited:
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30, isolation_level=None)
     else:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -107,7 +108,7 @@ class Store:
         for a in audited:
             p = a.parts
             trace_rows.append(
-                (a.trace_id, p.counts.spans, len(p.findings), now,
+                (a.trace_id, p.counts.spans, len(p.findings), now, None,
                  codec.dumps(a.spans), codec.dumps(p))
             )
             for f in p.findings:
@@ -130,15 +131,17 @@ class Store:
             un_rows.extend((a.trace_id, k, n, float(cost)) for k, (n, cost) in missing.items())
         c.execute("BEGIN IMMEDIATE")
         try:
+            v = version(c) + 1  # under the write lock: versions order the commits of all workers
+            trace_rows = [(*r[:4], v, *r[5:]) for r in trace_rows]
             if reopened:
                 ids = [(t,) for t in reopened]
                 for table in ("findings", "boundary_hops", "calls", "unattributed"):
                     c.executemany(f"DELETE FROM {table} WHERE trace_id=?", ids)
             c.executemany(
-                "INSERT INTO traces(trace_id, n_spans, n_findings, audits, audited_at, spans, parts) "
-                "VALUES (?,?,?,1,?,?,?) ON CONFLICT(trace_id) DO UPDATE SET n_spans=excluded.n_spans, "
+                "INSERT INTO traces(trace_id, n_spans, n_findings, audits, audited_at, version, spans, parts) "
+                "VALUES (?,?,?,1,?,?,?,?) ON CONFLICT(trace_id) DO UPDATE SET n_spans=excluded.n_spans, "
                 "n_findings=excluded.n_findings, audits=audits+1, audited_at=excluded.audited_at, "
-                "spans=excluded.spans, parts=excluded.parts",
+                "version=excluded.version, spans=excluded.spans, parts=excluded.parts",
                 trace_rows,
             )
             c.executemany("INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)", finding_rows)
@@ -149,9 +152,7 @@ class Store:
             c.execute(
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (f"done_seq.{shard}", done_seq)
             )
-            c.execute(
-                "INSERT INTO meta VALUES ('version', 1) ON CONFLICT(k) DO UPDATE SET v=v+1"
-            )
+            c.execute("INSERT INTO meta VALUES ('version', ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (v,))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -175,20 +176,29 @@ def version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def all_parts(conn: sqlite3.Connection) -> Iterator[Parts]:
-    for (blob,) in conn.execute("SELECT parts FROM traces ORDER BY trace_id"):
-        yield codec.loads(blob)
+def changed_parts(conn: sqlite3.Connection, since: int) -> Iterator[tuple[str, Parts]]:
+    """(trace id, parts) of every trace stored or re-audited after store version ``since``."""
+    for tid, blob in conn.execute("SELECT trace_id, parts FROM traces WHERE version > ?", (since,)):
+        yield tid, codec.loads(blob)
 
 
-def combined_parts(conn: sqlite3.Connection, keys: tuple[str, ...], required: tuple[str, ...]) -> Parts:
-    """Every stored trace's parts merged with ``rollup.merge_parts`` (pairwise, so the
-    concatenations cost n log n), plus the rejected-span count of all requests."""
-    (rejected,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()
-    level = [Parts(Counts(0, 0, int(rejected)), keys=keys, required_keys=required)]
-    level.extend(all_parts(conn))
+def rejected_spans(conn: sqlite3.Connection) -> int:
+    (n,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()
+    return int(n)
+
+
+def merge_all(parts: Iterable[Parts], keys: tuple[str, ...], required: tuple[str, ...], rejected: int) -> Parts:
+    """Per-trace parts merged with ``rollup.merge_parts`` (pairwise, so the concatenations
+    cost n log n), plus the rejected-span count of all requests."""
+    level = [Parts(Counts(0, 0, rejected), keys=keys, required_keys=required), *parts]
     while len(level) > 1:
         level = [merge_parts(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
     return level[0]
+
+
+def combined_parts(conn: sqlite3.Connection, keys: tuple[str, ...], required: tuple[str, ...]) -> Parts:
+    """Everything stored, as one Parts."""
+    return merge_all((p for _t, p in changed_parts(conn, -1)), keys, required, rejected_spans(conn))
 
 
 def stats(conn: sqlite3.Connection) -> dict:
