@@ -260,3 +260,13 @@ def test_sarif_keeps_the_worst_results_under_the_cap(monkeypatch):
     assert [r["level"] for r in run["results"]] == ["error", "error"]
     note = run["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
     assert note == "1 lower-severity results left out (at most 2 per run); see --format json"
+
+
+def test_html_names_the_spend_of_calls_that_never_had_a_key():
+    result = load_and_audit([str(ROOT / "sample_traces/core/threadpool.otlp.json")], None, (None, {}))
+    html = html_report.render(result)
+    assert (
+        "<b>Not at any boundary:</b> 4 LLM calls never had tenant_id, workflow_id anywhere above them (ATTR002), "
+        "$0.000733 of spend; 4 of them started a trace of their own (TRACE004)"
+    ) in html
+    assert 'class="sub" id="no-boundaries"' in html

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -121,8 +122,11 @@ def context(result: AuditResult) -> dict:
     findings = result.findings[:MAX_FINDINGS]
     never = {(f.trace_id, f.span_id) for f in result.findings if f.code == "ATTR002"}
     headless = {(f.trace_id, f.span_id) for f in result.findings if f.code == "TRACE004"} & never
+    refs = {result.duplicates.get(r, r) for r in never}
+    never_cost = sum((calls[r].cost_usd for r in refs if r in calls and calls[r].cost_usd is not None), Decimal(0))
     unrooted = {
-        "calls": len(never),
+        "calls": len(refs),
+        "cost": summary.money(never_cost) if never_cost else "",
         "headless": len(headless),
         "keys": sorted({f.key for f in result.findings if f.code == "ATTR002" and f.key}),
     }
