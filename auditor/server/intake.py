@@ -12,6 +12,8 @@ import asyncio
 import hmac
 from collections import deque
 
+import grpc
+
 from auditor.errors import InputError
 from auditor.server import answers
 from auditor.server.answers import Failure
@@ -79,7 +81,7 @@ class Intake:
         try:
             seq = await self.spool.append(kind, checked.accepted, body)
         except Exception as e:  # disk full, closed: the client keeps the data and retries
-            return Failure(503, answers.grpc.StatusCode.UNAVAILABLE, f"cannot write the spool: {e}", retry_after=2)
+            return Failure(503, grpc.StatusCode.UNAVAILABLE, f"cannot write the spool: {e}", retry_after=2)
         finally:
             self._inflight -= checked.accepted
             self._active -= 1

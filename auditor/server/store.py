@@ -1,7 +1,7 @@
 """SQLite (WAL) store: per-trace audit parts, findings, boundary hops and cost rollups.
 
-One row per trace holds its spans and its ``Parts`` (pickled: they are our own frozen
-dataclasses, read back only by this package). Re-auditing a trace replaces its rows in the
+One row per trace holds its spans and its ``Parts`` (``auditor.server.codec``: pickles of
+our own frozen dataclasses, read back only by this package). Re-auditing a trace replaces its rows in the
 same transaction that advances ``done_seq``, so a late span never double counts and a
 crash between the two cannot happen. The report is rebuilt from the stored Parts with
 ``auditor.rollup.finish``: exact, like merging shards. The other tables are for queries

@@ -1,10 +1,12 @@
-"""The audit worker: a separate process (the second core) that turns spool records into
-stored audits. Spool -> decode -> window -> assemble.build -> engine.audit_traces -> store.
+"""An audit worker: a separate process that turns spool records into stored audits.
+Spool -> decode -> window -> assemble.build -> engine.audit_traces -> store.
 
-It commits the audited traces, the rejected-span counts and ``done_seq`` (the lowest spool
-sequence whose spans are still only in memory) in one SQLite transaction, then publishes
-``done_seq`` so the web process can retire spool segments and report buffer fill. Started
-fresh it resumes from the stored ``done_seq``: that is the replay.
+With ``--workers N`` each worker reads every record but keeps the traces whose id hashes to
+its shard, so a trace is always audited whole by one worker. It commits the audited traces,
+the rejected-span counts (shard 0 only) and its ``done_seq`` (the lowest spool sequence whose
+spans it still holds only in memory) in one SQLite transaction, then publishes ``done_seq``
+so the receiving process can retire spool segments and count the buffer. Started fresh it
+resumes from the stored ``done_seq``: that is the replay.
 """
 
 from __future__ import annotations
