@@ -270,3 +270,12 @@ def test_html_names_the_spend_of_calls_that_never_had_a_key():
         "$0.000733 of spend; 4 of them started a trace of their own (TRACE004)"
     ) in html
     assert 'class="sub" id="no-boundaries"' in html
+
+
+def test_sarif_points_at_the_trace_file_when_spans_carry_no_code_location(baggage):
+    doc = sarif_report.to_sarif(replace(baggage, run=replace(baggage.run, inputs=("traces/run.jsonl",))))
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(doc)
+    locs = [r["locations"][0]["physicalLocation"] for r in doc["runs"][0]["results"]]
+    assert locs == [{"artifactLocation": {"uri": "traces/run.jsonl", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 1}}] * 6
+    two = sarif_report.to_sarif(replace(baggage, run=replace(baggage.run, inputs=("a.jsonl", "b.jsonl"))))
+    assert all("physicalLocation" not in r["locations"][0] for r in two["runs"][0]["results"])

@@ -119,6 +119,10 @@ def to_sarif(result: AuditResult) -> dict:
         keep = set(sorted(range(len(findings)), key=lambda i: -findings[i].severity.rank)[:MAX_RESULTS])
         findings = tuple(f for i, f in enumerate(findings) if i in keep)
     left_out = len(result.findings) - len(findings)
+    # Code scanning needs a file on every result: without code attributes, the one trace file
+    # audited stands in (when there was exactly one).
+    inputs = [i for i in result.run.inputs if i != "-"]
+    fallback = _physical((inputs[0], 1, None)) if len(inputs) == 1 and len(result.run.inputs) == 1 else None
     for f in findings:
         ep = _endpoint(f)
         location: dict = {}
@@ -131,6 +135,8 @@ def to_sarif(result: AuditResult) -> dict:
                 location["physicalLocation"] = phys
             if f.code_location[2] and "logicalLocations" in location:
                 location["logicalLocations"].append({"name": f.code_location[2], "kind": "function"})
+        if "physicalLocation" not in location and fallback is not None:
+            location["physicalLocation"] = fallback
         props = {"trace_id": f.trace_id, "span_id": f.span_id}
         if f.key:
             props["key"] = f.key
