@@ -122,3 +122,10 @@ Q6 = Decimal("0.000001")
 def usd(d: Decimal | None) -> str | None:
     """USD to 6 places, as a string (the core reports' convention)."""
     return None if d is None else str(d.quantize(Q6))
+
+
+def money(d: Decimal | None) -> str:
+    """``$1.230000`` / ``-$0.005850`` for reports people read."""
+    if d is None:
+        return "n/a"
+    return f"-${usd(-d)}" if d < 0 else f"${usd(d)}"

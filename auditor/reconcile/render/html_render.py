@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import jinja2
 
-from auditor.reconcile.result import Reconciliation, usd
+from auditor.reconcile.result import Reconciliation, money
 
 
 @lru_cache(maxsize=1)
@@ -17,7 +17,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["usd"] = lambda d: "$" + usd(d)
+    env.filters["usd"] = money
     return env
 
 

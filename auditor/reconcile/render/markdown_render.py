@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auditor.reconcile.result import Reconciliation, usd
+from auditor.reconcile.result import Reconciliation, money
 
 
 def _cell(v) -> str:
@@ -15,7 +15,7 @@ def render(rec: Reconciliation) -> str:
     out += [
         "| invoiced | traced | ungated | ungated % | traced above invoice |",
         "|---:|---:|---:|---:|---:|",
-        f"| ${usd(s.provider_usd)} | ${usd(s.traced_usd)} | ${usd(s.ungated_usd)} | {s.ungated_pct:.1f}% | ${usd(s.overtraced_usd)} |",
+        f"| {money(s.provider_usd)} | {money(s.traced_usd)} | {money(s.ungated_usd)} | {s.ungated_pct:.1f}% | {money(s.overtraced_usd)} |",
         "",
     ]
     if s.max_ungated_pct is not None:
@@ -25,7 +25,7 @@ def render(rec: Reconciliation) -> str:
         out += ["### Sources with invoiced spend and no traced call", "", "| kind | provider | id | invoiced |", "|---|---|---|---:|"]
         for bucket, it in untraced:
             ident = it.get("api_key_id") or it.get("workspace_id") or it.get("model")
-            out.append(f"| {bucket[:-1].replace('_', ' ')} | {it['provider']} | `{_cell(ident)}` | ${usd(it['provider_usd'])} |")
+            out.append(f"| {bucket[:-1].replace('_', ' ')} | {it['provider']} | `{_cell(ident)}` | {money(it['provider_usd'])} |")
         out.append("")
     out += [
         "### Groups",
@@ -36,7 +36,7 @@ def render(rec: Reconciliation) -> str:
     for g in rec.groups:
         out.append(
             f"| {g.day.isoformat()} | {g.provider} | {_cell(g.model)} | {_cell(g.api_key_id)} | {_cell(g.workspace_id)} | "
-            f"{_cell(g.tier)} | ${usd(g.provider_usd)} | ${usd(g.traced_usd)} | ${usd(g.ungated_usd)} | {g.traced_calls} |"
+            f"{_cell(g.tier)} | {money(g.provider_usd)} | {money(g.traced_usd)} | {money(g.ungated_usd)} | {g.traced_calls} |"
         )
     out.append("")
     if rec.findings:

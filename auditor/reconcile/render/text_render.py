@@ -3,7 +3,7 @@ gap, the findings and the notes."""
 
 from __future__ import annotations
 
-from auditor.reconcile.result import Group, Reconciliation, usd
+from auditor.reconcile.result import Group, Reconciliation, money
 
 MAX_GROUPS = 40
 
@@ -20,7 +20,7 @@ def render(rec: Reconciliation) -> str:
         + "; ".join(f"{p}: day, {', '.join(d) or 'provider only'}" for p, d in sorted(rec.dimensions.items()))
     )
     if s.overtraced_usd > 0:
-        out.append(f"  traced spend above the invoice in some groups: ${usd(s.overtraced_usd)} (RECON003)")
+        out.append(f"  traced spend above the invoice in some groups: {money(s.overtraced_usd)} (RECON003)")
     if s.max_ungated_pct is not None:
         verdict = "passed" if s.passed else "FAILED"
         out.append(f"  gate --max-ungated-pct {s.max_ungated_pct:g}: {verdict} ({s.ungated_pct:.1f}% ungated)")
@@ -30,15 +30,15 @@ def render(rec: Reconciliation) -> str:
         if items:
             out.append(f"{label} with invoiced spend and no traced call:")
             for it in items:
-                out.append(f"  {it['provider']} {it[field]}: ${usd(it['provider_usd'])}")
+                out.append(f"  {it['provider']} {it[field]}: {money(it['provider_usd'])}")
             out.append("")
     gaps = [g for g in rec.groups if g.ungated_usd != 0]
     if gaps:
         out.append(f"Groups where the invoice and the traces differ ({len(gaps)} of {len(rec.groups)}), largest first:")
         for g in sorted(gaps, key=lambda g: (-abs(g.ungated_usd), _key(g)))[:MAX_GROUPS]:
             out.append(
-                f"  {_key(g)}: invoiced ${usd(g.provider_usd)} ({g.provider_cost_basis}), traced ${usd(g.traced_usd)} "
-                f"in {g.traced_calls} call(s), ungated ${usd(g.ungated_usd)}"
+                f"  {_key(g)}: invoiced {money(g.provider_usd)} ({g.provider_cost_basis}), traced {money(g.traced_usd)} "
+                f"in {g.traced_calls} call(s), ungated {money(g.ungated_usd)}"
             )
         if len(gaps) > MAX_GROUPS:
             out.append(f"  ... {len(gaps) - MAX_GROUPS} more (see --format json)")
