@@ -293,11 +293,13 @@ class Pricer:
 
     # ---------------------------------------------------------------- public
 
-    def price(self, call: LlmCall) -> tuple[Decimal | None, str]:
-        return self.price_usage(call, call.usage)
+    def price(self, call: LlmCall, u: Usage | None = None) -> tuple[Decimal | None, str]:
+        """The exact price of a call (of ``u`` instead of its own usage, when given), or why none.
 
-    def price_usage(self, call: LlmCall, u: Usage) -> tuple[Decimal | None, str]:
-        # The hot path: two dict lookups and a short integer dot product per call.
+        The hot path: two dict lookups and a short integer dot product per call.
+        """
+        if u is None:
+            u = call.usage
         model = call.model
         if not model:
             return None, "no model on the span"
@@ -334,6 +336,9 @@ class Pricer:
         entry = (self.find_model(provider, model), normalize_tier(raw_tier) if raw_tier else None, {})
         self._hot[(provider, model, raw_tier)] = entry
         return entry
+
+    def price_usage(self, call: LlmCall, u: Usage) -> tuple[Decimal | None, str]:
+        return self.price(call, u)
 
     @staticmethod
     def _epoch(m: "_Model", start_ns: int):

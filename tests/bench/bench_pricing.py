@@ -70,10 +70,16 @@ def main() -> None:
         fast_total += cost
     t_fast = time.perf_counter() - t0
 
+    t0 = time.perf_counter()  # steady state (a long-running sidecar): every lookup already cached
+    for c in calls:
+        pricer.price(c)
+    t_warm = time.perf_counter() - t0
+
     print(f"calls: {n} ({len({(c.provider, c.model) for c in calls})} models)")
     print(f"naive calc_price: {n / t_naive:12,.0f} priced calls/s ({t_naive / n * 1e6:.1f} us/call)")
     print(f"fast path:        {n / t_fast:12,.0f} priced calls/s ({t_fast / n * 1e6:.2f} us/call)")
-    print(f"speed-up:         {t_naive / t_fast:12,.1f}x (target >= 100x)")
+    print(f"fast path, warm:  {n / t_warm:12,.0f} priced calls/s ({t_warm / n * 1e6:.2f} us/call)")
+    print(f"speed-up:         {t_naive / t_fast:12,.1f}x cold, {t_naive / t_warm:.1f}x warm (target >= 100x)")
     print(f"totals agree:     {fast_total == naive_total} (${fast_total.quantize(Decimal('0.000001'))})")
 
 
