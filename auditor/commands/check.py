@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import gc
 import sys
 import time
+from contextlib import contextmanager
 
 import click
 
@@ -34,6 +36,25 @@ def load_and_audit(paths, schema_ref, policy_args, stdin=None, shard: Shard | No
     as they complete, ``window`` records after their last span (``--stream``). ``adapt``
     (Schema -> Schema) adds what a command needs decoded, e.g. reconcile's gateway keys.
     """
+    with _no_cyclic_gc():
+        return _load_and_audit(paths, schema_ref, policy_args, stdin, shard, window, adapt)
+
+
+@contextmanager
+def _no_cyclic_gc():
+    """An audit allocates millions of records that form no reference cycles; the cyclic
+    collector would re-scan them over and over (a quarter of the run at 100k spans, more as the
+    heap grows) and free nothing. Reference counting still frees everything as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _load_and_audit(paths, schema_ref, policy_args, stdin, shard, window, adapt):
     t0 = time.perf_counter()
     preloaded = None
     if schema_ref is None:
