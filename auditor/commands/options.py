@@ -52,9 +52,10 @@ def parse_max_pct(specs: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-def emit(result, formats: tuple[str, ...], output: str | None, color: bool | None, verbose: bool) -> None:
-    """Render every requested format; files are opened only once rendering succeeded."""
-    specs = [parse_output_spec(s) for s in (formats or ("text",))]
+def route(specs: list, output: str | None) -> list:
+    """Where each (format, path) goes: ``-o`` takes the first format without a path; at most
+    one format may go to stdout (path None)."""
+    routed = []
     stdout_used = False
     for fmt, path in specs:
         if path is None and output is not None and not stdout_used:
@@ -63,13 +64,24 @@ def emit(result, formats: tuple[str, ...], output: str | None, color: bool | Non
             if stdout_used and output is None:
                 raise UsageError("--format: only one format can go to stdout; give the others a path (FMT:PATH)")
             stdout_used = True
+        routed.append((fmt, path))
+    return routed
+
+
+def write(path: str | None, text: str) -> None:
+    """To stdout, or to a file opened only now that its text is rendered (no empty file on failure)."""
+    if path is None or path == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write report: {e.strerror or e}") from None
+
+
+def emit(result, formats: tuple[str, ...], output: str | None, color: bool | None, verbose: bool) -> None:
+    """Render every requested format of an AuditResult and write each where it goes."""
+    for fmt, path in route([parse_output_spec(s) for s in (formats or ("text",))], output):
         use_color = bool(color) if color is not None else (path is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
-        text = render(fmt, result, RenderOptions(color=use_color and fmt is Format.TEXT, verbose=verbose))
-        if path is None or path == "-":
-            click.echo(text, nl=False)
-        else:
-            try:
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-            except OSError as e:
-                raise UsageError(f"{path}: cannot write report: {e.strerror or e}") from None
+        write(path, render(fmt, result, RenderOptions(color=use_color and fmt is Format.TEXT, verbose=verbose)))

@@ -11,27 +11,12 @@ from auditor.errors import UsageError
 
 
 def emit(rec, formats: tuple[str, ...], output: str | None) -> None:
-    """Render every requested format; a file is opened only once its text is rendered."""
+    """Render every requested format of a reconciliation and write each where it goes."""
+    from auditor.commands.options import route, write
     from auditor.reconcile.render import parse_output_spec, render
 
-    specs = [parse_output_spec(s) for s in (formats or ("text",))]
-    stdout_used = False
-    for fmt, path in specs:
-        if path is None and output is not None and not stdout_used:
-            path, stdout_used = output, True
-        elif path is None:
-            if stdout_used and output is None:
-                raise UsageError("--format: only one format can go to stdout; give the others a path (FMT:PATH)")
-            stdout_used = True
-        text = render(fmt, rec)
-        if path is None or path == "-":
-            click.echo(text, nl=False)
-        else:
-            try:
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-            except OSError as e:
-                raise UsageError(f"{path}: cannot write report: {e.strerror or e}") from None
+    for fmt, path in route([parse_output_spec(s) for s in (formats or ("text",))], output):
+        write(path, render(fmt, rec))
 
 
 def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated_pct=None):
