@@ -89,9 +89,10 @@ def _models_compatible(a: str | None, b: str | None) -> bool:
 def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
     """Records of one LLM call made by several instrumentations.
 
-    Same ``gen_ai.response.id`` when both carry one; otherwise same service, compatible
-    model, identical token counts, overlapping time and *different* instrumentation scopes
-    (two identical parallel calls from one instrumentation are two calls, not one).
+    Same ``gen_ai.response.id`` when both carry one; otherwise compatible model, identical
+    token counts, overlapping time and *different* instrumentation scopes (two identical
+    parallel calls from one instrumentation are two calls, not one), within one service or
+    within one trace (an app's LLM span and its gateway's span for the same call).
     """
     calls = list(calls)
     uf = _UnionFind()
@@ -102,7 +103,8 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
             by_rid[c.response_id].append(c)
         tin, out = c.usage.token_tuple()
         if tin or out:
-            by_shape[(c.service, tin, out)].append(c)
+            by_shape[("service", c.service, tin, out)].append(c)
+            by_shape[("trace", c.trace_id, tin, out)].append(c)
     for group in by_rid.values():
         for c in group[1:]:
             uf.union(group[0].ref, c.ref)

@@ -196,3 +196,17 @@ def test_severity_override_off_and_key_severity():
     assert run(spans, off).findings == ()
     warn = replace(s, severity={"ATTR002": "warning"})
     assert [f.severity.value for f in run(spans, warn).findings] == ["warning"]
+
+
+def test_app_span_and_gateway_span_of_one_call_in_one_trace_count_once():
+    app = mk(1, 2, 1, "ChatOpenAI", service="ask-app", scope="openinference.instrumentation.langchain",
+             attrs={**LLM, **T}, start=100, dur=900)
+    gateway = mk(1, 3, 2, "litellm_request", service="litellm-proxy", scope="litellm",
+                 attrs={**LLM, "gen_ai.request.model": "openai/gpt-4o-mini"}, start=200, dur=600)
+    root = mk(1, 1, None, "POST /ask", service="ask-app", attrs=T)
+    r = run([root, app, gateway])
+    assert len(r.calls) == 1 and len(r.duplicates) == 1
+    assert r.calls[0].values["tenant_id"] == "acme"
+    # two services in *different* traces with the same shape stay two calls
+    other = mk(2, 4, None, "litellm_request", service="litellm-proxy", scope="litellm", attrs=LLM, start=200, dur=600)
+    assert len(run([root, app, other]).calls) == 2
