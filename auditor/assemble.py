@@ -1,9 +1,10 @@
-"""Spans -> traces -> trees, with the structural findings (TRACE001-003).
+"""Spans -> traces -> trees, with the structural defects the structure rules report.
 
 Orphans, duplicate ids, self-parents and cycles never hang or crash: every span ends up
-in exactly one tree. Adjacency is kept in plain dicts (most traces are small chains);
-networkx is used where it earns its keep, on the rare traces that hold a cycle, and for
-callers that want a graph (``Trace.graph()``).
+in exactly one tree, and what was wrong is kept on the trace as a ``Defect`` (data, not a
+finding: ``auditor.rules.structure`` decides codes, wording and severity). Adjacency is
+kept in plain dicts (most traces are small chains); networkx finds cycles, on the rare
+traces that hold one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,21 @@ from typing import Iterable, Iterator
 
 import networkx as nx
 
-from auditor.model import Finding, Severity, Span
+from auditor.model import Span
+
+ORPHAN, DUPLICATE_ID, SELF_PARENT, CYCLE = "orphan", "duplicate-id", "self-parent", "cycle"
+
+
+@dataclass(frozen=True, slots=True)
+class Defect:
+    """What assembly had to repair: the span, its (named) parent and what else is known."""
+
+    kind: str  # ORPHAN | DUPLICATE_ID | SELF_PARENT | CYCLE
+    span_id: str
+    parent_span_id: str = ""
+    names: tuple[str, ...] = ()  # DUPLICATE_ID: the distinct span names sharing the id
+    members: tuple[str, ...] = ()  # CYCLE: the span ids of the cycle, smallest first
+    count: int = 0  # DUPLICATE_ID: how many distinct spans share the id
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +39,7 @@ class Trace:
     parent: dict[str, str]  # span_id -> parent span_id, only where the parent is in the tree
     children: dict[str, tuple[str, ...]]  # span_id -> children ordered by (start, id)
     roots: tuple[str, ...]  # true roots, orphans, and spans cut out of a cycle
-
-    def graph(self) -> nx.DiGraph:
-        g = nx.DiGraph()
-        g.add_nodes_from(self.spans)
-        g.add_edges_from((p, c) for c, p in self.parent.items())
-        return g
+    defects: tuple[Defect, ...] = ()
 
     def walk(self) -> Iterator[str]:
         """Span ids top-down (parents before children), iteratively: deep chains are fine."""
@@ -54,8 +64,8 @@ def _order(s: Span) -> tuple:
     return (s.start_ns, s.end_ns, s.name, s.parent_span_id, s.service, s.scope, s.kind)
 
 
-def build(trace_id: str, spans: list[Span]) -> tuple[Trace, list[Finding]]:
-    findings: list[Finding] = []
+def build(trace_id: str, spans: list[Span]) -> Trace:
+    defects: list[Defect] = []
     by_id: dict[str, Span] = {}
     dupes: dict[str, list[Span]] = {}
     for s in spans:
@@ -66,22 +76,9 @@ def build(trace_id: str, spans: list[Span]) -> tuple[Trace, list[Finding]]:
             dupes.setdefault(s.span_id, [cur]).append(s)
     for sid, group_ in dupes.items():
         distinct = {x.identity(): x for x in group_}
-        keep = min(distinct.values(), key=_order)
-        by_id[sid] = keep
-        names = sorted({x.name for x in distinct.values()})
-        findings.append(
-            Finding(
-                code="TRACE002",
-                severity=Severity.WARNING,
-                trace_id=trace_id,
-                span_id=sid,
-                message=(
-                    f"span id {sid} is used by {len(distinct)} different spans ({', '.join(names)[:200]}); "
-                    "kept the earliest. Span ids must be unique within a trace: check for a custom id "
-                    "generator or a proxy that copies ids."
-                ),
-            )
-        )
+        by_id[sid] = min(distinct.values(), key=_order)
+        names = tuple(sorted({x.name for x in distinct.values()}))
+        defects.append(Defect(DUPLICATE_ID, sid, names=names, count=len(distinct)))
 
     parent: dict[str, str] = {}
     roots: list[str] = []
@@ -91,31 +88,10 @@ def build(trace_id: str, spans: list[Span]) -> tuple[Trace, list[Finding]]:
             roots.append(sid)
         elif pid == sid:
             roots.append(sid)
-            findings.append(
-                Finding(
-                    code="TRACE003",
-                    severity=Severity.ERROR,
-                    trace_id=trace_id,
-                    span_id=sid,
-                    parent_span_id=pid,
-                    message=f"span {sid} ({s.name}) names itself as its parent; treated as a root.",
-                )
-            )
+            defects.append(Defect(SELF_PARENT, sid, pid))
         elif pid not in by_id:
             roots.append(sid)
-            findings.append(
-                Finding(
-                    code="TRACE001",
-                    severity=Severity.WARNING,
-                    trace_id=trace_id,
-                    span_id=sid,
-                    parent_span_id=pid,
-                    message=(
-                        f"span {sid} ({s.name}) names parent {pid}, which is not in the trace "
-                        "(lost, unsampled or not exported); its subtree is audited on its own."
-                    ),
-                )
-            )
+            defects.append(Defect(ORPHAN, sid, pid))
         else:
             parent[sid] = pid
 
@@ -125,11 +101,11 @@ def build(trace_id: str, spans: list[Span]) -> tuple[Trace, list[Finding]]:
 
     reached = _reach(roots, children)
     if len(reached) < len(by_id):
-        findings.extend(_break_cycles(trace_id, by_id, parent, children, roots, reached))
+        defects.extend(_break_cycles(parent, children, roots, reached))
 
     ordered = {p: tuple(sorted(cs, key=lambda c: (by_id[c].start_ns, c))) for p, cs in children.items()}
     roots.sort(key=lambda r: (by_id[r].start_ns, r))
-    return Trace(trace_id, by_id, parent, ordered, tuple(roots)), findings
+    return Trace(trace_id, by_id, parent, ordered, tuple(roots), tuple(defects))
 
 
 def _reach(roots: list[str], children: dict[str, list[str]]) -> set[str]:
@@ -144,10 +120,10 @@ def _reach(roots: list[str], children: dict[str, list[str]]) -> set[str]:
     return seen
 
 
-def _break_cycles(trace_id, by_id, parent, children, roots, reached) -> list[Finding]:
+def _break_cycles(parent, children, roots, reached) -> list[Defect]:
     """Every span not reachable from a root hangs below a cycle: cut each cycle at its
-    smallest span id (deterministic) and report it once."""
-    findings = []
+    smallest span id (deterministic)."""
+    out = []
     g = nx.DiGraph()
     g.add_edges_from((c, p) for c, p in parent.items() if c not in reached)
     for cycle in sorted(sorted(c) for c in nx.simple_cycles(g)):
@@ -155,33 +131,13 @@ def _break_cycles(trace_id, by_id, parent, children, roots, reached) -> list[Fin
         p = parent.pop(cut)
         children[p].remove(cut)
         roots.append(cut)
-        findings.append(
-            Finding(
-                code="TRACE003",
-                severity=Severity.ERROR,
-                trace_id=trace_id,
-                span_id=cut,
-                parent_span_id=p,
-                message=(
-                    f"parent links form a cycle through {len(cycle)} spans ({', '.join(cycle[:5])}"
-                    f"{'...' if len(cycle) > 5 else ''}); cut at {cut} ({by_id[cut].name})."
-                ),
-            )
-        )
-    return findings
+        out.append(Defect(CYCLE, cut, p, members=tuple(cycle)))
+    return out
 
 
-def assemble(spans: Iterable[Span]) -> tuple[list[Trace], list[Finding]]:
-    findings: list[Finding] = []
-    traces = list(iter_traces(spans, findings))
-    return traces, findings
-
-
-def iter_traces(spans: Iterable[Span], findings: list[Finding]) -> Iterator[Trace]:
-    """Traces one at a time (each dropped once audited); structural findings go to ``findings``."""
+def iter_traces(spans: Iterable[Span]) -> Iterator[Trace]:
+    """Traces one at a time (each dropped by the caller once audited)."""
     by_trace = group(spans)
     while by_trace:
         tid = next(iter(by_trace))
-        t, f = build(tid, by_trace.pop(tid))
-        findings.extend(f)
-        yield t
+        yield build(tid, by_trace.pop(tid))

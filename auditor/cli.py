@@ -6,15 +6,13 @@ goes to stdout or to files named by ``--format FMT:PATH`` / ``-o``.
 
 from __future__ import annotations
 
-import functools
 import importlib
 
 import click
 
 from auditor import __version__
+from auditor.commands.options import EXIT_GATE, EXIT_OK, EXIT_USAGE
 from auditor.errors import AuditorError
-
-EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
 
 # One module per command; each exposes ``command``.
 COMMANDS = ("check", "merge", "serve", "reconcile", "cost", "ui", "schema_cmd")
@@ -27,22 +25,19 @@ class Failure(click.ClickException):
         click.echo(f"auditor: error: {self.message}", err=True)
 
 
-def user_errors(fn):
-    """Turn AuditorError (and OS-level I/O errors on our outputs) into a one-line exit 2."""
+class AuditorGroup(click.Group):
+    """The one place user errors become a one-line exit 2, for every command."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def invoke(self, ctx: click.Context):
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except AuditorError as e:
             raise Failure(str(e)) from None
         except RecursionError:
             raise Failure("input nested too deeply to process") from None
 
-    return wrapper
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=AuditorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="auditor")
 def cli() -> None:
     """Audit OpenTelemetry traces of LLM apps and AI gateways: where cost-attribution metadata
@@ -55,3 +50,6 @@ for _name in COMMANDS:
 
 def main() -> None:
     cli(prog_name="auditor")
+
+
+__all__ = ["EXIT_GATE", "EXIT_OK", "EXIT_USAGE", "cli", "main"]

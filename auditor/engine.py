@@ -1,110 +1,38 @@
-"""``audit(spans, schema) -> AuditResult``: pure; the CLI and the server are shells around it.
+"""The engine: traces in, mergeable parts out, by walking the registered rules.
 
-Per trace the engine resolves every key on every span once, marks LLM calls, and hands
-that context to the rule families. Results are *parts* (findings, calls, counts) that
-``auditor.rollup`` turns into the aggregates reports show, so ``merge`` is exact.
+Per trace the engine resolves every key on every span once, marks LLM calls, prices them,
+and calls each registered check on what it visits (the trace, each required key's path,
+each span, each call). Whole-result rules (TRACE005, AGENT001/002) and the policy run in
+``auditor.rollup.finish``, so merging shards and auditing the whole give the same result.
+The engine knows no codes: the registry does.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from collections import Counter
 from dataclasses import replace
-from typing import Any, Callable, Iterable
-
-import jsonschema
+from typing import Iterable
 
 from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
 from auditor import examples as examples_mod
-from auditor.boundary import endpoint
-from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected, RunInfo, Severity, Span
-from auditor.pricing import Pricer
-from auditor.rules import cost as cost_rules
-from auditor.usage import Dialect
-from auditor.projection import Projection
-from auditor.rollup import GatePolicy, finish, merge_parts
-from auditor.rules import agents, attribution, structure
-from auditor.rules.catalog import rule
-from auditor.schema import Schema, make_resolver, make_selector, make_values
+from auditor.compiled import Compiled
+from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected, RunInfo, Span
+from auditor.plan import Plan
+from auditor.rollup import finish
+from auditor.rules import REGISTRY, Visit
+from auditor.rules.context import TraceContext
+from auditor.rules.tool import TOOL001
 
-CODE_ATTRIBUTES = ("code.filepath", "code.file.path", "code.lineno", "code.line.number", "code.function", "code.function.name")
-
-
-class Compiled:
-    """A schema turned into the callables the per-trace walk needs; holds per-run caches."""
-
-    def __init__(self, schema: Schema, pricer: Pricer | None = None):
-        self.schema = schema
-        self.keys = schema.keys
-        self.key_names = tuple(k.name for k in schema.keys)
-        self.resolvers = tuple(make_resolver(k) for k in schema.keys)
-        self.values_of = make_values(schema.keys)
-        self.is_llm = make_selector(schema.llm_calls)
-        self.reported_cost_tolerance = agents.tolerance_pct(schema.dialects)
-        self.pricer = pricer if pricer is not None else Pricer(schema)
-        self.dialect = Dialect.from_mapping(schema.dialects)
-        self._validators = {k.name: _value_checker(k.value_schema) for k in schema.keys}
-        self._severity_cache: dict[tuple[str, str | None], Severity | None] = {}
-        self.genai = _genai_rules(schema)
-
-    @property
-    def projection(self) -> Projection:
-        p = self.schema.projection() | Projection.of(calls_mod.attributes(self.dialect) + CODE_ATTRIBUTES)
-        if self.genai is not None:
-            p = p | self.genai.projection()
-        return p
-
-    def severity(self, code: str, key: str | None = None) -> Severity | None:
-        ck = (code, key)
-        if ck in self._severity_cache:
-            return self._severity_cache[ck]
-        override = self.schema.severity.get(code)
-        if override == "off":
-            sev = None
-        elif override:
-            sev = Severity(override)
-        elif key is not None and code in ("ATTR001", "ATTR002", "ATTR003", "ATTR005"):
-            sev = self.schema.key(key).severity
-        else:
-            sev = rule(code).severity
-        self._severity_cache[ck] = sev
-        return sev
-
-    def validator(self, key: str) -> Callable[[Any], str | None]:
-        return self._validators[key]
+_TRACE = REGISTRY.checks_for(Visit.TRACE)
+_KEY = REGISTRY.checks_for(Visit.KEY)
+_SPAN = REGISTRY.checks_for(Visit.SPAN)
+_CALL = REGISTRY.checks_for(Visit.CALL)
 
 
-def _value_checker(value_schema) -> Callable[[Any], str | None]:
-    if value_schema is None:
-        return lambda v: None
-    validator = jsonschema.Draft202012Validator(value_schema)
-    cache: dict[tuple[type, Any], str | None] = {}
-
-    def check(v: Any) -> str | None:
-        ck = (type(v), v if not isinstance(v, (dict, list)) else repr(v))
-        if ck in cache:
-            return cache[ck]
-        err = jsonschema.exceptions.best_match(validator.iter_errors(v))
-        msg = None if err is None else err.message[:160]
-        if len(cache) < 100_000:
-            cache[ck] = msg
-        return msg
-
-    return check
-
-
-def _genai_rules(schema: Schema):
-    if not schema.genai_enabled:
-        return None
-    try:
-        from auditor.rules import genai
-    except ImportError:
-        return None
-    return genai.GenAiRules.load(schema.genai_semconv)
-
-
-def audit_trace(trace, c: Compiled) -> tuple[list[Finding], list[LlmCall]]:
+def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCall]]:
     spans = trace.spans
     order = list(trace.walk())
     is_llm_fn = c.is_llm
@@ -122,36 +50,31 @@ def audit_trace(trace, c: Compiled) -> tuple[list[Finding], list[LlmCall]]:
                     break
         below[sid] = b
 
-    findings: list[Finding] = []
-    for k, spec in enumerate(c.keys):
-        if not spec.required:
-            continue
-        name = spec.name
-        findings.extend(
-            attribution.check_key(
-                trace, name, k, values, is_llm, below, c.schema.scope, spec.may_change,
-                c.validator(name), lambda code, _n=name: c.severity(code, _n),
-            )
-        )
-    findings.extend(structure.headless_calls(trace, is_llm, c.severity))
-
-    calls: list[LlmCall] = []
+    calls: dict[str, LlmCall] = {}
     names = c.key_names
     for sid in order:
-        if not is_llm[sid]:
-            continue
-        span = spans[sid]
-        call = calls_mod.make_call(span, dict(zip(names, values[sid])), c.dialect)
-        cost, note = c.pricer.price(call)
-        call = replace(call, cost_usd=cost, price_note=note)
-        calls.append(call)
-        findings.extend(agents.reported_cost(calls[-1], c.reported_cost_tolerance, c.severity))
-        findings.extend(cost_rules.check(span, call, c.pricer, c.severity))
-    if c.genai is not None:  # every gen_ai span, not only LLM calls (tools, agents)
-        by_span = {call.span_id: call for call in calls}
-        for sid in order:
-            findings.extend(c.genai.check(spans[sid], by_span.get(sid), c.dialect, c.severity))
-    return _with_code_locations(findings, spans), calls
+        if is_llm[sid]:
+            call = calls_mod.make_call(spans[sid], dict(zip(names, values[sid])), c.dialect)
+            cost, note = c.pricer.price(call)
+            calls[sid] = replace(call, cost_usd=cost, price_note=note)
+
+    ctx = TraceContext(trace, c, is_llm, values, below, calls, enabled)
+    findings: list[Finding] = []
+    for check in _TRACE:
+        findings.extend(check.fn(ctx))
+    for k, spec in enumerate(c.keys):
+        if spec.required:
+            for check in _KEY:
+                findings.extend(check.fn(ctx, k))
+    for sid, call in calls.items():
+        for check in _CALL:
+            findings.extend(check.fn(ctx, call, spans[sid]))
+    if _SPAN:
+        for sid in order:  # every span, not only LLM calls (tools, agents)
+            span, call = spans[sid], calls.get(sid)
+            for check in _SPAN:
+                findings.extend(check.fn(ctx, span, call))
+    return _with_code_locations(findings, spans), list(calls.values())
 
 
 def _with_code_locations(findings: list[Finding], spans: dict[str, Span]) -> list[Finding]:
@@ -172,62 +95,85 @@ def _code_location(a) -> tuple[str, int | None, str | None] | None:
     return (str(path or ""), int(line) if isinstance(line, int) else None, str(func) if func else None)
 
 
-def audit_traces(traces: Iterable, c: Compiled, structural: Iterable[Finding] = (), rejected: int = 0) -> Parts:
+def _crashed(t, e: Exception) -> Finding:
+    tb = traceback.extract_tb(e.__traceback__)[-1]
+    return TOOL001.finding(
+        t.trace_id, t.roots[0] if t.roots else "",
+        f"internal error auditing this trace: {type(e).__name__}: {str(e)[:300]} "
+        f"({tb.filename.rsplit('/', 1)[-1]}:{tb.lineno})",
+    )
+
+
+def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
     findings: list[Finding] = []
     calls: list[LlmCall] = []
     examples: dict = {}
+    spoken: Counter = Counter()
+    keys: set[str] = set()
+    required: set[str] = set()
+    enabled = _enabled(plan)
     n_traces = n_spans = 0
     for t in traces:
         n_traces += 1
         n_spans += len(t.spans)
+        c, found = plan.for_trace(t)
+        spoken.update(found)
+        keys.update(c.key_names)
+        required.update(c.required_names)
         try:
-            f, cl = audit_trace(t, c)
+            f, cl = audit_trace(t, c, enabled)
         except Exception as e:  # a crashing rule is a finding, never a crash of the run
-            tb = traceback.extract_tb(e.__traceback__)[-1]
-            f, cl = [
-                Finding(
-                    "TOOL001", Severity.WARNING, t.trace_id, t.roots[0] if t.roots else "",
-                    f"internal error auditing this trace: {type(e).__name__}: {e} ({tb.filename.rsplit('/', 1)[-1]}:{tb.lineno})",
-                )
-            ], []
+            f, cl = [_crashed(t, e)], []
         findings.extend(f)
         calls.extend(cl)
         examples_mod.offer(examples, t, f, c)
-    findings.extend(structural)  # after the loop: ``traces`` may be a generator that fills it
+    order = plan.key_order
     return Parts(
         counts=Counts(n_traces, n_spans, rejected),
         findings=tuple(findings),
         calls=tuple(calls),
-        keys=c.key_names,
-        required_keys=tuple(k.name for k in c.keys if k.required),
+        keys=tuple(k for k in order if k in keys),
+        required_keys=tuple(k for k in order if k in required),
         examples=examples_mod.pick(examples.values()),
+        policy=plan.policy,
+        dialects=tuple(sorted(spoken.items())),
+        key_order=order,
     )
 
 
-def audit_spans(spans: Iterable[Span], c: Compiled, rejected: Iterable[Rejected] = ()) -> Parts:
-    structural: list[Finding] = []  # filled while the traces are built, one by one
-    return audit_traces(assemble_mod.iter_traces(spans, structural), c, structural, rejected=sum(1 for _ in rejected))
+def _enabled(plan: Plan):
+    sev = plan.policy.severity
+    off = frozenset(code for code, v in sev.items() if v == "off")
+    return lambda code: code not in off
+
+
+def audit_spans(spans: Iterable[Span], plan: Plan, rejected: Iterable[Rejected] = ()) -> Parts:
+    return audit_traces(assemble_mod.iter_traces(spans), plan, rejected=sum(1 for _ in rejected))
 
 
 def audit(
     spans: Iterable[Span],
-    schema: Schema,
+    schema=None,
     *,
     rejected: Iterable[Rejected] = (),
     inputs: tuple[str, ...] = (),
-    policy: GatePolicy | None = None,
-    compiled: Compiled | None = None,
+    plan: Plan | None = None,
 ) -> AuditResult:
+    """Audit spans with a schema (a Schema, a reference, or None to detect dialects)."""
     t0 = time.perf_counter()
-    c = compiled or Compiled(schema)
-    parts = audit_spans(spans, c, rejected)
-    run = RunInfo(inputs=inputs, schema=schema.origin or schema.name, seconds=time.perf_counter() - t0)
-    return finish(parts, run, policy or GatePolicy.from_schema(schema))
+    plan = plan or Plan.of(schema)
+    parts = audit_spans(spans, plan, rejected)
+    return finish(parts, RunInfo(inputs=inputs, schema=plan.name, seconds=time.perf_counter() - t0))
 
 
-def merge(a: AuditResult, b: AuditResult, policy: GatePolicy | None = None) -> AuditResult:
+
+
+def merge(a: AuditResult, b: AuditResult) -> AuditResult:
+    """Two results as one: exact (``audit(x + y) == merge(audit(x), audit(y))``)."""
+    from auditor.rollup import merge_parts
+
     run = RunInfo(inputs=a.run.inputs + b.run.inputs, schema=a.run.schema or b.run.schema, seconds=a.run.seconds + b.run.seconds)
-    return finish(merge_parts(a.parts, b.parts), run, policy or a.extra.get("policy") or GatePolicy())
+    return finish(merge_parts(a.parts, b.parts), run)
 
 
-__all__ = ["audit", "merge", "audit_spans", "audit_traces", "audit_trace", "Compiled", "endpoint"]
+__all__ = ["audit", "merge", "audit_spans", "audit_traces", "audit_trace", "Compiled", "Plan"]

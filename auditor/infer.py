@@ -185,7 +185,7 @@ def _blob(name: str, v: str) -> tuple[Any, str]:
 def infer(spans: Iterable[Span], is_llm, inputs: tuple[str, ...] = ()) -> Inference:
     spans = list(spans)
     found = dialects.detect(spans)
-    traces, _ = assemble.assemble(spans)
+    traces = list(assemble.iter_traces(spans))
     stats: dict[str, _Stats] = defaultdict(_Stats)
     n_traces = n_llm = 0
     for t in traces:

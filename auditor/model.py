@@ -62,6 +62,9 @@ class Span:
     flags: int
     attributes: Attributes
     resource: Attributes = field(default_factory=lambda: EMPTY)
+    # A log record read as a span-like record (e.g. Claude Code's api_request event): having
+    # no parent says nothing about lost context.
+    is_log_record: bool = False
 
     @property
     def remote_parent(self) -> bool:
@@ -223,6 +226,41 @@ class RunInfo:
     seconds: float = 0.0
 
 
+SEVERITY_OFF = "off"
+FAIL_LEVELS = {"error": 3, "warning": 2, "note": 1, "never": 99}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The schema's judgement: severities and the gate. It travels with the parts (and their
+    JSON), so a merged or live result judges exactly as the whole-file audit did."""
+
+    severity: Mapping[str, str] = field(default_factory=dict)  # code -> error | warning | note | off
+    key_severity: Mapping[str, str] = field(default_factory=dict)  # key -> its ``severity:`` for keyed codes
+    fail_on: str = "error"  # error | warning | note | never
+    max_unattributed_pct: Mapping[str, float] = field(default_factory=dict)
+
+    def severity_of(self, code: str, default: Severity, key: str | None = None, keyed: bool = False) -> Severity | None:
+        """The effective severity of a finding, or None when its code is off."""
+        override = self.severity.get(code)
+        if override == SEVERITY_OFF:
+            return None
+        if override:
+            return Severity(override)
+        if keyed and key is not None and key in self.key_severity:
+            return Severity(self.key_severity[key])
+        return default
+
+    def fails(self, severity: Severity) -> bool:
+        return severity.rank >= FAIL_LEVELS[self.fail_on]
+
+    def overridden(self, fail_on: str | None = None, max_unattributed_pct: Mapping[str, float] | None = None) -> "Policy":
+        """Command-line flags win over the schema's gate (and travel on in the result)."""
+        pct = dict(self.max_unattributed_pct)
+        pct.update(max_unattributed_pct or {})
+        return Policy(self.severity, self.key_severity, fail_on or self.fail_on, dict(sorted(pct.items())))
+
+
 @dataclass(frozen=True, slots=True)
 class Parts:
     """The mergeable facts of an audit. Merging is concatenation; order is normalised."""
@@ -234,6 +272,11 @@ class Parts:
     required_keys: tuple[str, ...] = ()
     # One example trace per leaking boundary (the smallest); merged by auditor.examples.pick.
     examples: tuple["ExampleTrace", ...] = ()
+    policy: Policy = Policy()
+    dialects: tuple[tuple[str, int], ...] = ()  # dialect -> traces that speak it (detection), sorted
+    # Every key the plan may ask for, in its order: ``keys`` is kept sorted by it, so merging
+    # the key sets of shards that detected different dialects is order-free.
+    key_order: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,14 +313,41 @@ class BoundaryStats:
     fix: str
 
 
+SHARE_SPEND, SHARE_CALLS = "spend", "calls"
+
+
 @dataclass(frozen=True, slots=True)
 class KeyStats:
+    """One key's attribution over the unique calls that are asked for it.
+
+    ``share_pct`` is computed once, here, and every format and the gate read it: the share of
+    priced spend lacking the key (basis ``spend``), or, only when no call is priced, the share
+    of calls (basis ``calls``); None when there are no calls.
+    """
+
     key: str
     llm_calls: int
     llm_calls_missing: int
-    cost_usd: Any  # Decimal: priced spend of all calls
+    cost_usd: Any  # Decimal: priced spend of the calls asked for this key
     unattributed_usd: Any  # Decimal: priced spend of calls lacking the key
     unattributed_unpriced_calls: int
+    share_pct: float | None = None
+    share_basis: str | None = None  # SHARE_SPEND | SHARE_CALLS | None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCost:
+    """The LLM spend that findings of one code concern (each call counted once per code)."""
+
+    calls: int
+    cost_usd: Any  # Decimal
+    unpriced_calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    passed: bool
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,18 +364,22 @@ class AuditResult:
     finding_counts: Mapping[str, int]
     total_cost_usd: Any
     unpriced_calls: int
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    cost_by_code: Mapping[str, CodeCost]
+    gate: Gate
 
     @property
     def counts(self) -> Counts:
         return self.parts.counts
 
-    def worst_severity(self) -> Severity | None:
-        worst = None
-        for f in self.findings:
-            if worst is None or f.severity.rank > worst.rank:
-                worst = f.severity
-        return worst
+    @property
+    def policy(self) -> Policy:
+        return self.parts.policy
+
+    def key(self, name: str) -> KeyStats | None:
+        for k in self.keys:
+            if k.key == name:
+                return k
+        return None
 
 
 def _fast_init(cls: type) -> type:

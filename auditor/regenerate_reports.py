@@ -4,7 +4,7 @@
     python -m auditor.regenerate_reports --check  # exit 1 and name the stale files
 
 Each scenario is audited exactly as ``auditor check sample_traces/GROUP/NAME.otlp.json`` would
-(no --schema: the default, or the dialect detected from the file), with the run time zeroed
+(no --schema: each trace read by the default plus the presets of the dialects it speaks), with the run time zeroed
 so the output only changes when the auditor's answer does.
 """
 
@@ -15,8 +15,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from auditor.commands.check import load_and_audit
 from auditor.model import RunInfo
+from auditor.pipeline import audit_files
+from auditor.plan import Plan
 from auditor.report import Format, RenderOptions, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,15 +39,14 @@ def render_all(root: Path = ROOT) -> dict[str, str]:
     rows = []
     for path in scenarios(root):
         rel = path.relative_to(root).as_posix()
-        result = load_and_audit([str(path)], None, (None, {}))
+        result = audit_files([str(path)], Plan.detect())
         result = replace(result, run=RunInfo(inputs=(rel,), schema=result.run.schema, seconds=0.0))
         group, stem = path.parent.name, path.name[: -len(".otlp.json")]
         for fmt in Format:
             out[f"{group}/{stem}.{suffix(fmt)}"] = render(fmt, result, RenderOptions())
-        gate = result.extra.get("gate")
         rows.append(
             f"| `{rel}` | {result.run.schema} | {len(result.calls)} | {len(result.boundaries)} | "
-            f"{len(result.findings)} | {'passed' if gate is None or gate.passed else 'failed'} |"
+            f"{len(result.findings)} | {'passed' if result.gate.passed else 'failed'} |"
         )
     out[INDEX] = "\n".join(
         [

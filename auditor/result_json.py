@@ -23,12 +23,14 @@ from auditor.model import (
     Finding,
     LlmCall,
     Parts,
+    Policy,
     RunInfo,
     Severity,
     Usage,
 )
+from auditor.rules import REGISTRY, Visit
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: policy, key_order and dialects travel with the parts
 Q6 = Decimal("0.000001")
 
 
@@ -57,15 +59,26 @@ def _thaw(v: Any) -> Any:
     return v
 
 
+def policy_json(p: Policy) -> dict:
+    return {
+        "severity": dict(p.severity),
+        "key_severity": dict(p.key_severity),
+        "fail_on": p.fail_on,
+        "max_unattributed_pct": dict(p.max_unattributed_pct),
+    }
+
+
 def to_json(result: AuditResult) -> dict:
-    gate = result.extra.get("gate")
-    policy = result.extra.get("policy")
+    gate = result.gate
+    policy = result.policy
     key_stats = {
         k.key: {
+            "llm_calls": k.llm_calls,
             "llm_calls_missing": k.llm_calls_missing,
             "missing_pct": round(100.0 * k.llm_calls_missing / k.llm_calls, 2) if k.llm_calls else 0.0,
             "unattributed_usd": usd(k.unattributed_usd),
-            "unattributed_pct": round(float(k.unattributed_usd / k.cost_usd * 100), 2) if k.cost_usd else None,
+            "unattributed_pct": None if k.share_pct is None else round(k.share_pct, 2),
+            "unattributed_basis": k.share_basis,
             "unattributed_unpriced_calls": k.unattributed_unpriced_calls,
         }
         for k in result.keys
@@ -90,18 +103,18 @@ def to_json(result: AuditResult) -> dict:
                 "priced_calls": len(result.calls) - result.unpriced_calls,
                 "by_finding_code": {
                     code: {"llm_calls": cc.calls, "usd": usd(cc.cost_usd), "unpriced_calls": cc.unpriced_calls}
-                    for code, cc in (result.extra.get("cost_by_code") or {}).items()
+                    for code, cc in result.cost_by_code.items()
                 },
             },
-            "gate": None
-            if gate is None
-            else {
+            "dialects": dict(result.parts.dialects),
+            "gate": {
                 "passed": gate.passed,
                 "fail_on": policy.fail_on,
                 "max_unattributed_pct": dict(policy.max_unattributed_pct),
                 "reasons": list(gate.reasons),
             },
         },
+        "policy": policy_json(policy),
         "boundaries": [
             {
                 "parent": b.boundary.parent.to_json(),
@@ -121,6 +134,7 @@ def to_json(result: AuditResult) -> dict:
         "calls": [call_json(c, result) for c in sorted(result.parts.calls, key=lambda c: c.ref)],
         "keys": list(result.parts.keys),
         "required_keys": list(result.parts.required_keys),
+        "key_order": list(result.parts.key_order),
         "examples": [example_json(e) for e in result.parts.examples],
     }
 
@@ -215,14 +229,23 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
             raise InputError(f"{where}: $.format_version: expected {FORMAT_VERSION} (a result written by 'auditor check --format json')")
         s = doc["summary"]
         counts = Counts(int(s["traces"]), int(s["spans"]), int(s.get("rejected_spans", 0)))
-        derived = {"TRACE005", "AGENT001", "AGENT002"}
+        derived = REGISTRY.codes_visiting(Visit.RESULT)  # derived again by finish, from the calls
         findings = tuple(
             _finding(f, f"{where}: $.findings[{i}]") for i, f in enumerate(doc["findings"]) if f["code"] not in derived
         )
         calls = tuple(_call(c, f"{where}: $.calls[{i}]") for i, c in enumerate(doc["calls"]))
         run = doc.get("run") or {}
         examples = tuple(_example(e) for e in doc.get("examples") or ())
-        parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]), examples)
+        pol = doc["policy"]
+        policy = Policy(
+            severity={str(k): str(v) for k, v in pol["severity"].items()},
+            key_severity={str(k): str(v) for k, v in pol["key_severity"].items()},
+            fail_on=str(pol["fail_on"]),
+            max_unattributed_pct={str(k): float(v) for k, v in pol["max_unattributed_pct"].items()},
+        )
+        dialects = tuple(sorted((str(k), int(v)) for k, v in (s.get("dialects") or {}).items()))
+        parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]), examples,
+                      policy, dialects, tuple(doc.get("key_order") or doc["keys"]))
         return parts, RunInfo(tuple(run.get("inputs") or ()), run.get("schema") or "", float(run.get("seconds") or 0))
     except InputError:
         raise

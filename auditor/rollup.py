@@ -1,59 +1,70 @@
-"""From mergeable parts to everything a report shows: duplicates folded, totals, boundaries, gate.
+"""From mergeable parts to everything a report shows: duplicates folded, policy, totals, gate.
 
 Pure and order-independent: ``finish(merge_parts(a, b))`` equals auditing a and b together,
 because every aggregate is recomputed from sorted facts (findings, calls), never accumulated.
+This is the one place the policy is applied: to the engine's findings and to those derived
+here from the whole result (the registry's ``result`` rules), so every door judges alike.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from auditor.boundary import fix_hint
 from auditor.examples import pick as pick_examples
 from auditor.model import (
+    SHARE_CALLS,
+    SHARE_SPEND,
     AuditResult,
     Boundary,
     BoundaryStats,
+    CodeCost,
     Finding,
+    Gate,
     KeyStats,
     LlmCall,
     Parts,
+    Policy,
     RunInfo,
-    Severity,
 )
-from auditor.rules import agents
-from auditor.rules.catalog import rule
+from auditor.rules import REGISTRY, Visit
+from auditor.rules.context import Folded, ResultContext
 
 EXAMPLES = 5
-FAIL_LEVELS = {"error": 3, "warning": 2, "note": 1, "never": 99}
 
 
-@dataclass(frozen=True, slots=True)
-class GatePolicy:
-    fail_on: str = "error"
-    max_unattributed_pct: Mapping[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_schema(cls, schema, fail_on: str | None = None, max_pct: Mapping[str, float] | None = None) -> "GatePolicy":
-        pct = dict(schema.max_unattributed_pct)
-        pct.update(max_pct or {})
-        return cls(fail_on or schema.fail_on or "error", pct)
-
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    passed: bool
-    reasons: tuple[str, ...]
-    policy: GatePolicy
+class PartsMismatch(ValueError):
+    """Parts audited under different policies or schemas cannot be merged into one answer."""
 
 
 def merge_parts(a: Parts, b: Parts) -> Parts:
-    keys = a.keys + tuple(k for k in b.keys if k not in a.keys)
-    req = a.required_keys + tuple(k for k in b.required_keys if k not in a.required_keys)
-    return Parts(a.counts + b.counts, a.findings + b.findings, a.calls + b.calls, keys, req, pick_examples(a.examples + b.examples))
+    if a.policy != b.policy:
+        raise PartsMismatch("the results were judged by different policies (schema severity: or gate:)")
+    if a.key_order != b.key_order:
+        raise PartsMismatch("the results were audited with different schemas (their keys differ)")
+    order = {k: i for i, k in enumerate(a.key_order)}
+
+    def union(x: tuple[str, ...], y: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(x) | set(y), key=lambda k: (order.get(k, len(order)), k)))
+
+    spoken: dict[str, int] = dict(a.dialects)
+    for name, n in b.dialects:
+        spoken[name] = spoken.get(name, 0) + n
+    return Parts(
+        a.counts + b.counts, a.findings + b.findings, a.calls + b.calls,
+        union(a.keys, b.keys), union(a.required_keys, b.required_keys),
+        pick_examples(a.examples + b.examples), a.policy, tuple(sorted(spoken.items())), a.key_order,
+    )
+
+
+def merge_all(parts: list[Parts]) -> Parts:
+    """Merge many parts pairwise, level by level: linear-logarithmic, not quadratic."""
+    while len(parts) > 1:
+        parts = [merge_parts(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 # ---------------------------------------------------------------- duplicate LLM calls
@@ -135,16 +146,12 @@ def _best_record(records: list[LlmCall]) -> LlmCall:
     return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.ref))
 
 
-# ---------------------------------------------------------------- finish
-
-
-def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> AuditResult:
-    policy = policy or GatePolicy()
-    calls_sorted = sorted(parts.calls, key=lambda c: c.ref)
+def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], dict, tuple[Folded, ...]]:
+    """Unique calls (a folded call attributed if any of its records carries the key), the
+    record -> kept record map, and each fold."""
     dup_of: dict[tuple[str, str], tuple[str, str]] = {}
     merged: dict[tuple[str, str], LlmCall] = {}
-    derived: list[Finding] = []
-    sev5 = rule("TRACE005").severity
+    folds: list[Folded] = []
     for cluster in duplicate_clusters(calls_sorted):
         best = _best_record(cluster)
         values = dict(best.values)
@@ -152,24 +159,31 @@ def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> Audi
             for k, v in rec.values.items():
                 if values.get(k) is None and v is not None:
                     values[k] = v
-        merged[best.ref] = replace(best, values=values)
-        for rec in cluster:
-            if rec.ref == best.ref:
-                continue
+        kept = merged[best.ref] = replace(best, values=values)
+        others = tuple(rec for rec in cluster if rec.ref != best.ref)
+        for rec in others:
             dup_of[rec.ref] = best.ref
-            derived.append(
-                Finding(
-                    "TRACE005", sev5, rec.trace_id, rec.span_id,
-                    f"LLM call {rec.name!r} ({rec.scope or '-'}) is also recorded by span {best.span_id} in trace "
-                    f"{best.trace_id} ({best.scope or '-'}); counted and priced once, from that record "
-                    f"(its usage is the most detailed: {_usage_summary(best)}).",
-                )
-            )
+        folds.append(Folded(kept, others))
     unique = tuple(merged.get(c.ref, c) for c in calls_sorted if c.ref not in dup_of)
-    derived.extend(agents.derived(unique, parts.keys, parts.required_keys))
+    return unique, dup_of, tuple(folds)
+
+
+# ---------------------------------------------------------------- finish
+
+_RESULT_CHECKS = REGISTRY.checks_for(Visit.RESULT)
+_PER_RECORD = REGISTRY.per_record_codes()
+
+
+def finish(parts: Parts, run: RunInfo) -> AuditResult:
+    policy = parts.policy
+    calls_sorted = sorted(parts.calls, key=lambda c: c.ref)
+    unique, dup_of, folds = fold_duplicates(calls_sorted)
+    off = {code for code, v in policy.severity.items() if v == "off"}
+    ctx = ResultContext(unique, folds, parts.keys, parts.required_keys, lambda code: code not in off)
+    derived = [f for check in _RESULT_CHECKS for f in check.fn(ctx)]
     # A folded record's own pricing findings would speak of a call counted elsewhere: drop them.
-    kept = tuple(f for f in parts.findings if not (f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of))
-    findings = tuple(sorted(kept + tuple(derived), key=Finding.sort_key))
+    kept = [f for f in parts.findings if not (f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of)]
+    findings = tuple(sorted(apply_policy(kept + derived, policy), key=Finding.sort_key))
 
     counts: dict[str, int] = defaultdict(int)
     for f in findings:
@@ -177,48 +191,40 @@ def finish(parts: Parts, run: RunInfo, policy: GatePolicy | None = None) -> Audi
 
     total = sum((c.cost_usd for c in unique if c.cost_usd is not None), Decimal(0))
     unpriced = sum(1 for c in unique if c.cost_usd is None)
-    keys = tuple(_key_stats(k, unique, total) for k in parts.required_keys)
+    keys = tuple(key_stats(k, unique) for k in parts.required_keys)
     by_ref = {c.ref: c for c in unique}
-    boundaries = _boundaries(findings, by_ref, dup_of)
-    result = AuditResult(
+    return AuditResult(
         parts=parts,
         run=run,
         findings=findings,
         calls=unique,
         duplicates=dup_of,
-        boundaries=boundaries,
+        boundaries=_boundaries(findings, by_ref, dup_of),
         keys=keys,
         finding_counts=dict(sorted(counts.items())),
         total_cost_usd=total,
         unpriced_calls=unpriced,
-        extra={"policy": policy},
+        cost_by_code=cost_by_code(findings, by_ref, dup_of),
+        gate=evaluate_gate(findings, keys, policy),
     )
-    gate = evaluate_gate(result, policy)
-    return replace(result, extra={"policy": policy, "gate": gate, "cost_by_code": cost_by_code(findings, by_ref, dup_of)})
 
 
-_PER_RECORD = ("COST001", "COST002")
-
-
-def _usage_summary(c: LlmCall) -> str:
-    u = c.usage
-    parts = [f"{u.source or 'usage'} {u.convention}", f"input {u.input}", f"output {u.output}"]
-    if u.cache_read:
-        parts.append(f"cache read {u.cache_read}")
-    if u.cache_write_total:
-        parts.append(f"cache write {u.cache_write_total}")
-    if u.reasoning:
-        parts.append(f"reasoning {u.reasoning}")
-    return ", ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class CodeCost:
-    """The LLM spend that findings of one code concern (each call counted once per code)."""
-
-    calls: int
-    cost_usd: Decimal
-    unpriced_calls: int
+def apply_policy(findings: Iterable[Finding], policy: Policy) -> list[Finding]:
+    """Each finding at its effective severity; findings of codes turned off are dropped.
+    Idempotent, so results read back from JSON (``merge``) are judged the same again."""
+    rules = REGISTRY.rules
+    memo: dict[tuple[str, str | None], object] = {}
+    out = []
+    for f in findings:
+        ck = (f.code, f.key)
+        sev = memo.get(ck, memo)
+        if sev is memo:
+            r = rules.get(f.code)
+            sev = memo[ck] = policy.severity_of(f.code, r.severity if r else f.severity, f.key, bool(r and r.keyed))
+        if sev is None:
+            continue
+        out.append(f if f.severity is sev else replace(f, severity=sev))
+    return out
 
 
 def cost_by_code(findings, by_ref, dup_of) -> dict[str, CodeCost]:
@@ -239,16 +245,38 @@ def cost_by_code(findings, by_ref, dup_of) -> dict[str, CodeCost]:
     return out
 
 
-def _key_stats(key: str, calls: tuple[LlmCall, ...], total: Decimal) -> KeyStats:
-    missing = [c for c in calls if c.values.get(key) is None]
+def key_stats(key: str, calls: tuple[LlmCall, ...]) -> KeyStats:
+    """A key over the calls whose schema asks for it; the share computed here, once."""
+    asked = [c for c in calls if key in c.values]
+    missing = [c for c in asked if c.values[key] is None]
+    priced = [c for c in asked if c.cost_usd is not None]
+    spend = sum((c.cost_usd for c in priced), Decimal(0))
+    unattributed = sum((c.cost_usd for c in missing if c.cost_usd is not None), Decimal(0))
+    if priced:
+        share, basis = (float(unattributed * 100 / spend) if spend else 0.0), SHARE_SPEND
+    elif asked:
+        share, basis = 100.0 * len(missing) / len(asked), SHARE_CALLS
+    else:
+        share, basis = None, None
     return KeyStats(
         key=key,
-        llm_calls=len(calls),
+        llm_calls=len(asked),
         llm_calls_missing=len(missing),
-        cost_usd=total,
-        unattributed_usd=sum((c.cost_usd for c in missing if c.cost_usd is not None), Decimal(0)),
+        cost_usd=spend,
+        unattributed_usd=unattributed,
         unattributed_unpriced_calls=sum(1 for c in missing if c.cost_usd is None),
+        share_pct=share,
+        share_basis=basis,
     )
+
+
+def share_text(k: KeyStats) -> str:
+    """How a share reads in every format: '12.5% of spend', '100.0% of calls (nothing priced)', 'n/a'."""
+    if k.share_pct is None:
+        return "n/a"
+    if k.share_basis == SHARE_CALLS:
+        return f"{k.share_pct:.1f}% of calls (nothing priced)"
+    return f"{k.share_pct:.1f}% of spend"
 
 
 def _boundaries(findings, by_ref, dup_of) -> tuple[BoundaryStats, ...]:
@@ -295,33 +323,19 @@ def _boundaries(findings, by_ref, dup_of) -> tuple[BoundaryStats, ...]:
     return tuple(out)
 
 
-def evaluate_gate(result: AuditResult, policy: GatePolicy) -> GateResult:
+def evaluate_gate(findings: tuple[Finding, ...], keys: tuple[KeyStats, ...], policy: Policy) -> Gate:
     reasons = []
-    level = FAIL_LEVELS[policy.fail_on]
-    over = defaultdict(int)
-    for f in result.findings:
-        if f.severity.rank >= level:
+    over: dict[str, int] = defaultdict(int)
+    for f in findings:
+        if policy.fails(f.severity):
             over[f.code] += 1
     if over:
         worst = ", ".join(f"{n} {code}" for code, n in sorted(over.items()))
         reasons.append(f"findings at or above {policy.fail_on}: {worst}")
+    by_key = {k.key: k for k in keys}
     for key, limit in sorted(policy.max_unattributed_pct.items()):
-        pct = unattributed_pct(result, key)
-        if pct is not None and pct > limit:
-            reasons.append(f"{key}: {pct:.2f}% of LLM spend unattributed (limit {limit:g}%)")
-    return GateResult(not reasons, tuple(reasons), policy)
-
-
-def unattributed_pct(result: AuditResult, key: str) -> float | None:
-    for k in result.keys:
-        if k.key == key:
-            if k.cost_usd:
-                return float(k.unattributed_usd / k.cost_usd * 100)
-            if k.llm_calls:
-                return 100.0 * k.llm_calls_missing / k.llm_calls
-            return 0.0
-    return None
-
-
-def severity_at_least(sev: Severity, level: str) -> bool:
-    return sev.rank >= FAIL_LEVELS[level]
+        k = by_key.get(key)
+        if k is not None and k.share_pct is not None and k.share_pct > limit:
+            what = "LLM spend" if k.share_basis == SHARE_SPEND else "LLM calls (nothing priced)"
+            reasons.append(f"{key}: {k.share_pct:.2f}% of {what} unattributed (limit {limit:g}%)")
+    return Gate(not reasons, tuple(reasons))

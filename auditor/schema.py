@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from auditor.errors import SchemaError
-from auditor.model import Severity
+from auditor.model import Policy, Severity
 from auditor.projection import Projection
 from auditor.resources import schemas_dir
 
@@ -80,6 +80,15 @@ class Schema:
     @property
     def required_keys(self) -> tuple[KeySpec, ...]:
         return tuple(k for k in self.keys if k.required)
+
+    def policy(self) -> Policy:
+        """Severities and gate as the audit applies them (``auditor.rollup.finish``)."""
+        return Policy(
+            severity=dict(sorted(self.severity.items())),
+            key_severity={k.name: k.severity.value for k in self.keys},
+            fail_on=self.fail_on or "error",
+            max_unattributed_pct=dict(sorted(self.max_unattributed_pct.items())),
+        )
 
     def key(self, name: str) -> KeySpec:
         for k in self.keys:
@@ -222,6 +231,7 @@ def _parse_cached(text: str, where: str) -> dict:
         raise SchemaError(f"{where}: {pos}invalid YAML/JSON: {problem}") from None
     if doc is None:
         doc = {}
+    _off_unquoted(doc)
     validator = _meta_validator()
     if validator.is_valid(doc):
         return doc
@@ -233,6 +243,15 @@ def _parse_cached(text: str, where: str) -> dict:
         at = f" (line {line})" if line else ""
         raise SchemaError(f"{where}: {path}{at}: {_explain(err)}")
     return doc
+
+
+def _off_unquoted(doc) -> None:
+    """``TRACE005: off`` is what people write; YAML 1.1 reads bare ``off`` as false."""
+    sev = doc.get("severity") if isinstance(doc, dict) else None
+    if isinstance(sev, dict):
+        for code, v in sev.items():
+            if v is False:
+                sev[code] = "off"
 
 
 def _best(errors):

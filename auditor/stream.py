@@ -15,27 +15,27 @@ from collections import OrderedDict
 from typing import Iterable
 
 from auditor import assemble as assemble_mod
-from auditor.engine import Compiled, audit_traces
 from auditor.assemble import Trace
-from auditor.model import Counts, Finding, Parts, Span
-from auditor.rollup import merge_parts
+from auditor.engine import audit_traces
+from auditor.model import Parts, Span
+from auditor.plan import Plan
+from auditor.rollup import merge_all
 
 AUDIT_BATCH_SPANS = 20_000  # complete traces are audited in batches of about this many spans
 REMEMBER_DONE = 200_000  # recently audited trace ids kept to recognise late spans
 
 
 class TraceWindow:
-    def __init__(self, compiled: Compiled, window: int):
+    def __init__(self, plan: Plan, window: int):
         if window < 1:
             raise ValueError("window must be at least 1 record")
-        self.compiled = compiled
+        self.plan = plan
         self.window = window
         self.records = 0
         self.late_spans = 0
         self._pending: dict[str, list[Span]] = {}
         self._last: OrderedDict[str, int] = OrderedDict()  # trace id -> last record, oldest first
         self._ready: list[Trace] = []
-        self._structural: list[Finding] = []
         self._ready_spans = 0
         self._done: OrderedDict[str, None] = OrderedDict()
         self._parts: list[Parts] = []
@@ -72,9 +72,7 @@ class TraceWindow:
 
     def _complete(self, tid: str) -> None:
         spans = self._pending.pop(tid)
-        trace, structural = assemble_mod.build(tid, spans)  # a late span can never join it now
-        self._ready.append(trace)
-        self._structural.extend(structural)
+        self._ready.append(assemble_mod.build(tid, spans))  # a late span can never join it now
         self._ready_spans += len(spans)
         done = self._done
         done[tid] = None
@@ -84,9 +82,9 @@ class TraceWindow:
     def _audit_ready(self) -> None:
         if not self._ready:
             return
-        traces, structural = self._ready, self._structural
-        self._ready, self._structural, self._ready_spans = [], [], 0
-        self._parts.append(audit_traces(traces, self.compiled, structural))
+        traces = self._ready
+        self._ready, self._ready_spans = [], 0
+        self._parts.append(audit_traces(traces, self.plan))
 
     def finish(self, rejected: int = 0) -> Parts:
         """Audit what is still open and return the parts of everything seen."""
@@ -94,16 +92,7 @@ class TraceWindow:
             self._complete(tid)
         self._last.clear()
         self._audit_ready()
-        c = self.compiled
-        parts = self._parts + [
-            Parts(Counts(0, 0, rejected), keys=c.key_names, required_keys=tuple(k.name for k in c.keys if k.required))
-        ]
+        parts = self._parts + [self.plan.empty_parts(rejected)]
         self._parts = []
         return merge_all(parts)
 
-
-def merge_all(parts: list[Parts]) -> Parts:
-    """Merge many parts pairwise, level by level: linear-logarithmic, not quadratic."""
-    while len(parts) > 1:
-        parts = [merge_parts(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
-    return parts[0]

@@ -1,6 +1,6 @@
 import pytest
 
-from auditor.engine import Compiled, audit
+from auditor.engine import audit
 from auditor.schema import compile_schema, load_schema
 
 

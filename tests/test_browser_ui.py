@@ -23,7 +23,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from auditor.commands.check import load_and_audit
+from auditor.pipeline import Overrides, audit_files
+from auditor.plan import Plan
 from auditor.report import html_report
 
 pytestmark = pytest.mark.browser
@@ -115,7 +116,7 @@ def test_paste_and_upload_show_the_leak_and_headline(browser, server, tmp_path):
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "headline"))
     shot(browser, "ui-report", tmp_path)
 
-    expected = load_and_audit([str(BAGGAGE), str(THREADPOOL_PB)], "default", (None, {}))
+    expected = audit_files([str(BAGGAGE), str(THREADPOOL_PB)], Plan.of("default"))
     assert len(expected.calls) == 12
     assert text(browser, "#gate") == "Gate failed"
     assert text(browser, "#card-calls .big") == "12"
@@ -131,7 +132,7 @@ def test_paste_and_upload_show_the_leak_and_headline(browser, server, tmp_path):
 
 
 def test_standalone_report_from_disk_expands_and_filters(browser, tmp_path):
-    result = load_and_audit([str(BAGGAGE)], None, (None, {}))
+    result = audit_files([str(BAGGAGE)], Plan.of(None))
     page = tmp_path / "report.html"
     page.write_text(html_report.render(result), encoding="utf-8")
     browser.get(page.as_uri())

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from auditor import ingest
 from auditor.cli import cli
-from auditor.engine import Compiled, audit, audit_spans, merge
+from auditor.plan import Plan
+from auditor.engine import audit, audit_spans, merge
 from auditor.model import RunInfo
 from auditor.rollup import finish
 from auditor.schema import load_schema
@@ -78,9 +79,9 @@ def schema():
 
 
 def run(schema, *paths):
-    c = Compiled(schema)
+    c = Plan.fixed(schema)
     loaded = ingest.load([str(p) for p in paths], c.projection)
-    return audit(loaded.spans, schema, inputs=loaded.inputs, compiled=c)
+    return audit(loaded.spans, schema, inputs=loaded.inputs, plan=c)
 
 
 def spend_by(result, key):
@@ -169,7 +170,7 @@ def test_logs_and_traces_together_count_each_call_once(schema):
 
 
 def test_agent_findings_are_exact_under_merge(schema):
-    c = Compiled(schema)
+    c = Plan.fixed(schema)
     spans = ingest.load([str(LOGS_PB)], c.projection).spans
     by_session = defaultdict(list)
     for s in spans:
@@ -222,7 +223,7 @@ def test_cost_views_by_session_user_and_team(by, expected):
 def test_detected_without_a_schema_like_the_preset():
     runner = CliRunner()
     detected = runner.invoke(cli, ["check", "--format", "json", str(LOGS_PB)])
-    assert "dialects detected: claude-code (36 spans); schema default+preset:claude-code" in detected.stderr
+    assert "dialects detected: claude-code (34 traces); each trace is read by the default schema plus its dialects' presets" in detected.stderr
     preset = runner.invoke(cli, ["check", "-s", "preset:claude-code", "--format", "json", str(LOGS_PB)])
     a, b = json.loads(detected.stdout), json.loads(preset.stdout)
     assert a["required_keys"] == b["required_keys"] == ["developer", "session", "team", "cost_center", "repository"]
@@ -245,7 +246,7 @@ def test_numbers_sent_as_strings_price_the_same(schema):
     for a in (attrs, as_str):
         spans, _ = ingest.decode_bytes(
             request([{"body": "claude_code.api_request", "attrs": a}], resource=res, scope=gen.EVENTS_SCOPE).SerializeToString(),
-            "x", Compiled(schema).projection,
+            "x", Plan.fixed(schema).projection,
         )
         out.append(audit(spans, schema))
     for r in out:

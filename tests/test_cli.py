@@ -61,7 +61,7 @@ def test_unknown_format_and_bad_gate_spec_are_usage_errors(tmp_path):
     res = invoke("check", "--max-unattributed-pct", "tenant_id", str(f))
     assert res.exit_code == 2 and "expected KEY=N" in res.stderr
     res = invoke("check", "--max-unattributed-pct", "nokey=5", str(f))
-    assert res.exit_code == 2 and "'nokey' is not a key of schema 'default'" in res.stderr
+    assert res.exit_code == 2 and "--max-unattributed-pct: 'nokey' is not a key of the schema" in res.stderr
 
 
 def test_max_unattributed_pct_gate(tmp_path):

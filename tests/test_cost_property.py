@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.commands.cost import UNATTRIBUTED, chargeback
-from auditor.engine import Compiled, audit, merge
+from auditor.plan import Plan
+from auditor.engine import audit, merge
 from builders import mk
 from conftest import simple_schema
 
@@ -60,8 +61,8 @@ def rows(result, by):
 @settings(max_examples=60, deadline=None)
 @given(spans=traces(), seed=st.integers(0, 2**32))
 def test_total_equals_chargeback_rows_and_is_invariant(spans, seed):
-    c = Compiled(SCHEMA)
-    whole = audit(spans, SCHEMA, compiled=c)
+    c = Plan.fixed(SCHEMA)
+    whole = audit(spans, SCHEMA, plan=c)
     for by in (("tenant_id",), ("user.id",), ("tenant_id", "user.id")):
         cb, table = rows(whole, by)
         assert sum((r.cost_usd for r in cb.rows), Decimal(0)) == whole.total_cost_usd == cb.total.cost_usd
@@ -73,7 +74,7 @@ def test_total_equals_chargeback_rows_and_is_invariant(spans, seed):
 
     shuffled = list(spans)
     random.Random(seed).shuffle(shuffled)
-    again = audit(shuffled, SCHEMA, compiled=Compiled(SCHEMA))
+    again = audit(shuffled, SCHEMA)
     assert again.total_cost_usd == whole.total_cost_usd
     assert rows(again, ("tenant_id", "user.id"))[1] == rows(whole, ("tenant_id", "user.id"))[1]
 
@@ -81,8 +82,8 @@ def test_total_equals_chargeback_rows_and_is_invariant(spans, seed):
     r = random.Random(seed + 1)
     ids = sorted({s.trace_id for s in spans})
     left = {t for t in ids if r.random() < 0.5}
-    a = audit([s for s in spans if s.trace_id in left], SCHEMA, compiled=Compiled(SCHEMA))
-    b = audit([s for s in spans if s.trace_id not in left], SCHEMA, compiled=Compiled(SCHEMA))
+    a = audit([s for s in spans if s.trace_id in left], SCHEMA)
+    b = audit([s for s in spans if s.trace_id not in left], SCHEMA)
     merged = merge(a, b)
     assert merged.total_cost_usd == whole.total_cost_usd
     assert merged.unpriced_calls == whole.unpriced_calls

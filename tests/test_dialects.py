@@ -129,12 +129,18 @@ def test_check_without_schema_says_nothing_when_no_dialect_is_found(tmp_path):
     assert json.loads(res.stdout)["run"]["schema"] == "default"
 
 
-def test_stream_mode_detects_on_a_first_pass_and_stdin_falls_back_to_default(tmp_path):
+def test_stream_mode_and_stdin_detect_per_trace_like_a_whole_file():
+    """Detection is per trace, so --stream and stdin need no second pass and agree with a file."""
     sample = "sample_traces/dialects/litellm.otlp.json"
+    said = "auditor: dialects detected: litellm (3 traces); each trace is read by the default schema plus its dialects' presets"
+    whole = CliRunner().invoke(cli, ["check", "--format", "json", sample])
     res = CliRunner().invoke(cli, ["check", "--stream", "--format", "json", sample])
-    assert res.stderr.startswith("auditor: dialects detected: litellm (6 spans); schema default+preset:litellm")
+    assert res.stderr.startswith(said)
     assert json.loads(res.stdout)["summary"]["keys"]["tenant_id"]["llm_calls_missing"] == 1
     with open(sample, "rb") as fh:
-        res = CliRunner().invoke(cli, ["check", "--stream", "--format", "json", "-"], input=fh.read())
-    assert res.stderr.startswith("auditor: note: dialect detection needs a second pass")
-    assert json.loads(res.stdout)["summary"]["keys"]["tenant_id"]["llm_calls_missing"] == 3
+        piped = CliRunner().invoke(cli, ["check", "--stream", "--format", "json", "-"], input=fh.read())
+    assert piped.stderr.startswith(said)
+    for r in (res, piped):
+        got, want = json.loads(r.stdout), json.loads(whole.stdout)
+        got.pop("run"), want.pop("run")
+        assert got == want

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.engine import Compiled, audit
+from auditor.plan import Plan
+from auditor.engine import audit
 from auditor.errors import InputError
 from auditor.ingest import decode_bytes
 from auditor.projection import EVERYTHING
@@ -142,10 +143,10 @@ def _schema_for(path: Path):
 
 
 def _audit(data: bytes, schema):
-    c = Compiled(schema)
+    c = Plan.fixed(schema)
     spans, rejected = decode_bytes(data, "t", c.projection)
     assert rejected == []
-    return audit(spans, schema, compiled=c)
+    return audit(spans, schema, plan=c)
 
 
 def _micros(calls):

@@ -6,14 +6,15 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.engine import Compiled, audit, merge
+from auditor.plan import Plan
+from auditor.engine import audit, merge
 from auditor.ingest import decode_bytes
 from auditor.result_json import to_json
 from builders import LLM, mk, sid, tid, to_json_bytes, to_pb
 from conftest import simple_schema
 
 SCHEMA = simple_schema(keys=("tenant_id", "workflow_id"))
-COMPILED = Compiled(SCHEMA)
+PLAN = Plan.fixed(SCHEMA)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -61,7 +62,7 @@ def test_span_order_never_changes_the_result(ts, rnd):
     spans = [s for t in ts for s in t]
     shuffled = list(spans)
     rnd.shuffle(shuffled)
-    assert view(audit(spans, SCHEMA, compiled=COMPILED)) == view(audit(shuffled, SCHEMA, compiled=COMPILED))
+    assert view(audit(spans, SCHEMA, plan=PLAN)) == view(audit(shuffled, SCHEMA, plan=PLAN))
 
 
 @SETTINGS
@@ -77,10 +78,10 @@ def test_splitting_across_files_and_encodings_never_changes_the_result(ts, rnd):
         if not f:
             continue
         data = to_pb(f) if rnd.random() < 0.5 else to_json_bytes(f)
-        got, rejected = decode_bytes(data, f"file{i}", COMPILED.projection)
+        got, rejected = decode_bytes(data, f"file{i}", PLAN.projection)
         assert rejected == []
         decoded.extend(got)
-    assert view(audit(decoded, SCHEMA, compiled=COMPILED)) == view(audit(spans, SCHEMA, compiled=COMPILED))
+    assert view(audit(decoded, SCHEMA, plan=PLAN)) == view(audit(spans, SCHEMA, plan=PLAN))
 
 
 @SETTINGS
@@ -89,8 +90,8 @@ def test_merge_of_any_split_by_trace_equals_the_whole(ts, rnd):
     parts = [[], [], []]
     for t in ts:
         parts[rnd.randrange(3)].extend(t)
-    whole = audit([s for t in ts for s in t], SCHEMA, compiled=COMPILED)
-    results = [audit(p, SCHEMA, compiled=COMPILED) for p in parts]
+    whole = audit([s for t in ts for s in t], SCHEMA, plan=PLAN)
+    results = [audit(p, SCHEMA, plan=PLAN) for p in parts]
     merged = merge(merge(results[0], results[1]), results[2])
     assert view(merged) == view(whole)
     # and the JSON round trip (auditor merge reads JSON) loses nothing
@@ -123,7 +124,7 @@ def test_removing_the_key_at_one_node_yields_exactly_one_leak_at_that_edge(case)
         if i in llm:
             attrs.update(LLM)
         spans.append(mk(1, i + 1, None if p is None else p + 1, f"s{i}", attrs=attrs))
-    r = audit(spans, SCHEMA, compiled=COMPILED)
+    r = audit(spans, SCHEMA, plan=PLAN)
     leaks = [(f.key, f.parent_span_id, f.span_id) for f in r.findings if f.code == "ATTR001"]
     assert sorted(leaks) == [
         ("tenant_id", sid(parents[victim] + 1), sid(victim + 1)),

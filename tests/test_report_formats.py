@@ -17,12 +17,13 @@ from click.testing import CliRunner
 from report_fixtures import BAGGAGE, CODE, ROOT, SCHEMAS, XSS_NAME, XSS_VALUE, leak_result, leak_spans
 
 from auditor.cli import cli
-from auditor.commands.check import load_and_audit
+from auditor.pipeline import Overrides, audit_files
+from auditor.plan import Plan
 from auditor.engine import audit, merge
 from auditor.examples import pick
 from auditor.report import Format, RenderOptions, html_report, markdown_report, render, sarif_report
 from auditor.result_json import parts_from_json, to_json
-from auditor.rollup import GatePolicy, finish
+from auditor.rollup import finish
 from auditor.schema import load_schema
 
 JUNIT_XSD = xmlschema.XMLSchema(str(SCHEMAS / "JUnit.xsd"))
@@ -32,12 +33,12 @@ SCENARIOS = sorted((ROOT / "sample_traces").glob("*/*.otlp.json"))
 
 @pytest.fixture(scope="module")
 def baggage():
-    return load_and_audit([str(BAGGAGE)], None, (None, {}))
+    return audit_files([str(BAGGAGE)], Plan.of(None))
 
 
 @pytest.fixture(scope="module")
 def scenario_results():
-    return {p.name: load_and_audit([str(p)], None, (None, {})) for p in SCENARIOS}
+    return {p.name: audit_files([str(p)], Plan.of(None)) for p in SCENARIOS}
 
 
 def test_every_format_renders_a_leak():
@@ -110,7 +111,7 @@ def test_markdown_summary_of_a_leak(baggage):
     md = markdown_report.render(baggage)
     assert md.startswith("## Trace attribution audit: ❌ gate failed\n")
     assert "**3** traces · **18** spans · **6** LLM calls · spend **$0.020520** over 6 priced call(s)" in md
-    assert "| `tenant_id` ❗ | 98.2% | $0.020160 | 3 of 6 |" in md
+    assert "| `tenant_id` ❗ | 98.2% of spend | $0.020160 | 3 of 6 |" in md
     assert (
         "| 1 | network | web-frontend / web\\_frontend.app : POST → scoring-service / scoring\\_service.app : POST /score"
         " | `tenant_id`, `workflow_id` | 3 | 3 | $0.020160 |"
@@ -149,12 +150,12 @@ def test_junit_suites_per_key_and_family_case_per_boundary(baggage):
 
 
 def test_junit_spend_limit_case_fails_over_the_limit_and_passes_below():
-    over = load_and_audit([str(BAGGAGE)], None, ("never", {"tenant_id": 50.0}))
+    over = audit_files([str(BAGGAGE)], Plan.of(None), overrides=Overrides("never", {"tenant_id": 50.0}))
     root = ET.fromstring(render(Format.JUNIT, over))
     case = next(c for c in root.iter("testcase") if c.get("name") == "unattributed spend for tenant_id")
     assert case.find("failure").get("message") == "tenant_id: 98.2% of spend ($0.020160; 3 of 6 LLM calls lack tenant_id) is over the limit of 50%"
     assert all(c.find("failure") is None for c in root.iter("testcase") if c.get("name").startswith("ATTR001"))
-    under = load_and_audit([str(BAGGAGE)], None, ("never", {"tenant_id": 99.0}))
+    under = audit_files([str(BAGGAGE)], Plan.of(None), overrides=Overrides("never", {"tenant_id": 99.0}))
     assert "<failure" not in render(Format.JUNIT, under)
     JUNIT_XSD.validate(render(Format.JUNIT, over))
 
@@ -228,7 +229,7 @@ def test_several_outputs_in_one_run(tmp_path: Path):
 
 
 def test_clean_result_reads_as_passing():
-    clean = load_and_audit([str(ROOT / "sample_traces/core/clean.otlp.json")], None, (None, {}))
+    clean = audit_files([str(ROOT / "sample_traces/core/clean.otlp.json")], Plan.of(None))
     assert 'id="gate">Gate passed' in html_report.render(clean)
     assert "No leaking boundaries" in html_report.render(clean)
     assert markdown_report.render(clean).startswith("## Trace attribution audit: ✅ gate passed")
@@ -239,12 +240,11 @@ def test_clean_result_reads_as_passing():
 def test_share_falls_back_to_calls_when_nothing_is_priced():
     result = leak_result()
     unpriced = finish(
-        replace(result.parts, calls=tuple(replace(c, cost_usd=None) for c in result.parts.calls)),
-        result.run, GatePolicy(),
+        replace(result.parts, calls=tuple(replace(c, cost_usd=None) for c in result.parts.calls)), result.run,
     )
     assert unpriced.total_cost_usd == Decimal(0)
     md = markdown_report.render(unpriced)
-    assert "| `tenant_id` ❗ | 100.0% of calls | $0.000000 | 1 of 1 |" in md
+    assert "| `tenant_id` ❗ | 100.0% of calls (nothing priced) | $0.000000 | 1 of 1 |" in md
     assert "share by calls (nothing priced)" in html_report.render(unpriced)
     assert XSS_VALUE not in html_report.render(unpriced)
 
@@ -263,7 +263,7 @@ def test_sarif_keeps_the_worst_results_under_the_cap(monkeypatch):
 
 
 def test_html_names_the_spend_of_calls_that_never_had_a_key():
-    result = load_and_audit([str(ROOT / "sample_traces/core/threadpool.otlp.json")], None, (None, {}))
+    result = audit_files([str(ROOT / "sample_traces/core/threadpool.otlp.json")], Plan.of(None))
     html = html_report.render(result)
     assert (
         "<b>Not at any boundary:</b> 4 LLM calls never had tenant_id, workflow_id anywhere above them (ATTR002), "

@@ -10,9 +10,10 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.engine import Compiled, audit
+from auditor.plan import Plan
+from auditor.engine import audit
 from auditor.result_json import to_json
-from auditor.rollup import GatePolicy, finish
+from auditor.rollup import finish
 from auditor.model import RunInfo
 from auditor.schema import compile_schema
 from auditor.server import codec
@@ -119,7 +120,7 @@ def test_stored_report_equals_auditing_everything_however_spans_arrive(tmp_path_
     if redeliver:
         spans += spans[: len(spans) // 3]  # OTLP is at-least-once
     schema = compile_schema(SCHEMA, origin="test")
-    c = Compiled(schema)
+    c = Plan.fixed(schema)
     d = tmp_path_factory.mktemp("store")
     worker = Worker(WorkerConfig(str(d), None, idle=1, max_age=100), c, Store(d / "db"), d)
     bounds = sorted({0, len(spans), *(x % (len(spans) + 1) for x in cuts)})
@@ -129,9 +130,9 @@ def test_stored_report_equals_auditing_everything_however_spans_arrive(tmp_path_
         now += 2  # every batch arrives after the previous traces went idle: late spans re-open them
         worker.commit(worker.window.due(now), worker.window.low_seq(seq + 1))
     worker.commit(worker.window.due(now, everything=True), len(bounds))
-    parts = combined_parts(connect(d / "db", readonly=True), c.key_names, c.key_names)
-    got = to_json(finish(parts, RunInfo(), GatePolicy.from_schema(schema)))
-    want = to_json(audit(spans, schema, compiled=c))
+    parts = combined_parts(connect(d / "db", readonly=True), c.empty_parts())
+    got = to_json(finish(parts, RunInfo()))
+    want = to_json(audit(spans, schema, plan=c))
     got.pop("run"), want.pop("run")
     assert got == want
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from auditor.bench import write_corpus
 from auditor.cli import cli
-from auditor.engine import Compiled
+from auditor.plan import Plan
 from auditor.schema import compile_schema
 from auditor.stream import TraceWindow
 from builders import LLM, mk, to_jsonl_bytes, to_length_prefixed
@@ -129,7 +129,7 @@ def test_late_spans_are_counted_and_reported(tmp_path):
 def test_window_holds_only_open_traces():
     """Memory is bounded by the window: 5000 records of short traces never keep more than
     ``window`` records' traces open."""
-    tw = TraceWindow(Compiled(compile_schema(SCHEMA, origin="t")), window=3)
+    tw = TraceWindow(Plan.fixed(compile_schema(SCHEMA, origin="t")), window=3)
     peak = 0
     for t in range(1, 5001):
         tw.add([mk(t, 1, None, "r", attrs={"tenant_id": "a"}), mk(t, 2, 1, "c", attrs={**LLM})])

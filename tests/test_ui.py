@@ -10,7 +10,8 @@ from report_fixtures import BAGGAGE, THREADPOOL_PB, leak_json_bytes
 from starlette.testclient import TestClient
 
 from auditor.cli import cli
-from auditor.commands.check import load_and_audit
+from auditor.pipeline import Overrides, audit_files
+from auditor.plan import Plan
 from auditor.resources import schemas_dir
 from auditor.server.ui import bundled_schemas, ui_app
 
@@ -26,14 +27,14 @@ def error_of(html: str) -> str:
     return re.search(r'id="error" role="alert">([^<]*)</div>', html).group(1)
 
 
-def test_form_offers_default_and_every_preset(client):
+def test_form_offers_detection_first_then_default_and_every_preset(client):
     r = client.get("/")
     assert r.status_code == 200
     assert "default-src 'none'" in r.headers["content-security-policy"]
     presets = sorted(p.stem for p in (schemas_dir() / "presets").glob("*.yaml"))
     assert presets, "schemas/presets/ ships presets"
     options = re.findall(r'<option value="([^"]+)">', r.text)
-    assert options == ["default"] + [f"preset:{p}" for p in presets]
+    assert options == ["detect", "default"] + [f"preset:{p}" for p in presets]
     assert options == list(bundled_schemas())
     for field in ('name="trace"', 'name="files" multiple', 'name="schema"', 'name="schema_file"', 'enctype="multipart/form-data"'):
         assert field in r.text
@@ -56,7 +57,7 @@ def test_several_uploads_are_audited_together(client):
     ]
     r = client.post("/", data={"schema": "default"}, files=files)
     assert r.status_code == 200
-    cli_result = load_and_audit([str(BAGGAGE), str(THREADPOOL_PB)], "default", (None, {}))
+    cli_result = audit_files([str(BAGGAGE), str(THREADPOOL_PB)], Plan.of("default"))
     assert f"{cli_result.counts.traces} traces · {cli_result.counts.spans} spans · 2 inputs" in r.text
     assert "<code>baggage.otlp.json</code>, <code>threadpool.pb.gz</code>" in r.text
     assert r.text.count('<tr data-code="TRACE004"') == 4
@@ -122,7 +123,7 @@ def test_hostile_names_stay_text(client):
 
 
 def test_live_report_when_mounted_with_a_result():
-    result = load_and_audit([str(BAGGAGE)], None, (None, {}))
+    result = audit_files([str(BAGGAGE)], Plan.of(None))
     c = TestClient(ui_app(result=lambda: result))
     assert 'href="live"' in c.get("/").text
     r = c.get("/live")

@@ -10,20 +10,20 @@ to 6 places only when printed.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 
 import click
 
+from auditor.commands.options import note, route, schema_option, write
 from auditor.errors import UsageError
 from auditor.model import AuditResult
+from auditor.pipeline import audit_files
+from auditor.plan import Plan
 from auditor.result_json import usd
 
 UNATTRIBUTED = "(unattributed)"
@@ -153,25 +153,11 @@ def render_text(cb: Chargeback, result: AuditResult) -> str:
 RENDER = {"text": render_text, "json": render_json, "csv": render_csv}
 
 
-@contextlib.contextmanager
-def _stdin_as_file(paths):
-    """The --by dimensions are decoded in a second pass (after dialect detection): stdin
-    cannot be read twice, so it is kept in a temporary file for the run."""
-    if "-" not in paths:
-        yield tuple(paths)
-        return
-    with tempfile.NamedTemporaryFile(prefix="auditor-stdin-") as fh:
-        shutil.copyfileobj(sys.stdin.buffer, fh)
-        fh.flush()
-        yield tuple(fh.name if p == "-" else p for p in paths)
-
-
 @click.command("cost")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH... (or - for stdin)")
 @click.option("--by", "by", multiple=True, required=True, metavar="KEY",
               help="Group by this schema key or attribute name (repeatable: one row per combination).")
-@click.option("-s", "--schema", "schema_ref", default=None, metavar="REF",
-              help="Attribution schema: a YAML/JSON file, 'default', or 'preset:NAME' [default].")
+@schema_option
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write here instead of stdout.")
@@ -180,24 +166,10 @@ def command(paths, by, schema_ref, fmt, output):
 
     Totals equal the LLM spend 'auditor check' reports for the same input and schema.
     """
-    from auditor.cli import user_errors
-    from auditor.commands.check import load_and_audit
-
-    @user_errors
-    def run():
-        names = tuple(dict.fromkeys(b.strip() for b in by))
-        if any(not n for n in names):
-            raise UsageError("--by: expected a key or attribute name, got an empty string")
-        with _stdin_as_file(paths) as files:
-            result = load_and_audit(files, schema_ref, (None, {}), stdin=sys.stdin.buffer, adapt=lambda s: s.with_dimensions(names))
-        text = RENDER[fmt](chargeback(result, names), result)
-        if output is None or output == "-":
-            click.echo(text, nl=False)
-        else:
-            try:
-                with open(output, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(text)
-            except OSError as e:
-                raise UsageError(f"{output}: cannot write: {e.strerror or e}") from None
-
-    run()
+    names = tuple(dict.fromkeys(b.strip() for b in by))
+    if any(not n for n in names):
+        raise UsageError("--by: expected a key or attribute name, got an empty string")
+    plan = Plan.of(schema_ref, adapt=lambda s: s.with_dimensions(names))
+    result = audit_files(paths, plan, stdin=sys.stdin.buffer, note=note)
+    for _fmt, path in route([(fmt, None)], output):
+        write(path, RENDER[fmt](chargeback(result, names), result))

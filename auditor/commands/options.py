@@ -11,6 +11,24 @@ from auditor.errors import UsageError
 from auditor.report import Format, RenderOptions, parse_output_spec, render
 
 FAIL_ON = click.Choice(["error", "warning", "note", "never"])
+EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+
+
+def exit_gate(passed: bool) -> None:
+    sys.exit(EXIT_OK if passed else EXIT_GATE)
+
+
+def note(msg: str) -> None:
+    """Diagnostics go to stderr; machine output owns stdout."""
+    click.echo(f"auditor: {msg}", err=True)
+
+
+def schema_option(fn):
+    return click.option(
+        "-s", "--schema", "schema_ref", default=None, metavar="REF",
+        help="Attribution schema: a YAML/JSON file, 'default', or 'preset:NAME'. Without it each trace is read "
+             "by the default schema plus the presets of the dialects its spans speak (detected).",
+    )(fn)
 
 
 def output_options(fn):
@@ -54,16 +72,16 @@ def parse_max_pct(specs: tuple[str, ...]) -> dict[str, float]:
 
 def route(specs: list, output: str | None) -> list:
     """Where each (format, path) goes: ``-o`` takes the first format without a path; at most
-    one format may go to stdout (path None)."""
+    one other format may go to stdout (path None). Every command routes through here."""
     routed = []
-    stdout_used = False
+    output_used = stdout_taken = False
     for fmt, path in specs:
-        if path is None and output is not None and not stdout_used:
-            path, stdout_used = output, True
+        if path is None and output is not None and not output_used:
+            path, output_used = output, True
         elif path is None:
-            if stdout_used and output is None:
+            if stdout_taken:
                 raise UsageError("--format: only one format can go to stdout; give the others a path (FMT:PATH)")
-            stdout_used = True
+            stdout_taken = True
         routed.append((fmt, path))
     return routed
 
@@ -74,7 +92,7 @@ def write(path: str | None, text: str) -> None:
         click.echo(text, nl=False)
         return
     try:
-        with open(path, "w", encoding="utf-8") as fh:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
     except OSError as e:
         raise UsageError(f"{path}: cannot write report: {e.strerror or e}") from None

@@ -3,16 +3,16 @@ traces over the same window; the difference is the spend no gateway sees."""
 
 from __future__ import annotations
 
-import sys
-
 import click
 
+from auditor.commands.options import exit_gate, note, route, schema_option, write
 from auditor.errors import UsageError
+from auditor.pipeline import audit_files
+from auditor.plan import Plan
 
 
 def emit(rec, formats: tuple[str, ...], output: str | None) -> None:
     """Render every requested format of a reconciliation and write each where it goes."""
-    from auditor.commands.options import route, write
     from auditor.reconcile.render import parse_output_spec, render
 
     for fmt, path in route([parse_output_spec(s) for s in (formats or ("text",))], output):
@@ -23,7 +23,6 @@ def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated
     """Load the exports first (cheap, and their errors are the likeliest), then audit the traces."""
     from dataclasses import replace
 
-    from auditor.commands.check import load_and_audit
     from auditor.pricing import Pricer
     from auditor.reconcile import KeyMap, load_usage, reconcile, with_gateway_keys
     from auditor.schema import load_schema
@@ -32,7 +31,7 @@ def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated
         raise UsageError("reconcile reads trace files, not stdin ('-')")
     exports = [load_usage(p) for p in usage_files]
     keymap = KeyMap.load(key_map)
-    result = load_and_audit(paths, schema_ref, (None, {}), adapt=with_gateway_keys)
+    result = audit_files(paths, Plan.of(schema_ref, adapt=with_gateway_keys), note=note)
     # The provider's tokens are priced by the same code and the same schema prices as the spans.
     pricer = Pricer(load_schema(schema_ref))
     rec = reconcile(exports, result.calls, keymap, pricer=pricer, max_ungated_pct=max_ungated_pct)
@@ -44,8 +43,7 @@ def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated
 @click.option("-u", "--usage", "usage_files", multiple=True, required=True, metavar="FILE",
               help="A provider export, repeatable: Anthropic usage or cost report JSON (one page per file or "
                    "pages concatenated), the Anthropic Console cost CSV, OpenAI usage/completions or costs JSON.")
-@click.option("-s", "--schema", "schema_ref", default=None, metavar="REF",
-              help="Attribution schema (its prices: entries price both sides) [default: detected].")
+@schema_option
 @click.option("--key-map", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="YAML/JSON: gateway key hash or alias (e.g. LiteLLM metadata.user_api_key_hash) -> provider "
                    "api key id, or -> {api_key_id, workspace_id}.")
@@ -62,14 +60,7 @@ def command(paths, usage_files, schema_ref, key_map, max_ungated_pct, formats, o
     it) and tier; a span belongs to the day its start falls in. Exit 0 when the gate passes,
     1 when the ungated share exceeds --max-ungated-pct, 2 on bad usage or unreadable input.
     """
-    from auditor.cli import EXIT_GATE, EXIT_OK, user_errors
-
-    @user_errors
-    def run():
-        rec = run_reconcile(paths, usage_files, schema_ref, key_map, max_ungated_pct)
-        emit(rec, formats, output)
-        return rec.summary.passed
-
-    passed = run()
-    sys.exit(EXIT_OK if passed else EXIT_GATE)
+    rec = run_reconcile(paths, usage_files, schema_ref, key_map, max_ungated_pct)
+    emit(rec, formats, output)
+    exit_gate(rec.summary.passed)
 

@@ -7,8 +7,8 @@ import sys
 import click
 
 from auditor import ingest
-from auditor.engine import Compiled
-from auditor.errors import UsageError
+from auditor.commands.options import route, write
+from auditor.compiled import Compiled
 from auditor.projection import EVERYTHING
 from auditor.schema import compose_refs, load_schema
 
@@ -26,36 +26,19 @@ def infer_cmd(paths, output):
     """Read traces and propose a schema: candidate keys (on roots, constant within a trace),
     their aliases, how often LLM calls carry them, and the dialects detected."""
     from auditor import dialects, infer
-    from auditor.cli import user_errors
 
-    @user_errors
-    def run():
-        loaded = ingest.load(paths, EVERYTHING, stdin=sys.stdin.buffer)
-        is_llm = Compiled(compose_refs(dialects.all_refs())).is_llm
-        text = infer.render(infer.infer(loaded.spans, is_llm, loaded.inputs))
-        if output:
-            try:
-                with open(output, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-            except OSError as e:
-                raise UsageError(f"{output}: cannot write: {e.strerror or e}") from None
-        else:
-            click.echo(text, nl=False)
-
-    run()
+    loaded = ingest.load(paths, EVERYTHING, stdin=sys.stdin.buffer)
+    is_llm = Compiled(compose_refs(dialects.all_refs())).is_llm
+    text = infer.render(infer.infer(loaded.spans, is_llm, loaded.inputs))
+    for _fmt, path in route([("yaml", None)], output):
+        write(path, text)
 
 
 @command.command("check")
 @click.argument("ref", metavar="FILE")
 def check_cmd(ref):
     """Validate a schema file (or default / preset:NAME) and its extends; exit 2 when invalid."""
-    from auditor.cli import user_errors
-
-    @user_errors
-    def run():
-        s = load_schema(ref)
-        keys = ", ".join(f"{k.name} ({'required' if k.required else 'dimension'}, {len(k.sources)} source{'s' if len(k.sources) != 1 else ''})" for k in s.keys)
-        click.echo(f"{ref}: valid schema {s.name!r}: {len(s.keys)} key(s): {keys or 'none'}; "
-                   f"{len(s.llm_calls)} LLM call selector(s); scope {s.scope}")
-
-    run()
+    s = load_schema(ref)
+    keys = ", ".join(f"{k.name} ({'required' if k.required else 'dimension'}, {len(k.sources)} source{'s' if len(k.sources) != 1 else ''})" for k in s.keys)
+    click.echo(f"{ref}: valid schema {s.name!r}: {len(s.keys)} key(s): {keys or 'none'}; "
+               f"{len(s.llm_calls)} LLM call selector(s); scope {s.scope}")

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from auditor.commands.options import schema_option
+
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -15,8 +17,7 @@ import click
               help="OTLP/HTTP port, also serving /, /api/report, /metrics, /healthz (0: any free port).")
 @click.option("--data-dir", default="./.auditor", show_default=True, type=click.Path(file_okay=False),
               help="Spool and SQLite store; listen.json there names the bound ports.")
-@click.option("-s", "--schema", "schema_ref", default=None, metavar="REF",
-              help="Attribution schema: a YAML/JSON file, 'default', or 'preset:NAME' [default].")
+@schema_option
 @click.option("--trace-idle", type=click.FloatRange(0.01), default=10.0, show_default=True, metavar="SECONDS",
               help="Audit a trace once no span of it arrived for this long.")
 @click.option("--trace-max-age", type=click.FloatRange(0.01), default=300.0, show_default=True, metavar="SECONDS",
@@ -36,14 +37,9 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
     An export is acknowledged only once it is on disk; SIGTERM audits everything buffered
     and exits 0.
     """
-    from auditor.cli import user_errors
     from auditor.server.sidecar import ServeConfig, serve
 
-    @user_errors
-    def run():
-        return serve(
-            ServeConfig(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age,
-                        max_buffered_spans, max_request_bytes, auth_token, workers)
-        )
-
-    sys.exit(run())
+    sys.exit(serve(
+        ServeConfig(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age,
+                    max_buffered_spans, max_request_bytes, auth_token, workers)
+    ))

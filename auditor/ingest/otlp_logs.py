@@ -13,7 +13,7 @@ A record becomes a span as follows:
   it may carry names the span active when it was written, which need not be in the input);
 - name: LogRecord.event_name, else a string body, else the ``event.name`` attribute;
 - attributes: the record's (projected), with ``event.name`` filled from event_name / body when
-  absent, and ``auditor.signal`` = ``logs`` so structural rules know it is not a span;
+  absent; ``Span.is_log_record`` is set so structural rules know it is not a span;
 - time: end = time_unix_nano (or observed time); a record carrying ``duration_ms`` describes an
   operation that ended then, so start = end - duration_ms.
 """
@@ -32,15 +32,9 @@ from auditor.ingest import otlp_json, otlp_proto
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
-SIGNAL_ATTR = "auditor.signal"
-SIGNAL_LOGS = "logs"
 EVENT_NAME = "event.name"
 DURATION_MS = "duration_ms"
 MAX_NAME = 200
-
-
-def is_log_record(span: Span) -> bool:
-    return span.attributes.get(SIGNAL_ATTR) == SIGNAL_LOGS
 
 
 # ---------------------------------------------------------------- shared record -> Span
@@ -123,10 +117,9 @@ def make_span(
             attrs[EVENT_NAME] = ev
     elif EVENT_NAME not in attrs:
         attrs[EVENT_NAME] = all_attrs[EVENT_NAME]
-    attrs[SIGNAL_ATTR] = SIGNAL_LOGS
     dur = _duration_ns(all_attrs.get(DURATION_MS))
     start = end - dur if end > dur else end
-    return Span(tid, sid, "", _name(event_name, body, all_attrs), service, scope, 0, start, end, 0, attrs, resource)
+    return Span(tid, sid, "", _name(event_name, body, all_attrs), service, scope, 0, start, end, 0, attrs, resource, True)
 
 
 # ---------------------------------------------------------------- protobuf
@@ -351,8 +344,5 @@ __all__: Iterable[str] = (
     "decode_message",
     "decode_json",
     "is_otlp_logs",
-    "is_log_record",
     "records_of",
-    "SIGNAL_ATTR",
-    "SIGNAL_LOGS",
 )

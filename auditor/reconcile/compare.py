@@ -277,7 +277,7 @@ def _untraced(groups: list[Group], used: dict[str, tuple[str, ...]], findings: l
 
 
 def _sev(code: str):
-    from auditor.rules.catalog import rule
+    from auditor.rules import rule
 
     return rule(code).severity
 

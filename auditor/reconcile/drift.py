@@ -27,7 +27,7 @@ OVER = 1.01  # more than the provider counted at all (1% slack)
 
 
 def check(groups: list[Group] | tuple[Group, ...]) -> list[ReconFinding]:
-    from auditor.rules.catalog import rule
+    from auditor.rules import rule
 
     sev = rule("RECON002").severity
     sums: dict[tuple, list[Tokens]] = defaultdict(lambda: [Tokens(), Tokens()])

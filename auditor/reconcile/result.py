@@ -54,7 +54,7 @@ class ReconFinding:
 
 
 def finding(code: str, message: str, g: Group) -> ReconFinding:
-    from auditor.rules.catalog import rule
+    from auditor.rules import rule
 
     return ReconFinding(code, rule(code).severity, message, g.provider, ("group", g.label()), g.ungated_usd)
 

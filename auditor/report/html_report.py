@@ -20,7 +20,7 @@ import jinja2
 from auditor import __version__
 from auditor.model import AuditResult, ExampleSpan, ExampleTrace
 from auditor.report import summary
-from auditor.rules.catalog import all_rules
+from auditor.rules import all_rules
 
 MAX_FINDINGS = 2000
 MAX_TREES = 25  # example trees for the worst boundaries only: keeps big reports light

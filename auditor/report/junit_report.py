@@ -14,7 +14,7 @@ from collections import defaultdict
 
 from auditor.model import AuditResult, Finding
 from auditor.report import summary
-from auditor.rules.catalog import rule
+from auditor.rules import rule
 
 MAX_LISTED = 20
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -113,7 +113,7 @@ def render(result: AuditResult, options=None) -> str:
         if key is not None and family == "attribution" and key in lines:
             k = lines[key]
             name = f"unattributed spend for {key}"
-            figure = f"{k.share_text} of {k.share_basis} ({k.unattributed}; {k.missing} of {k.llm_calls} LLM calls lack {key})"
+            figure = f"{k.share_text} ({k.unattributed}; {k.missing} of {k.llm_calls} LLM calls lack {key})"
             failure = None
             if k.over_limit:
                 failure = ("max-unattributed-pct", f"{key}: {figure} is over the limit of {k.limit:g}%", figure)

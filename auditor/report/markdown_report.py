@@ -10,7 +10,7 @@ import re
 
 from auditor.model import AuditResult
 from auditor.report import summary
-from auditor.rules.catalog import all_rules
+from auditor.rules import all_rules
 
 TOP = 10
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
@@ -48,7 +48,7 @@ def render(result: AuditResult, options=None) -> str:
         out.append("| key | unattributed share | unattributed spend | LLM calls missing it |")
         out.append("|---|---:|---:|---:|")
         for k in h.keys:
-            share = k.share_text + (" of calls" if k.share_basis == "calls" and k.share is not None else "")
+            share = k.share_text
             if k.limit is not None:
                 share += f" (limit {k.limit:g}%)"
             mark = " ❗" if k.missing else ""

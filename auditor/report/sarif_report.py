@@ -15,7 +15,7 @@ from urllib.parse import quote
 from auditor import __version__
 from auditor.model import AuditResult, Endpoint, Finding
 from auditor.report import summary
-from auditor.rules.catalog import all_rules
+from auditor.rules import all_rules
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 TOOL_NAME = "trace-attribution-auditor"

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from auditor.model import AuditResult, BoundaryStats, ExampleTrace
+from auditor.model import SHARE_CALLS, AuditResult, BoundaryStats, ExampleTrace, KeyStats
 from auditor.result_json import usd
-from auditor.rollup import FAIL_LEVELS
+from auditor.rollup import share_text
 
 
 def money(d: Decimal | None) -> str:
@@ -25,18 +25,25 @@ def pct_text(p: float | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KeyLine:
+    """A key's figures as every format prints them, read from the result's KeyStats."""
+
     key: str
     llm_calls: int
     missing: int
     unattributed: str  # money
-    share: float | None  # percent: of spend when anything is priced, else of calls
-    share_basis: str  # "spend" or "calls"
+    share: float | None  # KeyStats.share_pct
+    share_basis: str | None  # KeyStats.share_basis: "spend", "calls" (nothing priced) or None
     unpriced_missing: int
     limit: float | None  # the gate's max_unattributed_pct for this key, if any
+    share_text: str  # "12.5% of spend", "100.0% of calls (nothing priced)", "n/a"
 
     @property
-    def share_text(self) -> str:
+    def pct(self) -> str:
         return pct_text(self.share)
+
+    @property
+    def by_calls(self) -> bool:
+        return self.share_basis == SHARE_CALLS
 
     @property
     def over_limit(self) -> bool:
@@ -58,22 +65,15 @@ class Headline:
     fail_on: str
 
 
+def key_line(k: KeyStats, limit: float | None) -> KeyLine:
+    return KeyLine(k.key, k.llm_calls, k.llm_calls_missing, money(k.unattributed_usd), k.share_pct, k.share_basis,
+                   k.unattributed_unpriced_calls, limit, share_text(k))
+
+
 def headline(result: AuditResult) -> Headline:
-    gate = result.extra.get("gate")
-    policy = result.extra.get("policy")
-    limits = dict(getattr(policy, "max_unattributed_pct", {}) or {})
-    lines = []
-    for k in result.keys:
-        if k.cost_usd:
-            share, basis = float(k.unattributed_usd / k.cost_usd * 100), "spend"
-        elif k.llm_calls:
-            share, basis = 100.0 * k.llm_calls_missing / k.llm_calls, "calls"
-        else:
-            share, basis = None, "calls"
-        lines.append(
-            KeyLine(k.key, k.llm_calls, k.llm_calls_missing, money(k.unattributed_usd), share, basis,
-                    k.unattributed_unpriced_calls, limits.get(k.key))
-        )
+    gate, policy = result.gate, result.policy
+    limits = policy.max_unattributed_pct
+    lines = [key_line(k, limits.get(k.key)) for k in result.keys]
     n = len(result.calls)
     return Headline(
         traces=result.counts.traces,
@@ -84,16 +84,14 @@ def headline(result: AuditResult) -> Headline:
         priced_calls=n - result.unpriced_calls,
         unpriced_calls=result.unpriced_calls,
         keys=tuple(lines),
-        gate_passed=None if gate is None else gate.passed,
-        gate_reasons=() if gate is None else tuple(gate.reasons),
-        fail_on=getattr(policy, "fail_on", "error"),
+        gate_passed=gate.passed,
+        gate_reasons=tuple(gate.reasons),
+        fail_on=policy.fail_on,
     )
 
 
 def breaks_gate(severity, result: AuditResult) -> bool:
-    policy = result.extra.get("policy")
-    level = FAIL_LEVELS[getattr(policy, "fail_on", "error")]
-    return severity.rank >= level
+    return result.policy.fails(severity)
 
 
 def ranked_by_cost(result: AuditResult) -> bool:

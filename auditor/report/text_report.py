@@ -7,7 +7,9 @@ from collections import Counter
 from decimal import Decimal
 
 from auditor import concentration
+from auditor.model import SHARE_CALLS
 from auditor.result_json import usd
+from auditor.rollup import share_text
 
 MAX_FINDINGS = 25
 _RED, _YEL, _GRN, _BOLD, _DIM, _RST = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
@@ -15,6 +17,10 @@ _RED, _YEL, _GRN, _BOLD, _DIM, _RST = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[
 
 def _pct(a, b) -> str:
     return f"{(100.0 * float(a) / float(b)):.1f}%" if b else "0.0%"
+
+
+def _share(k) -> str:
+    return "n/a" if k.share_pct is None else f"{k.share_pct:.1f}%"
 
 
 def money(d: Decimal | None) -> str:
@@ -50,23 +56,28 @@ def render(result, options) -> str:
 
     if result.keys:
         for k in result.keys:
-            line = f"{money(k.unattributed_usd)} of {money(k.cost_usd)} ({_pct(k.unattributed_usd, k.cost_usd)}) of LLM spend is unattributed for {k.key}"
+            if k.share_basis == SHARE_CALLS:
+                line = f"{k.llm_calls_missing} of {k.llm_calls} LLM calls ({k.share_pct:.1f}%) lack {k.key}; nothing is priced"
+            else:
+                line = f"{money(k.unattributed_usd)} of {money(k.cost_usd)} ({_share(k)}) of LLM spend is unattributed for {k.key}"
+                if k.unattributed_unpriced_calls:
+                    line += f", and {k.unattributed_unpriced_calls} unpriced call(s) lack it"
             top = next((b for b in result.boundaries if k.key in b.keys and b.unattributed_cost_usd > 0), None)
             if top is not None:
                 line += f"; {money(top.unattributed_cost_usd)} of it below {top.boundary}"
             out.append(paint(line, _BOLD) if k.unattributed_usd else line)
         out.append("")
         width = max(len(k.key) for k in result.keys) + 2
-        out.append(f"  {'key':<{width}}{'LLM calls missing it':<26}unattributed spend")
+        out.append(f"  {'key':<{width}}{'LLM calls missing it':<26}{'unattributed spend':<28}share")
         for k in result.keys:
             miss = f"{k.llm_calls_missing} of {k.llm_calls} ({_pct(k.llm_calls_missing, k.llm_calls)})"
-            spend = f"{money(k.unattributed_usd)} ({_pct(k.unattributed_usd, k.cost_usd)})"
+            spend = money(k.unattributed_usd)
             if k.unattributed_unpriced_calls:
                 spend += f" + {k.unattributed_unpriced_calls} unpriced"
-            out.append(f"  {k.key:<{width}}{miss:<26}{spend}")
+            out.append(f"  {k.key:<{width}}{miss:<26}{spend:<28}{share_text(k)}")
         out.append("")
 
-    by_code = result.extra.get("cost_by_code") or {}
+    by_code = result.cost_by_code
     if by_code:
         out.append("LLM spend concerned by findings, per code:")
         for code, cc in by_code.items():
@@ -111,12 +122,11 @@ def render(result, options) -> str:
             out.append(paint(f"  ... {len(result.findings) - len(shown)} more (--verbose, or --format json)", _DIM))
         out.append("")
 
-    gate = result.extra.get("gate")
-    if gate is not None:
-        if gate.passed:
-            out.append(paint("Gate: passed", _GRN) + f" (fail-on {gate.policy.fail_on})")
-        else:
-            out.append(paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {gate.policy.fail_on}): " + "; ".join(gate.reasons))
+    gate, fail_on = result.gate, result.policy.fail_on
+    if gate.passed:
+        out.append(paint("Gate: passed", _GRN) + f" (fail-on {fail_on})")
+    else:
+        out.append(paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {fail_on}): " + "; ".join(gate.reasons))
     return "\n".join(out) + "\n"
 
 

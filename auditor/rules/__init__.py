@@ -1,2 +1,27 @@
-"""Rule families. Each module registers its codes in ``catalog`` and exposes checks the
-engine calls; rules see one trace's context and return findings, nothing else."""
+"""Rule families, one module each, and the one registry built from them.
+
+Each family module declares its ``RULES`` (code, family, default severity, help, what it
+visits) and the ``CHECKS`` that emit them; ``REGISTRY`` proves no code is claimed twice and
+every walked code has a check. The engine walks the registry; nothing lists codes by hand.
+"""
+
+from auditor.rules import agents, attribution, cost, genai, reconcile, structure, tool
+from auditor.rules.registry import Registry, Rule, Visit
+
+_FAMILIES = (attribution, structure, genai, cost, agents, tool, reconcile)
+
+REGISTRY = Registry.of(
+    (r for m in _FAMILIES for r in m.RULES),
+    (c for m in _FAMILIES for c in m.CHECKS),
+)
+
+
+def rule(code: str) -> Rule:
+    return REGISTRY.rule(code)
+
+
+def all_rules() -> tuple[Rule, ...]:
+    return REGISTRY.all()
+
+
+__all__ = ["REGISTRY", "Registry", "Rule", "Visit", "all_rules", "rule"]

@@ -23,11 +23,32 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from auditor.model import Finding, LlmCall
-from auditor.rules.catalog import rule
+from auditor.model import Finding, LlmCall, Severity
+from auditor.rules.context import ResultContext, TraceContext, lacks
+from auditor.rules.registry import Check, Rule, Visit
+
+AGENT001 = Rule(
+    "AGENT001", "developer-missing-key", "agents", Severity.ERROR,
+    "a developer's model calls lack a required key (team, cost center, repository)",
+    "Every call from this developer's machine misses the key, so their spend cannot be charged to a team, "
+    "cost center or repository. The administrator's OTEL_RESOURCE_ATTRIBUTES did not reach that machine: "
+    "distribute them through managed settings. The finding gives the calls and spend affected.",
+    Visit.RESULT)
+AGENT002 = Rule(
+    "AGENT002", "session-without-user", "agents", Severity.ERROR,
+    "a session's model calls carry no user",
+    "The session's calls have no user.email or account id: API-key or unauthenticated use that no developer "
+    "can be charged for. Require sign-in (managed settings) or attribute the key to its owner.",
+    Visit.RESULT)
+AGENT003 = Rule(
+    "AGENT003", "reported-cost-mismatch", "agents", Severity.WARNING,
+    "the cost the tool reports disagrees with our price",
+    "The record's own cost (e.g. Claude Code's cost_usd, an estimate at list price) differs from the price "
+    "computed from its token counts by more than the tolerance (dialects.reported_cost_tolerance_pct, "
+    "default 5%). Usually cache tokens counted at the wrong rate, or a model billed under another name.",
+    Visit.CALL)
 
 DEVELOPER, SESSION = "developer", "session"
-DERIVED = ("AGENT001", "AGENT002")
 DEFAULT_TOLERANCE_PCT = Decimal(5)
 Q6 = Decimal("0.000001")
 
@@ -51,18 +72,21 @@ def _cost_text(calls: list[LlmCall]) -> str:
     return _usd(total) + (f" + {unpriced} unpriced" if unpriced else "")
 
 
-def derived(calls: tuple[LlmCall, ...], keys: tuple[str, ...], required: tuple[str, ...]) -> list[Finding]:
-    """AGENT001 and AGENT002 over the unique calls of a result (sorted by ref)."""
-    out: list[Finding] = []
-    if DEVELOPER in keys:
-        out.extend(_developers_missing(calls, [k for k in required if k not in (DEVELOPER, SESSION)]))
-    if DEVELOPER in keys and SESSION in keys:
-        out.extend(_sessions_without_user(calls))
-    return out
+def developers_missing(ctx: ResultContext) -> list[Finding]:
+    """AGENT001 over the unique calls of a result (sorted by ref)."""
+    if DEVELOPER not in ctx.keys:
+        return []
+    return _developers_missing(ctx.calls, [k for k in ctx.required_keys if k not in (DEVELOPER, SESSION)])
+
+
+def sessions_without_user(ctx: ResultContext) -> list[Finding]:
+    """AGENT002 over the unique calls of a result (sorted by ref)."""
+    if DEVELOPER not in ctx.keys or SESSION not in ctx.keys:
+        return []
+    return _sessions_without_user(ctx.calls)
 
 
 def _developers_missing(calls: tuple[LlmCall, ...], keys: list[str]) -> list[Finding]:
-    sev = rule("AGENT001").severity
     by_dev: dict[Any, list[LlmCall]] = defaultdict(list)
     for c in calls:
         dev = c.values.get(DEVELOPER)
@@ -72,13 +96,13 @@ def _developers_missing(calls: tuple[LlmCall, ...], keys: list[str]) -> list[Fin
     for dev in sorted(by_dev, key=str):
         mine = by_dev[dev]
         for key in keys:
-            missing = [c for c in mine if c.values.get(key) is None]
+            missing = [c for c in mine if lacks(c, key)]
             if not missing:
                 continue
             first = missing[0]
             out.append(
-                Finding(
-                    "AGENT001", sev, first.trace_id, first.span_id,
+                AGENT001.finding(
+                    first.trace_id, first.span_id,
                     f"developer {dev}: {len(missing)} of {len(mine)} model calls ({_cost_text(missing)} of "
                     f"{_cost_text(mine)}) carry no {key}. Their machine does not send it: set it in "
                     "OTEL_RESOURCE_ATTRIBUTES through managed settings so every machine reports it.",
@@ -90,7 +114,6 @@ def _developers_missing(calls: tuple[LlmCall, ...], keys: list[str]) -> list[Fin
 
 
 def _sessions_without_user(calls: tuple[LlmCall, ...]) -> list[Finding]:
-    sev = rule("AGENT002").severity
     by_session: dict[Any, list[LlmCall]] = defaultdict(list)
     for c in calls:
         s = c.values.get(SESSION)
@@ -99,13 +122,13 @@ def _sessions_without_user(calls: tuple[LlmCall, ...]) -> list[Finding]:
     out = []
     for s in sorted(by_session, key=str):
         mine = by_session[s]
-        missing = [c for c in mine if c.values.get(DEVELOPER) is None]
+        missing = [c for c in mine if lacks(c, DEVELOPER)]
         if not missing:
             continue
         first = missing[0]
         out.append(
-            Finding(
-                "AGENT002", sev, first.trace_id, first.span_id,
+            AGENT002.finding(
+                first.trace_id, first.span_id,
                 f"session {s}: {len(missing)} of {len(mine)} model calls ({_cost_text(missing)}) carry no user "
                 "(no user.email or account): API-key or unauthenticated use, which no developer can be charged "
                 "for. Require sign-in (forceLoginMethod in managed settings) or tag the key's owner.",
@@ -123,22 +146,20 @@ def tolerance_pct(dialects: Mapping[str, Any]) -> Decimal:
     return DEFAULT_TOLERANCE_PCT
 
 
-def reported_cost(call: LlmCall, tolerance: Decimal, severity) -> list[Finding]:
-    """AGENT003: the source's own cost differs from our price by more than ``tolerance`` percent."""
+def reported_cost(ctx: TraceContext, call: LlmCall, span) -> list[Finding]:
+    """AGENT003: the source's own cost differs from our price by more than the tolerance."""
     reported, ours = call.reported_cost_usd, call.cost_usd
-    if reported is None or ours is None:
+    if reported is None or ours is None or not ctx.enabled("AGENT003"):
         return []
-    sev = severity("AGENT003")
-    if sev is None:
-        return []
+    tolerance = ctx.compiled.reported_cost_tolerance
     diff = abs(reported - ours)
     if diff <= Q6 or diff * 100 <= tolerance * max(abs(reported), abs(ours)):
         return []
     pct = (diff * 100 / ours) if ours else None
     rel = f" ({'+' if reported > ours else '-'}{pct.quantize(Decimal('0.1'))}%)" if pct is not None else ""
     return [
-        Finding(
-            "AGENT003", sev, call.trace_id, call.span_id,
+        AGENT003.finding(
+            call.trace_id, call.span_id,
             f"call {call.name!r} ({call.model or 'no model'}) reports {_usd(reported)}, we price it at {_usd(ours)}"
             f"{rel}, beyond the {tolerance}% tolerance. The tool's figure is an estimate: check its token "
             "accounting (cache reads and writes are priced differently) and which model it was billed as.",
@@ -146,3 +167,11 @@ def reported_cost(call: LlmCall, tolerance: Decimal, severity) -> list[Finding]:
             child_value=str(ours.quantize(Q6)),
         )
     ]
+
+
+RULES = (AGENT001, AGENT002, AGENT003)
+CHECKS = (
+    Check(Visit.RESULT, ("AGENT001",), developers_missing),
+    Check(Visit.RESULT, ("AGENT002",), sessions_without_user),
+    Check(Visit.CALL, ("AGENT003",), reported_cost),
+)

@@ -8,10 +8,45 @@ key counts as affected, and the LLM calls among them are listed so cost can be p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from auditor.boundary import boundary, endpoint
 from auditor.model import Finding, Severity
+from auditor.rules.context import TraceContext
+from auditor.rules.registry import Check, Rule, Visit
+
+E, W = Severity.ERROR, Severity.WARNING
+
+ATTR001 = Rule(
+    "ATTR001", "attribution-leak", "attribution", E,
+    "leak: parent carries the key, child on the attribution path does not",
+    "The key was on the parent span and is missing on the child, on the way to an LLM call. "
+    "Every span below is unattributed. Fix the hop: propagate the context (network), pass the "
+    "metadata into the client or framework (library), or copy the context into the thread or task (in-process).",
+    Visit.KEY, keyed=True)
+ATTR002 = Rule(
+    "ATTR002", "never-minted", "attribution", E,
+    "never minted: an LLM call whose whole ancestry lacks the key",
+    "No span above this LLM call carries the key: it was never set for this request, or the "
+    "call runs outside the request's trace (see TRACE004). Set the key where the request enters.",
+    Visit.KEY, keyed=True)
+ATTR003 = Rule(
+    "ATTR003", "attribution-mismatch", "attribution", E,
+    "mismatch: the value changed across a hop (cross-tenant bleed)",
+    "A span carries a different value than its nearest ancestor that carries the key: spend is "
+    "charged to the wrong owner. Look for a shared client or a context reused across requests.",
+    Visit.KEY, keyed=True)
+ATTR004 = Rule(
+    "ATTR004", "attribution-gap", "attribution", W,
+    "gap: the key reappears below a leak (re-minted)",
+    "The key was lost at a hop above and set again here. The spans in between are unattributed, and "
+    "the re-minted value may not be the original: propagate it instead of setting it again.",
+    Visit.KEY)
+ATTR005 = Rule(
+    "ATTR005", "attribution-bad-value", "attribution", E,
+    "the value fails its JSON Schema",
+    "The key is present but its value does not satisfy the schema (empty, wrong type, pattern, enum).",
+    Visit.KEY, keyed=True)
 
 
 @dataclass(slots=True)
@@ -28,18 +63,13 @@ def _same(a: Any, b: Any) -> bool:
     return a == b or str(a) == str(b)
 
 
-def check_key(
-    trace,
-    key: str,
-    k: int,
-    values: dict[str, tuple],
-    is_llm: dict[str, bool],
-    below: dict[str, bool],
-    scope: str,
-    may_change: bool,
-    valid: Callable[[Any], str | None],
-    severity: Callable[[str], Severity | None],
-) -> list[Finding]:
+def check_key(ctx: TraceContext, k: int) -> list[Finding]:
+    """ATTR001-005 for the ``k``-th key of the trace's schema, in one walk."""
+    trace, values, is_llm, below = ctx.trace, ctx.values, ctx.is_llm, ctx.below
+    spec = ctx.compiled.keys[k]
+    key, scope, may_change = spec.name, ctx.compiled.schema.scope, spec.may_change
+    valid = ctx.compiled.validator(key)
+    on = ctx.enabled
     spans = trace.spans
     parent = trace.parent
     children = trace.children
@@ -58,12 +88,11 @@ def check_key(
                 regions[hop].gaps.append(sid)
             changed = csid is not None and not _same(v, cval)
             if changed and not may_change and pid is not None:
-                sev = severity("ATTR003")
-                if sev is not None:
+                if on("ATTR003"):
                     p = spans[pid]
                     out.append(
-                        Finding(
-                            "ATTR003", sev, tid, sid,
+                        ATTR003.finding(
+                            tid, sid,
                             f"{key} changed from {cval!r:.80} to {v!r:.80} at {spans[csid].name!r} -> {spans[sid].name!r}: "
                             "spend below is charged to a different owner (cross-tenant bleed).",
                             key=key, parent_span_id=pid, boundary=boundary(p, spans[sid]),
@@ -71,12 +100,11 @@ def check_key(
                         )
                     )
             if csid is None or changed or hop is not None:
-                problem = valid(v)
-                sev = severity("ATTR005") if problem else None
-                if sev is not None:
+                problem = valid(v) if on("ATTR005") else None
+                if problem:
                     out.append(
-                        Finding(
-                            "ATTR005", sev, tid, sid,
+                        ATTR005.finding(
+                            tid, sid,
                             f"{key}={v!r:.80} on {spans[sid].name!r} fails its schema: {problem}",
                             key=key, endpoint=endpoint(spans[sid]), child_value=v,
                         )
@@ -85,11 +113,10 @@ def check_key(
         else:
             if csid is None:
                 if is_llm[sid]:
-                    sev = severity("ATTR002")
-                    if sev is not None:
+                    if on("ATTR002"):
                         out.append(
-                            Finding(
-                                "ATTR002", sev, tid, sid,
+                            ATTR002.finding(
+                                tid, sid,
                                 f"LLM call {spans[sid].name!r} has no {key}, and neither has any span above it: "
                                 "set it where the request enters (or see TRACE004 if the call lost its trace).",
                                 key=key, parent_span_id=parent.get(sid), endpoint=endpoint(spans[sid]),
@@ -117,30 +144,29 @@ def check_key(
             for c in reversed(kids):
                 stack.append((c, ncs, ncv, nh))
 
-    sev_leak = severity("ATTR001")
-    sev_gap = severity("ATTR004")
+    leak_on, gap_on = on("ATTR001"), on("ATTR004")
     for h, region in regions.items():
         if not region.leak:
             continue
         p, c = spans[region.carrier], spans[h]
         b = boundary(p, c)
-        if sev_leak is not None:
+        if leak_on:
             n_llm = len(region.llm)
             out.append(
-                Finding(
-                    "ATTR001", sev_leak, tid, h,
+                ATTR001.finding(
+                    tid, h,
                     f"{key} is lost at {b}: {region.spans} span(s) and {n_llm} LLM call(s) below carry no {key}.",
                     key=key, parent_span_id=region.carrier, boundary=b,
                     parent_value=values[region.carrier][k], child_value=None,
                     spans_affected=region.spans, llm_calls_affected=tuple(sorted(region.llm)),
                 )
             )
-        if sev_gap is not None and scope != "llm":
+        if gap_on and scope != "llm":
             for g in region.gaps:
                 gp = parent[g]
                 out.append(
-                    Finding(
-                        "ATTR004", sev_gap, tid, g,
+                    ATTR004.finding(
+                        tid, g,
                         f"{key} reappears on {spans[g].name!r} after being lost at {b}: propagate it instead of "
                         "setting it again.",
                         key=key, parent_span_id=gp, boundary=boundary(spans[gp], spans[g]),
@@ -148,3 +174,7 @@ def check_key(
                     )
                 )
     return out
+
+
+RULES = (ATTR001, ATTR002, ATTR003, ATTR004, ATTR005)
+CHECKS = (Check(Visit.KEY, ("ATTR001", "ATTR002", "ATTR003", "ATTR004", "ATTR005"), check_key),)

@@ -21,6 +21,8 @@ from auditor.errors import SchemaError
 from auditor.model import Finding, LlmCall, Severity, Span
 from auditor.projection import Projection
 from auditor.resources import schemas_dir
+from auditor.rules.context import TraceContext
+from auditor.rules.registry import Check, Rule, Visit
 
 DEFAULT_FILE = "genai-semconv.yaml"
 OPERATION = "gen_ai.operation.name"
@@ -189,3 +191,45 @@ def _impossible(span: Span, call: LlmCall, dialect, severity, where) -> list[Fin
             f"{declared[0]!r} as including cache tokens; priced as excluding: check the instrumentation or the dialect"
         )
     return [Finding("GENAI004", sev, span.trace_id, span.span_id, m, endpoint=where) for m in msgs]
+
+
+GENAI001 = Rule(
+    "GENAI001", "genai-required-attribute-missing", "genai", Severity.WARNING,
+    "required gen_ai attribute missing",
+    "A gen_ai span lacks an attribute the GenAI semantic conventions require for its operation "
+    "(schemas/genai-semconv.yaml), e.g. gen_ai.provider.name. Backends and pricing depend on it: set it in "
+    "the instrumentation or upgrade it.",
+    Visit.SPAN)
+GENAI002 = Rule(
+    "GENAI002", "genai-renamed-attribute", "genai", Severity.NOTE,
+    "deprecated or renamed attribute name (says the new one)",
+    "The span uses a gen_ai name (or enum value) the conventions renamed or removed; the message names the "
+    "replacement. Moving the GenAI conventions to their own repository is not a deprecation and is not reported.",
+    Visit.SPAN)
+GENAI003 = Rule(
+    "GENAI003", "genai-wrong-type", "genai", Severity.WARNING,
+    "wrong type",
+    "A gen_ai attribute has a type other than the conventions define (e.g. a token count sent as a string). "
+    "Consumers that expect the defined type drop or misread it.",
+    Visit.SPAN)
+GENAI004 = Rule(
+    "GENAI004", "genai-impossible-token-counts", "genai", Severity.ERROR,
+    "impossible token counts",
+    "Token counts that cannot all be true: a negative count, reasoning tokens above output tokens, or cache "
+    "tokens above input tokens where the instrumentation is declared to count cache inside input. The price "
+    "of such a call is not trustworthy: fix the instrumentation or its dialect declaration.",
+    Visit.SPAN)
+RULES = (GENAI001, GENAI002, GENAI003, GENAI004)
+_BY_CODE = {r.code: r for r in RULES}
+
+
+def check_span(ctx: TraceContext, span: Span, call: LlmCall | None) -> list[Finding]:
+    """Every span against the conventions (tools and agents too, not only LLM calls)."""
+    rules = ctx.compiled.genai
+    if rules is None:
+        return []
+    on = ctx.enabled
+    return rules.check(span, call, ctx.compiled.dialect, lambda code: _BY_CODE[code].severity if on(code) else None)
+
+
+CHECKS = (Check(Visit.SPAN, ("GENAI001", "GENAI002", "GENAI003", "GENAI004"), check_span),)

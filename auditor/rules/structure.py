@@ -1,28 +1,120 @@
-"""TRACE004: an LLM call that is the root of its own trace (its context was lost entirely)."""
+"""TRACE001-005: what is wrong with a trace's shape, and LLM calls recorded twice.
+
+TRACE001-003 report the defects assembly repaired (it keeps them as data); TRACE004 an LLM
+call that is the root of its own trace; TRACE005, over the whole result, records folded
+into one call (derived in ``finish`` so it is exact under merge).
+"""
 
 from __future__ import annotations
 
+from auditor.assemble import CYCLE, DUPLICATE_ID, ORPHAN, SELF_PARENT
 from auditor.boundary import endpoint
-from auditor.model import Finding, Severity
+from auditor.model import Finding, LlmCall, Severity
+from auditor.rules.context import ResultContext, TraceContext
+from auditor.rules.registry import Check, Rule, Visit
+
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
+
+TRACE001 = Rule(
+    "TRACE001", "orphan-span", "structure", W, "orphan: parent_span_id names a span absent from the trace",
+    "The parent was lost, unsampled or not exported, or the context was broken. The subtree is audited on its own.",
+    Visit.TRACE)
+TRACE002 = Rule(
+    "TRACE002", "duplicate-span-id", "structure", W, "duplicate span id",
+    "Two different spans share an id within a trace; the earliest is kept. Exact re-deliveries are folded silently.",
+    Visit.TRACE)
+TRACE003 = Rule(
+    "TRACE003", "cycle", "structure", E, "cycle or self-parent",
+    "Parent links loop. The cycle is cut at its smallest span id so the rest can be audited.",
+    Visit.TRACE)
+TRACE004 = Rule(
+    "TRACE004", "headless-llm-call", "structure", E, "headless LLM call: an LLM call that is a trace root",
+    "The LLM call started a trace of its own: the request's context did not reach it at all. The classic "
+    "cause is a thread pool or run_in_executor that does not copy contextvars.",
+    Visit.TRACE)
+TRACE005 = Rule(
+    "TRACE005", "duplicate-llm-call", "structure", N, "the same LLM call recorded by several spans (counted once)",
+    "Two instrumentations recorded one call (e.g. a framework's span and the client library's). "
+    "It is counted and priced once; it is attributed if any record carries the key.",
+    Visit.RESULT)
 
 
-def headless_calls(trace, is_llm: dict[str, bool], severity) -> list[Finding]:
-    sev = severity("TRACE004")
-    if sev is None:
-        return []
+def defects(ctx: TraceContext) -> list[Finding]:
+    t = ctx.trace
     out = []
-    for r in trace.roots:
-        s = trace.spans[r]
+    for d in t.defects:
+        s = t.spans[d.span_id]
+        if d.kind == DUPLICATE_ID:
+            out.append(TRACE002.finding(
+                t.trace_id, d.span_id,
+                f"span id {d.span_id} is used by {d.count} different spans ({', '.join(d.names)[:200]}); "
+                "kept the earliest. Span ids must be unique within a trace: check for a custom id "
+                "generator or a proxy that copies ids."))
+        elif d.kind == SELF_PARENT:
+            out.append(TRACE003.finding(
+                t.trace_id, d.span_id, f"span {d.span_id} ({s.name}) names itself as its parent; treated as a root.",
+                parent_span_id=d.parent_span_id))
+        elif d.kind == ORPHAN:
+            out.append(TRACE001.finding(
+                t.trace_id, d.span_id,
+                f"span {d.span_id} ({s.name}) names parent {d.parent_span_id}, which is not in the trace "
+                "(lost, unsampled or not exported); its subtree is audited on its own.",
+                parent_span_id=d.parent_span_id))
+        elif d.kind == CYCLE:
+            m = d.members
+            out.append(TRACE003.finding(
+                t.trace_id, d.span_id,
+                f"parent links form a cycle through {len(m)} spans ({', '.join(m[:5])}{'...' if len(m) > 5 else ''}); "
+                f"cut at {d.span_id} ({s.name}).",
+                parent_span_id=d.parent_span_id))
+    return out
+
+
+def headless_calls(ctx: TraceContext) -> list[Finding]:
+    t = ctx.trace
+    out = []
+    for r in t.roots:
+        s = t.spans[r]
         # A log record (e.g. Claude Code's api_request event) is not a span: having no parent
         # says nothing about lost context.
-        if is_llm[r] and not s.parent_span_id and s.attributes.get("auditor.signal") != "logs":
-            out.append(
-                Finding(
-                    "TRACE004", sev, trace.trace_id, r,
-                    f"LLM call {s.name!r} in {s.service} is the root of its own trace: the request's context never "
-                    "reached it. Usually a thread pool or run_in_executor without contextvars.copy_context(), or a "
-                    "client created outside the request.",
-                    endpoint=endpoint(s),
-                )
-            )
+        if ctx.is_llm[r] and not s.parent_span_id and not s.is_log_record:
+            out.append(TRACE004.finding(
+                t.trace_id, r,
+                f"LLM call {s.name!r} in {s.service} is the root of its own trace: the request's context never "
+                "reached it. Usually a thread pool or run_in_executor without contextvars.copy_context(), or a "
+                "client created outside the request.",
+                endpoint=endpoint(s)))
     return out
+
+
+def duplicate_records(ctx: ResultContext) -> list[Finding]:
+    out = []
+    for f in ctx.folded:
+        best = f.kept
+        for rec in f.folded:
+            out.append(TRACE005.finding(
+                rec.trace_id, rec.span_id,
+                f"LLM call {rec.name!r} ({rec.scope or '-'}) is also recorded by span {best.span_id} in trace "
+                f"{best.trace_id} ({best.scope or '-'}); counted and priced once, from that record "
+                f"(its usage is the most detailed: {usage_summary(best)})."))
+    return out
+
+
+def usage_summary(c: LlmCall) -> str:
+    u = c.usage
+    parts = [f"{u.source or 'usage'} {u.convention}", f"input {u.input}", f"output {u.output}"]
+    if u.cache_read:
+        parts.append(f"cache read {u.cache_read}")
+    if u.cache_write_total:
+        parts.append(f"cache write {u.cache_write_total}")
+    if u.reasoning:
+        parts.append(f"reasoning {u.reasoning}")
+    return ", ".join(parts)
+
+
+RULES = (TRACE001, TRACE002, TRACE003, TRACE004, TRACE005)
+CHECKS = (
+    Check(Visit.TRACE, ("TRACE001", "TRACE002", "TRACE003"), defects),
+    Check(Visit.TRACE, ("TRACE004",), headless_calls),
+    Check(Visit.RESULT, ("TRACE005",), duplicate_records),
+)

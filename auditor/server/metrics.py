@@ -1,7 +1,9 @@
-"""Prometheus metrics: intake counters live here; audit figures are read from the store.
+"""Prometheus metrics: intake counters live here; audit figures come from the live result.
 
-Audit figures (traces audited, findings by code, unattributed cost by key) are gauges over
-what the store holds *now*: a re-audited trace replaces its findings, so they can go down.
+Findings by code and the unattributed cost and share per key are read from the same
+AuditResult as ``/api/report`` (policy applied, duplicate records counted once), so Grafana
+and the report cannot disagree. They are gauges over what the store holds *now*: a
+re-audited trace replaces its findings, so they can go down.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class Metrics:
-    def __init__(self, store_stats: Callable[[], dict], buffer: Callable[[], tuple[int, int]]):
+    def __init__(self, store_stats: Callable[[], dict], result: Callable[[], object], buffer: Callable[[], tuple[int, int]]):
         self.registry = r = CollectorRegistry()
         self.accepted = Counter("auditor_spans_accepted", "Spans acknowledged (on disk in the spool).", ["transport"], registry=r)
         self.rejected = Counter(
@@ -28,15 +30,16 @@ class Metrics:
             "auditor_export_latency_seconds", "Time from request to acknowledgement (includes the spool fsync).",
             ["transport"], buckets=LATENCY_BUCKETS, registry=r,
         )
-        r.register(_StoreCollector(store_stats, buffer))
+        r.register(_StoreCollector(store_stats, result, buffer))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _StoreCollector:
-    def __init__(self, store_stats, buffer):
+    def __init__(self, store_stats, result, buffer):
         self.store_stats = store_stats
+        self.result = result
         self.buffer = buffer
 
     def collect(self):
@@ -54,15 +57,28 @@ class _StoreCollector:
         g = GaugeMetricFamily("auditor_traces_stored", "Distinct traces audited and stored.")
         g.add_metric([], s["traces"])
         yield g
-        g = GaugeMetricFamily("auditor_findings", "Current findings by rule code.", labels=["code"])
-        for code, n in sorted(s["findings_by_code"].items()):
+        res = self.result()
+        g = GaugeMetricFamily("auditor_findings", "Current findings by rule code (as /api/report counts them).", labels=["code"])
+        for code, n in res.finding_counts.items():
             g.add_metric([code], n)
         yield g
         g = GaugeMetricFamily(
-            "auditor_unattributed_cost_usd", "Priced LLM spend on calls lacking a required key.", labels=["key"]
+            "auditor_unattributed_cost_usd", "Priced LLM spend on calls lacking a required key (each call once).", labels=["key"]
         )
-        for key, usd in sorted(s["unattributed_usd"].items()):
-            g.add_metric([key], float(usd or 0))
+        for k in res.keys:
+            g.add_metric([k.key], float(k.unattributed_usd))
+        yield g
+        g = GaugeMetricFamily(
+            "auditor_unattributed_share_pct",
+            "Share of LLM spend lacking a required key; of calls when nothing is priced (label basis).",
+            labels=["key", "basis"],
+        )
+        for k in res.keys:
+            if k.share_pct is not None:
+                g.add_metric([k.key, k.share_basis], k.share_pct)
+        yield g
+        g = GaugeMetricFamily("auditor_llm_cost_usd", "Priced LLM spend audited (each call once).")
+        g.add_metric([], float(res.total_cost_usd))
         yield g
         g = GaugeMetricFamily("auditor_spans_rejected_stored", "Rejected spans counted in the report.")
         g.add_metric([], s["rejected_spans"])

@@ -14,19 +14,16 @@ import time
 from pathlib import Path
 
 from auditor.model import AuditResult, RunInfo
+from auditor.pipeline import judge
+from auditor.plan import Plan
 from auditor.result_json import to_json
-from auditor.rollup import GatePolicy, finish
-from auditor.schema import Schema
 from auditor.server import store
 
 
 class Reporter:
-    def __init__(self, db: Path, schema: Schema, inputs: tuple[str, ...]):
+    def __init__(self, db: Path, plan: Plan, inputs: tuple[str, ...]):
         self.db = db
-        self.schema = schema
-        self.keys = tuple(k.name for k in schema.keys)
-        self.required = tuple(k.name for k in schema.keys if k.required)
-        self.policy = GatePolicy.from_schema(schema)
+        self.plan = plan
         self.inputs = inputs
         self._lock = threading.Lock()
         self._conn = None
@@ -47,9 +44,9 @@ class Reporter:
             v = self._refresh()
             if self._result is None or self._result[0] != v:
                 t0 = time.perf_counter()
-                parts = store.merge_all(self._parts.values(), self.keys, self.required, self._rejected)
-                run = RunInfo(inputs=self.inputs, schema=self.schema.origin, seconds=time.perf_counter() - t0)
-                self._result = (v, finish(parts, run, self.policy))
+                parts = store.merge_all(self._parts.values(), self.plan.empty_parts(self._rejected))
+                run = RunInfo(inputs=self.inputs, schema=self.plan.describe(parts), seconds=time.perf_counter() - t0)
+                self._result = (v, judge(parts, run))
             return self._result[1]
 
     def _refresh(self) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 import uvicorn
 
 from auditor.errors import UsageError
-from auditor.schema import load_schema
+from auditor.plan import Plan
 from auditor.server import store
 from auditor.server.grpc_service import build_server
 from auditor.server.http_app import build_app
@@ -154,7 +154,7 @@ def serve(cfg: ServeConfig) -> int:
     except OSError as e:
         raise UsageError(f"--data-dir {data_dir}: cannot create: {e.strerror or e}") from None
     lock = _lock(data_dir)
-    schema = load_schema(cfg.schema_ref)
+    plan = Plan.of(cfg.schema_ref)  # a bad schema is a usage error before anything listens
     spool_dir, db = paths(data_dir)
     writer = store.Store(db)  # creates the tables before any process reads them
     start_seq = writer.reset_shards(cfg.workers)
@@ -166,7 +166,7 @@ def serve(cfg: ServeConfig) -> int:
     workers = _Workers(wcfg, cfg.workers, committed, start_seq)
     workers.start()
     try:
-        code = asyncio.run(_run(cfg, schema, spool, workers, data_dir, db))
+        code = asyncio.run(_run(cfg, plan, spool, workers, data_dir, db))
     finally:
         spool.close()
         workers.stop()
@@ -174,12 +174,12 @@ def serve(cfg: ServeConfig) -> int:
     return code
 
 
-async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) -> int:
+async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) -> int:
     intake = Intake(spool, workers, cfg.max_buffered_spans, cfg.auth_token)
     replay = intake.buffered()
     spool.start()
-    reporter = Reporter(db, schema, ("otlp",))
-    metrics = Metrics(reporter.stats, lambda: (intake.buffered(), cfg.max_buffered_spans))
+    reporter = Reporter(db, plan, ("otlp",))
+    metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), cfg.max_buffered_spans))
     stop = asyncio.Event()
 
     def status() -> dict:

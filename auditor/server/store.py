@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from auditor.model import Counts, Parts, Span
-from auditor.rollup import merge_parts
+from auditor import rollup
 from auditor.server import codec
 
 SCHEMA = """
@@ -187,18 +187,17 @@ def rejected_spans(conn: sqlite3.Connection) -> int:
     return int(n)
 
 
-def merge_all(parts: Iterable[Parts], keys: tuple[str, ...], required: tuple[str, ...], rejected: int) -> Parts:
-    """Per-trace parts merged with ``rollup.merge_parts`` (pairwise, so the concatenations
-    cost n log n), plus the rejected-span count of all requests."""
-    level = [Parts(Counts(0, 0, rejected), keys=keys, required_keys=required), *parts]
-    while len(level) > 1:
-        level = [merge_parts(level[i], level[i + 1]) if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
-    return level[0]
+def merge_all(parts: Iterable[Parts], empty: Parts) -> Parts:
+    """Per-trace parts merged with ``rollup.merge_all`` (pairwise, so the concatenations cost
+    n log n); ``empty`` is the plan's empty parts carrying the rejected-span count."""
+    return rollup.merge_all([empty, *parts])
 
 
-def combined_parts(conn: sqlite3.Connection, keys: tuple[str, ...], required: tuple[str, ...]) -> Parts:
-    """Everything stored, as one Parts."""
-    return merge_all((p for _t, p in changed_parts(conn, -1)), keys, required, rejected_spans(conn))
+def combined_parts(conn: sqlite3.Connection, empty: Parts) -> Parts:
+    """Everything stored, as one Parts (``empty``: the plan's, see ``Plan.empty_parts``)."""
+    from dataclasses import replace
+
+    return merge_all((p for _t, p in changed_parts(conn, -1)), replace(empty, counts=Counts(0, 0, rejected_spans(conn))))
 
 
 def stats(conn: sqlite3.Connection) -> dict:

@@ -20,22 +20,25 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from auditor import ingest
-from auditor.engine import Compiled, audit_spans
 from auditor.errors import AuditorError
-from auditor.model import AuditResult, RunInfo
+from auditor.model import AuditResult
+from auditor.pipeline import audit_bytes
+from auditor.plan import Plan
 from auditor.report import html_report
 from auditor.resources import schemas_dir
-from auditor.rollup import GatePolicy, finish
-from auditor.schema import load_schema, load_schema_text
+from auditor.schema import load_schema_text
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 PASTED = "pasted text"
 
 
+DETECT = "detect"
+
+
 def bundled_schemas() -> dict[str, str]:
-    """Schema reference -> label: the default and every preset shipped in schemas/presets/."""
-    out = {"default": "default (tenant_id, workflow_id)"}
+    """Schema reference -> label: detection (as ``check`` without --schema), the default and
+    every preset shipped in schemas/presets/."""
+    out = {DETECT: "detect dialects per trace (as auditor check does)", "default": "default (tenant_id, workflow_id)"}
     presets = schemas_dir() / "presets"
     if presets.is_dir():
         for p in sorted(presets.glob("*.yaml")):
@@ -105,31 +108,17 @@ async def _parse(request: Request, limit: int, choices: Mapping[str, str]) -> Su
 
 
 def audit_submission(sub: Submission) -> AuditResult:
-    """Decode every source, audit them together; AuditorError for anything unreadable."""
+    """The pipeline on what was pasted or uploaded; AuditorError for anything unreadable."""
     if sub.schema_upload is not None:
         name, data = sub.schema_upload
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise AuditorError(f"{name}: schema is not UTF-8 text (byte {e.start})") from None
-        schema = load_schema_text(text, name)
-        origin = name
+        plan = Plan.fixed(load_schema_text(text, name))
     else:
-        schema = load_schema(sub.schema_ref)
-        origin = sub.schema_ref
-    compiled = Compiled(schema)
-    spans, rejected = [], []
-    for name, data in sub.sources:
-        if not data.strip():
-            raise AuditorError(f"{name}: empty input (expected OTLP JSON or protobuf trace data)")
-        s, r = ingest.decode_bytes(data, name, compiled.projection)
-        spans.extend(s)
-        rejected.extend(r)
-    if not spans:
-        raise AuditorError(f"{', '.join(n for n, _ in sub.sources)}: no spans found (expected OTLP trace data)")
-    parts = audit_spans(spans, compiled, rejected)
-    run = RunInfo(inputs=tuple(n for n, _ in sub.sources), schema=origin)
-    return finish(parts, run, GatePolicy.from_schema(schema))
+        plan = Plan.of(None if sub.schema_ref == DETECT else sub.schema_ref)
+    return audit_bytes(sub.sources, plan)
 
 
 def ui_app(

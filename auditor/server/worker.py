@@ -1,5 +1,5 @@
 """An audit worker: a separate process that turns spool records into stored audits.
-Spool -> decode -> window -> assemble.build -> engine.audit_traces -> store.
+Spool -> decode (Plan.projection) -> window -> assemble.build -> engine.audit_traces (the plan) -> store.
 
 With ``--workers N`` each worker reads every record but keeps the traces whose id hashes to
 its shard, so a trace is always audited whole by one worker. It commits the audited traces,
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor import assemble
-from auditor.engine import Compiled, audit_traces
+from auditor.engine import audit_traces
 from auditor.model import Span
-from auditor.schema import load_schema
+from auditor.plan import Plan
 from auditor.server.decode import DECODERS
 from auditor.server.spool import SpoolReader
 from auditor.server.store import Audited, Store
@@ -70,18 +70,18 @@ def main(cfg: WorkerConfig, committed, done, drain, ready, parent_pid: int) -> N
     spool_dir, db = paths(cfg.data_dir)
     lock = open(Path(cfg.data_dir) / f"worker-{cfg.shard}.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # a previous worker may still be on its way out
-    compiled = Compiled(load_schema(cfg.schema_ref))
+    plan = Plan.of(cfg.schema_ref)  # the pipeline's plan: traces are read as 'check' reads them
     store = Store(db)
     try:
-        Worker(cfg, compiled, store, spool_dir).run(committed, done, drain, ready, parent_pid)
+        Worker(cfg, plan, store, spool_dir).run(committed, done, drain, ready, parent_pid)
     finally:
         store.close()
 
 
 class Worker:
-    def __init__(self, cfg: WorkerConfig, compiled: Compiled, store: Store, spool_dir: Path):
-        self.compiled = compiled
-        self.projection = compiled.projection
+    def __init__(self, cfg: WorkerConfig, plan: Plan, store: Store, spool_dir: Path):
+        self.plan = plan
+        self.projection = plan.projection
         self.store = store
         self.window = Window(cfg.idle, cfg.max_age)
         self.max_window = cfg.max_window_spans
@@ -137,8 +137,7 @@ class Worker:
         for tid, spans in due:
             old = prior.get(tid)
             spans = _unique(old + spans if old else spans)
-            trace, structural = assemble.build(tid, spans)
-            audited.append(Audited(tid, spans, audit_traces([trace], self.compiled, structural)))
+            audited.append(Audited(tid, spans, audit_traces([assemble.build(tid, spans)], self.plan)))
         self.store.commit(audited, set(prior), self.rejected, low, self.shard)
         self.rejected = {}
 

@@ -1,0 +1,73 @@
+"""A schema turned into the callables the per-trace walk needs, with per-run caches.
+
+Built once per schema (with dialect detection, once per combination of dialects) and
+shared by every trace it reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jsonschema
+
+from auditor import calls as calls_mod
+from auditor.pricing import Pricer
+from auditor.projection import Projection
+from auditor.rules import agents
+from auditor.schema import Schema, make_resolver, make_selector, make_values
+from auditor.usage import Dialect
+
+CODE_ATTRIBUTES = ("code.filepath", "code.file.path", "code.lineno", "code.line.number", "code.function", "code.function.name")
+
+
+class Compiled:
+    def __init__(self, schema: Schema, pricer: Pricer | None = None):
+        self.schema = schema
+        self.keys = schema.keys
+        self.key_names = tuple(k.name for k in schema.keys)
+        self.required_names = tuple(k.name for k in schema.keys if k.required)
+        self.resolvers = tuple(make_resolver(k) for k in schema.keys)
+        self.values_of = make_values(schema.keys)
+        self.is_llm = make_selector(schema.llm_calls)
+        self.reported_cost_tolerance = agents.tolerance_pct(schema.dialects)
+        self.pricer = pricer if pricer is not None else Pricer(schema)
+        self.dialect = Dialect.from_mapping(schema.dialects)
+        self._validators = {k.name: _value_checker(k.value_schema) for k in schema.keys}
+        self.genai = _genai_rules(schema)
+
+    @property
+    def projection(self) -> Projection:
+        p = self.schema.projection() | Projection.of(calls_mod.attributes(self.dialect) + CODE_ATTRIBUTES)
+        if self.genai is not None:
+            p = p | self.genai.projection()
+        return p
+
+    def validator(self, key: str) -> Callable[[Any], str | None]:
+        return self._validators[key]
+
+
+def _value_checker(value_schema) -> Callable[[Any], str | None]:
+    if value_schema is None:
+        return lambda v: None
+    validator = jsonschema.Draft202012Validator(value_schema)
+    cache: dict[tuple[type, Any], str | None] = {}
+
+    def check(v: Any) -> str | None:
+        ck = (type(v), v if not isinstance(v, (dict, list)) else repr(v))
+        if ck in cache:
+            return cache[ck]
+        err = jsonschema.exceptions.best_match(validator.iter_errors(v))
+        msg = None if err is None else err.message[:160]
+        if len(cache) < 100_000:
+            cache[ck] = msg
+        return msg
+
+    return check
+
+
+def _genai_rules(schema: Schema):
+    if not schema.genai_enabled:
+        return None
+    from auditor.rules import genai
+
+    return genai.GenAiRules.load(schema.genai_semconv)

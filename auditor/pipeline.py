@@ -1,0 +1,157 @@
+"""The one path from sources to a result: sources -> plan (schema, dialect detection) ->
+audit -> policy -> result.
+
+``check``, ``check --shard`` + ``merge``, ``cost``, ``reconcile``, the sidecar's workers and
+the upload page all go through here (the sidecar's workers feed ``engine.audit_traces`` with
+``Plan.projection`` and ``Plan.for_trace``, exactly as ``audit_files`` does), so the same
+traces give the same JSON wherever they enter. Diagnostics go to ``note`` (the CLI prints them
+on stderr; the page and the sidecar have their own channels); nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO, Callable, Iterable, Mapping
+
+from auditor import ingest
+from auditor.assemble import iter_traces
+from auditor.engine import audit_spans, audit_traces
+from auditor.errors import InputError, UsageError
+from auditor.model import AuditResult, Parts, Rejected, RunInfo
+from auditor.plan import Plan
+from auditor.rollup import PartsMismatch, finish, merge_all
+from auditor.shard import Shard
+from auditor.stream import TraceWindow
+
+Note = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """The command line's gate flags: they win over the schema's ``gate:``."""
+
+    fail_on: str | None = None
+    max_unattributed_pct: Mapping[str, float] = field(default_factory=dict)
+
+
+def judge(parts: Parts, run: RunInfo, overrides: Overrides | None = None) -> AuditResult:
+    """Parts -> result under the parts' policy, with the command line's gate flags applied."""
+    if overrides is not None and (overrides.fail_on or overrides.max_unattributed_pct):
+        unknown = [k for k in overrides.max_unattributed_pct if parts.key_order and k not in parts.key_order]
+        if unknown:
+            raise UsageError(f"--max-unattributed-pct: {unknown[0]!r} is not a key of the schema "
+                             f"(keys: {', '.join(parts.key_order)})")
+        parts = replace(parts, policy=parts.policy.overridden(overrides.fail_on, overrides.max_unattributed_pct))
+    return finish(parts, run)
+
+
+def audit_files(
+    paths: Iterable[str],
+    plan: Plan,
+    *,
+    stdin: BinaryIO | None = None,
+    shard: Shard | None = None,
+    window: int | None = None,
+    overrides: Overrides | None = None,
+    note: Note = _quiet,
+) -> AuditResult:
+    """Files (or '-' for stdin) -> result. ``shard`` keeps one shard's traces (``--shard I/N``);
+    ``window`` audits traces as they complete, ``window`` records after their last span."""
+    t0 = time.perf_counter()
+    paths = tuple(paths)
+    if window is not None or shard is not None:
+        parts = _audit_batches(paths, plan, stdin, shard, window, note)
+    else:
+        loaded = ingest.load(paths, plan.projection, stdin=stdin)
+        _note_rejected(loaded.rejected, len(loaded.rejected), note)
+        parts = audit_spans(loaded.spans, plan, loaded.rejected)
+        paths = loaded.inputs
+    _note_dialects(plan, parts, note)
+    return judge(parts, RunInfo(inputs=paths, schema=plan.describe(parts), seconds=time.perf_counter() - t0), overrides)
+
+
+def audit_bytes(sources: Iterable[tuple[str, bytes]], plan: Plan, overrides: Overrides | None = None) -> AuditResult:
+    """In-memory sources (the upload page) -> result; InputError for anything unreadable."""
+    t0 = time.perf_counter()
+    sources = tuple(sources)
+    spans: list = []
+    rejected: list[Rejected] = []
+    for name, data in sources:
+        if not data.strip():
+            raise InputError(f"{name}: empty input (expected OTLP JSON or protobuf trace data)")
+        s, r = ingest.decode_bytes(data, name, plan.projection)
+        spans.extend(s)
+        rejected.extend(r)
+    if not spans:
+        raise InputError(f"{', '.join(n for n, _ in sources)}: no spans found (expected OTLP trace data)")
+    parts = audit_spans(spans, plan, rejected)
+    run = RunInfo(inputs=tuple(n for n, _ in sources), schema=plan.describe(parts), seconds=time.perf_counter() - t0)
+    return judge(parts, run, overrides)
+
+
+def merge_results(parts_and_runs: Iterable[tuple[str, Parts, RunInfo]], overrides: Overrides | None = None) -> AuditResult:
+    """Results of shards (read back from their JSON) -> the result of the whole."""
+    items = list(parts_and_runs)
+    if not items:
+        raise UsageError("merge: no results given")
+    first_where, first, _ = items[0]
+    for where, p, _ in items[1:]:
+        if p.policy != first.policy or p.key_order != first.key_order:
+            what = "policy (the schema's severity: or gate:)" if p.policy != first.policy else "schema keys"
+            raise InputError(f"{where}: audited with a different {what} than {first_where}; merge results of one schema")
+    try:
+        parts = merge_all([p for _, p, _ in items])
+    except PartsMismatch as e:  # pragma: no cover - checked above with file names
+        raise InputError(str(e)) from None
+    runs = [r for _, _, r in items]
+    run = RunInfo(
+        inputs=tuple(i for r in runs for i in r.inputs),
+        schema=next((r.schema for r in runs if r.schema), ""),
+        seconds=sum(r.seconds for r in runs),
+    )
+    return judge(parts, run, overrides)
+
+
+def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | None, note: Note) -> Parts:
+    """Read batch by batch: keep one shard's traces, and/or audit traces as the window closes."""
+    spans: list = []
+    first_bad: list = []
+    n_rejected = 0
+    tw = TraceWindow(plan, window) if window is not None else None
+    projection = plan.projection
+    for source in paths:
+        for batch, bad in ingest.iter_source(source, projection, stdin):
+            if shard is not None:
+                batch = [s for s in batch if shard.owns(s.trace_id)]
+                bad = bad if shard.keeps_rejected else []
+            if bad:
+                if not first_bad:
+                    first_bad.append(bad[0])
+                n_rejected += len(bad)
+            if tw is not None:
+                tw.add(batch)
+            else:
+                spans.extend(batch)
+    _note_rejected(first_bad, n_rejected, note)
+    if tw is None:
+        return audit_traces(iter_traces(spans), plan, rejected=n_rejected)
+    if tw.late_spans:
+        note(f"warning: {tw.late_spans} span(s) arrived more than --window {window} records after their trace was last "
+             "seen and were audited apart from it; raise --window")
+    return tw.finish(n_rejected)
+
+
+def _note_rejected(first: list[Rejected], n: int, note: Note) -> None:
+    if n:
+        note(f"warning: {n} span(s) rejected; first: {first[0].where}: {first[0].reason}")
+
+
+def _note_dialects(plan: Plan, parts: Parts, note: Note) -> None:
+    if plan.detecting and parts.dialects:
+        said = ", ".join(f"{name} ({n} trace{'s' if n != 1 else ''})" for name, n in parts.dialects)
+        note(f"dialects detected: {said}; each trace is read by the default schema plus its dialects' presets")
