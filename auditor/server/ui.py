@@ -24,7 +24,7 @@ from auditor.errors import AuditorError
 from auditor.model import AuditResult
 from auditor.pipeline import audit_bytes
 from auditor.plan import Plan
-from auditor.report import html_report
+from auditor.report import html_report, json_report
 from auditor.resources import schemas_dir
 from auditor.schema import load_schema_text
 
@@ -55,6 +55,7 @@ class Submission:
     sources: tuple[tuple[str, bytes], ...]  # (display name, bytes)
     schema_ref: str
     schema_upload: tuple[str, bytes] | None
+    want_json: bool = False  # the JSON report (as 'auditor check --format json') instead of the page
 
 
 def _hash_csp(script: str, form_action: str) -> str:
@@ -103,8 +104,9 @@ async def _parse(request: Request, limit: int, choices: Mapping[str, str]) -> Su
     schema_upload = None
     if isinstance(upload, UploadFile) and upload.filename:
         schema_upload = (upload.filename, await upload.read())
+    want_json = form.get("format") == "json"
     await form.close()
-    return Submission(tuple(sources), ref, schema_upload)
+    return Submission(tuple(sources), ref, schema_upload, want_json)
 
 
 def audit_submission(sub: Submission) -> AuditResult:
@@ -157,6 +159,11 @@ def ui_app(
             return page(f"Could not audit: {e}", 400, text=pasted[:200_000])
         except RecursionError:
             return page("Could not audit: input nested too deeply to process.", 400)
+        if sub.want_json:
+            return Response(
+                json_report.render(res), media_type="application/json",
+                headers={**_headers(csp), "Content-Disposition": 'attachment; filename="audit.json"'},
+            )
         return _report(res, back="./")
 
     async def live(request: Request) -> Response:
