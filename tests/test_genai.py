@@ -104,3 +104,61 @@ def test_cache_above_input_only_impossible_where_including_is_declared():
 def test_severity_override_turns_a_code_off():
     attrs = {k: v for k, v in CLEAN.items() if k != "gen_ai.provider.name"}
     assert genai(attrs, schema(severity={"GENAI001": "off"})) == []
+
+
+def _sev(attrs, sch=None):
+    res = run([mk(1, 1, None, "chat gpt-4o", attrs=attrs)], sch or schema())
+    return sorted((f.code, f.severity.value, f.message) for f in res.findings if f.code.startswith("GENAI"))
+
+
+def test_old_name_next_to_the_new_one_is_a_true_note_not_write_the_new_one():
+    # pydantic-ai writes gen_ai.system and gen_ai.provider.name on the same span.
+    assert _sev(CLEAN | {"gen_ai.system": "openai"}) == [
+        ("GENAI002", "note", "gen_ai.system (renamed to gen_ai.provider.name in semconv 1.37.0) is written next to "
+                             "gen_ai.provider.name; gen_ai.provider.name is already set, so gen_ai.system is redundant: drop it once nothing reads it"),
+    ]
+    assert _sev(CLEAN | {"gen_ai.system": "azure.ai.openai"})[0][2].startswith(
+        "gen_ai.system (renamed to gen_ai.provider.name in semconv 1.37.0) is written next to gen_ai.provider.name "
+        "(they differ: gen_ai.system='azure.ai.openai', gen_ai.provider.name='openai');"
+    )
+    # Alone, the old name still says to write the new one, at the schema's severity for the code;
+    # next to the new one it stays a note whatever that severity is.
+    alone = {k: v for k, v in CLEAN.items() if k != "gen_ai.provider.name"} | {"gen_ai.system": "openai"}
+    strict = schema(severity={"GENAI002": "error"})
+    assert [(c, s, m.endswith("write gen_ai.provider.name")) for c, s, m in _sev(alone, strict)] == [("GENAI002", "error", True)]
+    assert [(c, s) for c, s, _ in _sev(CLEAN | {"gen_ai.system": "openai"}, strict)] == [("GENAI002", "note")]
+    assert _sev(CLEAN | {"gen_ai.system": "openai"}, schema(severity={"GENAI002": "off"})) == []
+
+
+def _pinned(version):
+    doc = {
+        "version": 1,
+        "llm_calls": [{"attribute": "gen_ai.operation.name", "in": ["chat"]}],
+        "keys": {},
+        "genai": {"enabled": True, "semconv": version},
+    }
+    return compile_schema(doc, origin="t")
+
+
+def test_a_schema_pins_the_semconv_version_it_checks_against():
+    attrs = CLEAN | {"gen_ai.request.top_k": 40.0, "gen_ai.workflow.name": "travel"}
+    assert genai(attrs) == []  # the base (semconv 1.41): top_k is a double, no workflow rename
+    assert genai(attrs, _pinned("genai-0.1.0")) == [
+        ("GENAI002", "gen_ai.workflow.name was renamed to gen_ai.agent.name (semconv semantic-conventions-genai 0.1.0); write gen_ai.agent.name"),
+        ("GENAI003", "gen_ai.request.top_k should be int, got double 40.0"),
+    ]
+    assert genai(CLEAN | {"gen_ai.request.top_k": 40}, _pinned("v0.1.0")) == []
+    missing = {k: v for k, v in CLEAN.items() if k != "gen_ai.provider.name"}
+    assert genai(missing, _pinned("v0.1.0"))[0][1].endswith(
+        "(operation chat; semconv semantic-conventions-genai v0.1.0 (built on semconv v1.45.0))")
+    assert genai(missing, _pinned("1.41.0"))[0][1].endswith("(operation chat; semconv 1.41.0 + semantic-conventions-genai (2026-05))")
+
+
+def test_an_unknown_semconv_version_names_the_known_ones():
+    import pytest
+
+    from auditor.errors import SchemaError
+    from auditor.rules.genai import GenAiRules
+
+    with pytest.raises(SchemaError, match=r"no gen_ai semconv version 'v9' \(known: semconv-1.41.0, genai-0.1.0\)"):
+        GenAiRules.load("v9")

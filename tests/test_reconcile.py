@@ -75,6 +75,7 @@ def test_exact_delta_per_group_usage_reports():
     assert doc["summary"] == {
         "provider_usd": "0.266876", "traced_usd": "0.095326", "ungated_usd": "0.185500", "ungated_pct": 69.5079,
         "overtraced_usd": "0.013950", "traced_calls": 11, "unpriced_traced_calls": 0,
+        "unpriced_traced_tokens": 0, "unpriced_could_explain_usd": "0.000000",
         "traced_calls_outside_window": 1, "traced_calls_not_invoiced_here": 0,
     }
     assert doc["dimensions"] == {p: ["model", "api_key_id", "workspace_id", "tier"] for p in ("anthropic", "openai")}
@@ -246,3 +247,55 @@ def test_html_escapes_provider_strings(tmp_path):
     assert res.exit_code == 0, res.output
     html = out.read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def _audited_calls():
+    from auditor.commands.check import load_and_audit
+    from auditor.reconcile import with_gateway_keys
+
+    return load_and_audit([TRACES], None, (None, {}), adapt=with_gateway_keys).calls
+
+
+def test_unpriced_traced_calls_are_kept_apart_and_say_how_much_of_the_gap_they_could_explain():
+    # The Anthropic gateway calls of 2026-01-01 as if no price were known (COST001): they used
+    # to count as $0, making their whole invoiced spend look ungated.
+    from dataclasses import replace
+
+    from auditor.reconcile import KeyMap, load_usage, reconcile
+
+    calls = tuple(
+        replace(c, cost_usd=None) if (c.model or "").startswith("claude-sonnet") and c.start_ns < 1767312000 * 10**9 else c
+        for c in _audited_calls()
+    )
+    exports = [load_usage(U / "anthropic_usage_pages.json"), load_usage(U / "openai_usage_completions.json")]
+    base = reconcile(exports, _audited_calls(), KeyMap.load(str(U / "key_map.yaml")))
+    rec = reconcile(exports, calls, KeyMap.load(str(U / "key_map.yaml")))
+    gw = [g for g in rec.groups if g.label() == "2026-01-01 / anthropic / claude-sonnet-4-5 / key apikey_01GatewayProd / workspace wrkspc_01Prod / standard"]
+    (g,) = gw
+    assert (g.traced_usd, g.traced_unpriced_calls) == (Decimal("0"), g.traced_calls)
+    # every invoiced token of the group is on an unpriced traced call: it could explain the whole gap
+    assert g.unpriced_could_explain_usd == g.ungated_usd == Decimal(SONNET_GW_DAY1)
+    assert g.unexplained_usd == 0
+    # lead-scorer's calls were above the invoice when priced; unpriced, their tokens (more than
+    # invoiced) explain the whole invoice of the group, capped at the gap
+    (ls,) = [x for x in rec.groups if x.label().startswith("2026-01-01 / anthropic / claude-sonnet-4-5 / key apikey_01LeadScorer")]
+    assert (ls.ungated_usd, ls.unpriced_could_explain_usd, ls.unexplained_usd) == (Decimal("0.021450"), Decimal("0.021450"), 0)
+    s = rec.summary
+    assert s.ungated_usd == base.summary.ungated_usd  # not inflated by the unpriced calls
+    assert s.unpriced_traced_calls == sum(x.traced_unpriced_calls for x in rec.groups) > 0
+    assert s.unpriced_could_explain_usd == Decimal(SONNET_GW_DAY1) + Decimal("0.021450")
+    assert s.unpriced_traced_tokens == sum(x.traced_unpriced_tokens.total for x in rec.groups if x.traced_unpriced_tokens)
+    assert "could explain up to $0.057600 more of the gap" in rec.headline()
+    assert any("kept apart, not counted as $0" in n for n in rec.notes)
+
+
+def test_reconcile_reads_traces_from_stdin():
+    data = Path(TRACES).read_bytes()
+    args = ["-u", str(U / "anthropic_usage_pages.json"), "-u", str(U / "openai_usage_completions.json"), *KEYMAP, "-f", "json"]
+    from_stdin = CliRunner().invoke(cli, ["reconcile", "-", *args], input=data)
+    from_file = CliRunner().invoke(cli, ["reconcile", TRACES, *args])
+    assert from_stdin.exit_code == from_file.exit_code == 0, from_stdin.output
+    a, b = json.loads(from_stdin.stdout), json.loads(from_file.stdout)
+    assert a["summary"] == b["summary"] and a["groups"] == b["groups"]
+    both = CliRunner().invoke(cli, ["reconcile", "-", "-u", "-"], input=data)
+    assert both.exit_code == 2 and "stdin ('-') can be read once" in both.stderr

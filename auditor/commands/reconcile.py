@@ -27,8 +27,8 @@ def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated
     from auditor.reconcile import KeyMap, load_usage, reconcile, with_gateway_keys
     from auditor.schema import load_schema
 
-    if "-" in paths:
-        raise UsageError("reconcile reads trace files, not stdin ('-')")
+    if list(paths).count("-") + list(usage_files).count("-") > 1:
+        raise UsageError("stdin ('-') can be read once: give it as the traces or as one --usage export, not both")
     exports = [load_usage(p) for p in usage_files]
     keymap = KeyMap.load(key_map)
     result = audit_files(paths, Plan.of(schema_ref, adapt=with_gateway_keys), note=note)
@@ -39,7 +39,7 @@ def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated
 
 
 @click.command("reconcile")
-@click.argument("paths", nargs=-1, required=True, metavar="TRACES...")
+@click.argument("paths", nargs=-1, required=True, metavar="TRACES...")  # '-': stdin
 @click.option("-u", "--usage", "usage_files", multiple=True, required=True, metavar="FILE",
               help="A provider export, repeatable: Anthropic usage or cost report JSON (one page per file or "
                    "pages concatenated), the Anthropic Console cost CSV, OpenAI usage/completions or costs JSON.")

@@ -36,6 +36,7 @@ class _Side:
     calls: int = 0
     requests: int | None = None
     bases: set = field(default_factory=set)
+    unpriced_tokens: Tokens | None = None
 
 
 def reconcile(
@@ -130,6 +131,7 @@ def reconcile(
         s.calls += 1
         if c.cost_usd is None:
             s.unpriced += 1
+            s.unpriced_tokens = c.tokens if s.unpriced_tokens is None else s.unpriced_tokens + c.tokens
         else:
             s.usd = (s.usd or ZERO) + c.cost_usd
 
@@ -137,6 +139,7 @@ def reconcile(
     for k in sorted(set(prov) | set(trac), key=_sort_key):
         ps, ts = prov.get(k, _Side()), trac.get(k, _Side())
         pusd, tusd = ps.usd or ZERO, ts.usd or ZERO
+        explains = _could_explain(pusd - tusd, pusd, ps.tokens, ts.unpriced_tokens)
         groups.append(
             Group(
                 day=k[0], provider=k[1], model=k[2], api_key_id=k[3], workspace_id=k[4], tier=k[5],
@@ -145,6 +148,7 @@ def reconcile(
                 traced_calls=ts.calls, provider_requests=ps.requests,
                 provider_cost_basis="+".join(sorted(ps.bases)) if ps.bases else "none",
                 provider_unpriced=ps.unpriced, traced_unpriced_calls=ts.unpriced,
+                traced_unpriced_tokens=ts.unpriced_tokens, unpriced_could_explain_usd=explains,
             )
         )
 
@@ -166,7 +170,12 @@ def reconcile(
 
     unpriced = sum(1 for c in inside if c.cost_usd is None)
     if unpriced:
-        notes.append(f"{unpriced} traced call(s) could not be priced (COST001); they count as $0 on the traced side")
+        could = sum((g.unpriced_could_explain_usd for g in groups), ZERO)
+        notes.append(
+            f"{unpriced} traced call(s) could not be priced (COST001): kept apart, not counted as $0; "
+            f"their tokens could explain up to ${_m(could)} of the gap (their share of the invoiced tokens in their "
+            "groups, or the whole gap where the invoice gives no tokens), which is not counted as ungated"
+        )
     summary = _summary(groups, inside, max_ungated_pct)
     sources = tuple(Source(ex.path, ex.kind, ex.provider, len(ex.usage), len(ex.costs), ex.duplicate_pages) for ex in exports)
     for ex in exports:
@@ -282,21 +291,33 @@ def _sev(code: str):
     return rule(code).severity
 
 
+def _could_explain(gap: Decimal, provider_usd: Decimal, provider_tokens: Tokens | None, unpriced: Tokens | None) -> Decimal:
+    """How much of a positive gap the unpriced traced calls of a group could explain: their share
+    of the group's invoiced tokens times its invoiced $, at most the gap; the whole gap when the
+    invoice gives no tokens for the group (costs only)."""
+    if unpriced is None or gap <= 0:
+        return ZERO
+    if provider_tokens is None or provider_tokens.total <= 0:
+        return gap
+    return min(gap, provider_usd * Decimal(unpriced.total) / Decimal(provider_tokens.total))
+
+
 def _summary(groups: list[Group], inside: list[TracedCall], max_pct: float | None) -> Summary:
     provider = sum((g.provider_usd for g in groups), ZERO)
     traced = sum((g.traced_usd for g in groups), ZERO)
-    ungated = sum((g.ungated_usd for g in groups if g.ungated_usd > 0), ZERO)
+    ungated = sum((g.unexplained_usd for g in groups if g.ungated_usd > 0), ZERO)
+    could = sum((g.unpriced_could_explain_usd for g in groups), ZERO)
     over = sum((-g.ungated_usd for g in groups if g.ungated_usd < 0), ZERO)
     pct = float(ungated * 100 / provider) if provider else 0.0
     by_key: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     by_model: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for g in groups:
-        if g.ungated_usd <= 0:
+        if g.unexplained_usd <= 0:
             continue
         if g.api_key_id is not None:
-            by_key[(g.provider, g.api_key_id)] += g.ungated_usd
+            by_key[(g.provider, g.api_key_id)] += g.unexplained_usd
         if g.model is not None:
-            by_model[(g.provider, g.model)] += g.ungated_usd
+            by_model[(g.provider, g.model)] += g.unexplained_usd
     top_keys = tuple(sorted(((p, k, v) for (p, k), v in by_key.items()), key=lambda x: (-x[2], x[0], x[1])))
     top_models = tuple(sorted(((p, m, v) for (p, m), v in by_model.items()), key=lambda x: (-x[2], x[0], x[1])))
     passed = max_pct is None or pct <= max_pct
@@ -304,6 +325,8 @@ def _summary(groups: list[Group], inside: list[TracedCall], max_pct: float | Non
         provider_usd=provider, traced_usd=traced, ungated_usd=ungated, overtraced_usd=over, ungated_pct=pct,
         traced_calls=len(inside), unpriced_traced_calls=sum(1 for c in inside if c.cost_usd is None),
         top_keys=top_keys, top_models=top_models, max_ungated_pct=max_pct, passed=passed,
+        unpriced_traced_tokens=sum(c.tokens.total for c in inside if c.cost_usd is None),
+        unpriced_could_explain_usd=could,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 from pathlib import Path
 
 from auditor.reconcile.fields import pages
@@ -18,9 +19,14 @@ EXPECTED = (
 
 
 def load_usage(path: str | Path) -> UsageExport:
+    """One export from a file, or from stdin when ``path`` is '-'."""
     where = str(path)
     try:
-        data = Path(path).read_bytes()
+        if where == "-":
+            where = "<stdin>"
+            data = sys.stdin.buffer.read()
+        else:
+            data = Path(path).read_bytes()
     except OSError as e:
         raise UsageExportError(f"{where}: cannot read: {e.strerror or e}") from None
     if data[:2] == b"\x1f\x8b":

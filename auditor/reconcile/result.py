@@ -30,6 +30,15 @@ class Group:
     provider_cost_basis: str  # cost report | priced | cost report only | unpriced (joined by +)
     provider_unpriced: int = 0
     traced_unpriced_calls: int = 0
+    # Traced calls with no price: kept apart (never $0). Their tokens, and how much of this
+    # group's gap they could explain (their share of the invoiced tokens, at most the gap).
+    traced_unpriced_tokens: Tokens | None = None
+    unpriced_could_explain_usd: Decimal = Decimal(0)
+
+    @property
+    def unexplained_usd(self) -> Decimal:
+        """The gap no traced call can explain: the ungated spend this group adds."""
+        return self.ungated_usd - self.unpriced_could_explain_usd if self.ungated_usd > 0 else self.ungated_usd
 
     def label(self) -> str:
         parts = [self.day.isoformat(), self.provider, self.model or "*"]
@@ -73,7 +82,7 @@ class Source:
 class Summary:
     provider_usd: Decimal
     traced_usd: Decimal
-    ungated_usd: Decimal  # sum of the positive group deltas
+    ungated_usd: Decimal  # sum of the positive group deltas, less what unpriced traced calls could explain
     overtraced_usd: Decimal  # sum of the negative ones, as a positive number
     ungated_pct: float
     traced_calls: int
@@ -82,6 +91,8 @@ class Summary:
     top_models: tuple[tuple[str, str, Decimal], ...]
     max_ungated_pct: float | None
     passed: bool
+    unpriced_traced_tokens: int = 0
+    unpriced_could_explain_usd: Decimal = Decimal(0)  # kept out of ungated_usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,11 @@ class Reconciliation:
             tops.append(f"model {m} (${usd(v)})")
         if tops and s.ungated_usd > 0:
             out += "; top sources: " + ", ".join(tops)
+        if s.unpriced_traced_calls:
+            out += (
+                f"; {s.unpriced_traced_calls} traced call(s) without a price ({s.unpriced_traced_tokens} tokens) "
+                f"could explain up to ${usd(s.unpriced_could_explain_usd)} more of the gap"
+            )
         return out
 
 

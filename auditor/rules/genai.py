@@ -4,7 +4,14 @@ The conventions move (and moved repository in 2026), so what is required, typed,
 removed lives in ``schemas/genai-semconv.yaml``; this module only applies it. A span is
 checked when it carries ``gen_ai.operation.name`` or is an LLM call by the schema. A
 required attribute whose old name is present is reported once, as GENAI002 (rename), not
-also as GENAI001.
+also as GENAI001. An old name next to its new one (pydantic-ai writes both ``gen_ai.system``
+and ``gen_ai.provider.name``) is only redundant: GENAI002 as a note that says so, never
+"write the new one".
+
+The table names the conventions version its top-level sections describe (``source``) and may
+carry further versions as changes on top of it (``versions``). A schema pins one with
+``genai.semconv``: a version id or alias from the bundled table (``genai-0.1.0``, ``v0.1.0``),
+a table file, or ``FILE#VERSION``; without it the table's base version applies.
 """
 
 from __future__ import annotations
@@ -74,20 +81,27 @@ class GenAiRules:
 
     @classmethod
     def load(cls, ref: str | None = None) -> "GenAiRules":
-        path = Path(ref) if ref else schemas_dir() / DEFAULT_FILE
-        if ref and not path.is_file() and (schemas_dir() / ref).is_file():
-            path = schemas_dir() / ref
+        """The bundled table, a table file, a version of the bundled table, or ``FILE#VERSION``."""
+        file_ref, _, version = (ref or "").partition("#")
+        path = Path(file_ref) if file_ref else schemas_dir() / DEFAULT_FILE
+        if file_ref and not path.is_file() and (schemas_dir() / file_ref).is_file():
+            path = schemas_dir() / file_ref
+        elif file_ref and not version and not path.is_file() and not _looks_like_path(file_ref):
+            path, version = schemas_dir() / DEFAULT_FILE, file_ref  # a version of the bundled table
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise SchemaError(f"{path}: cannot read the gen_ai semconv table: {e.strerror or e}") from None
         except yaml.YAMLError as e:
             raise SchemaError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-        return cls.from_doc(doc, str(path))
+        return cls.from_doc(doc, str(path), version or None)
 
     @classmethod
-    def from_doc(cls, doc: Any, where: str) -> "GenAiRules":
+    def from_doc(cls, doc: Any, where: str, version: str | None = None) -> "GenAiRules":
         try:
+            title = str(doc.get("semconv", ""))
+            if version is not None:
+                doc, title = _version_of(doc, version, where)
             ops = {
                 name: Operation(
                     tuple(spec.get("required") or ()),
@@ -96,7 +110,7 @@ class GenAiRules:
                 for name, spec in (doc.get("operations") or {}).items()
             }
             return cls(
-                semconv=str(doc.get("semconv", "")),
+                semconv=title,
                 operations=ops,
                 types=dict(doc.get("types") or {}),
                 renamed={k: (v["new"], str(v.get("since", ""))) for k, v in (doc.get("renamed") or {}).items()},
@@ -151,8 +165,21 @@ class GenAiRules:
                 add("GENAI001", f"required attribute {r} is missing on {span.name!r} (operation {op_name or 'chat, inferred'}; semconv {self.semconv})")
         # GENAI002: renamed and removed names, renamed enum values.
         for old, (new, since) in self.renamed.items():
-            if old in a:
+            if old not in a:
+                continue
+            if new not in a:
                 add("GENAI002", f"{old} was renamed to {new} (semconv {since}); write {new}")
+                continue
+            # Both names: the new one is already there, the old one is only redundant.
+            sev = severity("GENAI002")
+            if sev is not None:
+                differ = f" (they differ: {old}={a[old]!r:.60}, {new}={a[new]!r:.60})" if a[old] != a[new] else ""
+                out.append(Finding(
+                    "GENAI002", Severity.NOTE, span.trace_id, span.span_id,
+                    f"{old} (renamed to {new} in semconv {since}) is written next to {new}{differ}; "
+                    f"{new} is already set, so {old} is redundant: drop it once nothing reads it",
+                    endpoint=where,
+                ))
         for name, (since, note) in self.removed.items():
             if name in a:
                 add("GENAI002", f"{name} was removed (semconv {since}) with no replacement" + (f": {note}" if note else ""))
@@ -173,6 +200,39 @@ class GenAiRules:
         if call is not None:
             out.extend(_impossible(span, call, dialect, severity, where))
         return out
+
+
+_VERSION_SECTIONS = ("operations", "types", "renamed", "removed", "renamed_values")
+
+
+def _looks_like_path(ref: str) -> bool:
+    return "/" in ref or "\\" in ref or ref.endswith((".yaml", ".yml", ".json"))
+
+
+def _version_of(doc: dict, version: str, where: str) -> tuple[dict, str]:
+    """The table's sections as of ``version``: the base, or the base with that version's changes."""
+    source = doc.get("source") or {}
+    versions = doc.get("versions") or {}
+    want = version.strip().lower()
+
+    def names(vid: str, spec: dict) -> set[str]:
+        return {vid.lower(), *(str(x).lower() for x in spec.get("aliases") or ())}
+
+    if source and want in names(str(source.get("id", "")), source):
+        return doc, str(doc.get("semconv", ""))
+    for vid, spec in versions.items():
+        if want in names(str(vid), spec):
+            out = dict(doc)
+            for section in _VERSION_SECTIONS:
+                merged = dict(doc.get(section) or {})
+                merged.update((spec.get("changes") or {}).get(section) or {})
+                out[section] = merged
+            extra = (spec.get("changes") or {}).get("token_counts") or ()
+            out["token_counts"] = [*(doc.get("token_counts") or ()), *extra]
+            return out, str(spec.get("title", vid))
+    known = [str(source.get("id"))] if source.get("id") else []
+    known += [str(v) for v in versions]
+    raise SchemaError(f"{where}: no gen_ai semconv version {version!r} (known: {', '.join(known) or 'none'})")
 
 
 def _impossible(span: Span, call: LlmCall, dialect, severity, where) -> list[Finding]:

@@ -41,6 +41,8 @@ def to_json(rec: Reconciliation) -> dict:
             "overtraced_usd": usd(s.overtraced_usd),
             "traced_calls": s.traced_calls,
             "unpriced_traced_calls": s.unpriced_traced_calls,
+            "unpriced_traced_tokens": s.unpriced_traced_tokens,
+            "unpriced_could_explain_usd": usd(s.unpriced_could_explain_usd),
             "traced_calls_outside_window": rec.traced_calls_outside,
             "traced_calls_not_invoiced_here": rec.traced_calls_other,
         },
@@ -67,6 +69,8 @@ def to_json(rec: Reconciliation) -> dict:
                 "provider_cost_basis": g.provider_cost_basis,
                 "traced_calls": g.traced_calls,
                 "traced_unpriced_calls": g.traced_unpriced_calls,
+                "traced_unpriced_tokens": g.traced_unpriced_tokens.total if g.traced_unpriced_tokens is not None else 0,
+                "unpriced_could_explain_usd": usd(g.unpriced_could_explain_usd),
                 "provider_requests": g.provider_requests,
                 "tokens": {
                     "provider": None if g.provider_tokens is None else g.provider_tokens.to_json(),

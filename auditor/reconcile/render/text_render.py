@@ -38,7 +38,11 @@ def render(rec: Reconciliation) -> str:
         for g in sorted(gaps, key=lambda g: (-abs(g.ungated_usd), _key(g)))[:MAX_GROUPS]:
             out.append(
                 f"  {_key(g)}: invoiced {money(g.provider_usd)} ({g.provider_cost_basis}), traced {money(g.traced_usd)} "
-                f"in {g.traced_calls} call(s), ungated {money(g.ungated_usd)}"
+                f"in {g.traced_calls} call(s), ungated {money(g.unexplained_usd)}"
+                + (
+                    f" ({g.traced_unpriced_calls} traced call(s) without a price could explain {money(g.unpriced_could_explain_usd)} more)"
+                    if g.traced_unpriced_calls else ""
+                )
             )
         if len(gaps) > MAX_GROUPS:
             out.append(f"  ... {len(gaps) - MAX_GROUPS} more (see --format json)")
