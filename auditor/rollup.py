@@ -159,7 +159,12 @@ def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], d
             for k, v in rec.values.items():
                 if values.get(k) is None and v is not None:
                     values[k] = v
-        kept = merged[best.ref] = replace(best, values=values)
+        # A tool's own reported cost (Claude Code's cost_usd) stays beside our price when its
+        # record is folded into a more detailed span of the same call.
+        reported = best.reported_cost_usd
+        if reported is None:
+            reported = next((r.reported_cost_usd for r in cluster if r.reported_cost_usd is not None), None)
+        kept = merged[best.ref] = replace(best, values=values, reported_cost_usd=reported)
         others = tuple(rec for rec in cluster if rec.ref != best.ref)
         for rec in others:
             dup_of[rec.ref] = best.ref

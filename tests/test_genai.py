@@ -121,12 +121,12 @@ def test_old_name_next_to_the_new_one_is_a_true_note_not_write_the_new_one():
         "gen_ai.system (renamed to gen_ai.provider.name in semconv 1.37.0) is written next to gen_ai.provider.name "
         "(they differ: gen_ai.system='azure.ai.openai', gen_ai.provider.name='openai');"
     )
-    # Alone, the old name still says to write the new one, at the schema's severity for the code;
-    # next to the new one it stays a note whatever that severity is.
+    # Alone, the old name still says to write the new one; the schema's severity for the code
+    # applies to both messages (one policy per code).
     alone = {k: v for k, v in CLEAN.items() if k != "gen_ai.provider.name"} | {"gen_ai.system": "openai"}
     strict = schema(severity={"GENAI002": "error"})
     assert [(c, s, m.endswith("write gen_ai.provider.name")) for c, s, m in _sev(alone, strict)] == [("GENAI002", "error", True)]
-    assert [(c, s) for c, s, _ in _sev(CLEAN | {"gen_ai.system": "openai"}, strict)] == [("GENAI002", "note")]
+    assert [(c, s) for c, s, _ in _sev(CLEAN | {"gen_ai.system": "openai"}, strict)] == [("GENAI002", "error")]
     assert _sev(CLEAN | {"gen_ai.system": "openai"}, schema(severity={"GENAI002": "off"})) == []
 
 

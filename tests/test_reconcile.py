@@ -250,10 +250,11 @@ def test_html_escapes_provider_strings(tmp_path):
 
 
 def _audited_calls():
-    from auditor.commands.check import load_and_audit
+    from auditor.pipeline import audit_files
+    from auditor.plan import Plan
     from auditor.reconcile import with_gateway_keys
 
-    return load_and_audit([TRACES], None, (None, {}), adapt=with_gateway_keys).calls
+    return audit_files([TRACES], Plan.detect(adapt=with_gateway_keys)).calls
 
 
 def test_unpriced_traced_calls_are_kept_apart_and_say_how_much_of_the_gap_they_could_explain():

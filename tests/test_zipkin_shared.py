@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor.assemble import assemble
+from auditor.assemble import iter_traces
 from auditor.cli import cli
 from auditor.ingest import decode_bytes
 from auditor.ingest.zipkin import derived_id
@@ -27,7 +27,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "zipkin"
 def _tree(data: bytes):
     spans, rejected = decode_bytes(data, "z.json", EVERYTHING)
     assert rejected == []
-    traces, findings = assemble(spans)
+    traces = list(iter_traces(spans))
+    findings = [d for t in traces for d in t.defects]  # structural defects (TRACE001-003)
     return spans, traces, findings
 
 
@@ -46,7 +47,7 @@ SERVER, CLIENT, INTERNAL = 2, 3, 1
 
 def test_zipkin_skew_sample_keeps_both_halves_server_under_client():
     spans, traces, findings = _tree((FIXTURES / "skew.json").read_bytes())
-    assert [f.code for f in findings] == []  # was TRACE002 and the server half dropped
+    assert [d.kind for d in findings] == []  # was TRACE002 and the server half dropped
     assert len(traces[0].spans) == 4
     assert _edges(traces) == {
         (("servicea", "get", SERVER), None),
@@ -162,7 +163,7 @@ def test_zipkin_v1_span_with_both_sides_is_split():
     assert (server.service, server.kind, server.parent_span_id, dict(server.attributes)) == ("backend", SERVER, "2ce51fa654dd0c2f", {"tenant_id": "acme"})
     assert (server.start_ns, server.end_ns) == (1509771706479391000, 1509771706495481000)
     assert (client.start_ns, client.end_ns) == (1509771706434207000, 1509771706502012000)
-    assert [f.code for f in findings] == ["TRACE001"]  # its parent is not in this excerpt: true
+    assert [d.kind for d in findings] == ["orphan"]  # TRACE001: its parent is not in this excerpt: true
 
 
 def test_a_single_zipkin_span_object_is_accepted():
