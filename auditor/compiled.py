@@ -14,7 +14,8 @@ from auditor import calls as calls_mod
 from auditor.pricing import Pricer
 from auditor.projection import Projection
 from auditor.rules import agents
-from auditor.schema import Schema, make_resolver, make_selector, make_values
+from auditor.schema import Schema
+from auditor.values import make_resolver, make_selector, make_values
 from auditor.usage import Dialect
 
 CODE_ATTRIBUTES = ("code.filepath", "code.file.path", "code.lineno", "code.line.number", "code.function", "code.function.name")

@@ -19,7 +19,8 @@ from typing import Any, Iterable
 
 from auditor import assemble, dialects
 from auditor.model import Span
-from auditor.schema import HEADER_PREFIX, parse_pyrepr
+from auditor.pyrepr import parse_pyrepr
+from auditor.schema import HEADER_PREFIX
 
 MAX_VALUE_CHARS = 200
 
@@ -165,7 +166,7 @@ def _tag_values(v: Any) -> list[str]:
         try:
             parsed = json.loads(v)
         except ValueError:
-            from auditor.schema import _cached_repr
+            from auditor.pyrepr import parse_literal as _cached_repr
 
             parsed = _cached_repr(v) if len(v) < 65536 else None
         if isinstance(parsed, list):

@@ -10,7 +10,7 @@ result is judged one way.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable
 
 from auditor import dialects
 from auditor.assemble import Trace
@@ -84,12 +84,6 @@ class Plan:
         rank = {k: i for i, k in enumerate(self.key_order)}
         keys = tuple(sorted(schema.keys, key=lambda k: rank.get(k.name, len(rank))))
         return replace(schema, keys=keys)
-
-    def schema_for(self, found: Iterable[str]) -> Schema:
-        """The schema a trace speaking ``found`` is read with (for explanations and tests)."""
-        if not self.detecting:
-            return self._compiled[()].schema
-        return self._ordered(self._adapt(compose_refs(dialects.refs(found))))
 
     def describe(self, parts: Parts) -> str:
         """The schema as a run names it: a detecting plan says which presets its traces used."""

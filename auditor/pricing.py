@@ -129,7 +129,6 @@ class Rates:
     # One segment and nothing to check: the hot path inlines this dot product (else None).
     simple: tuple[tuple[int, int], ...] | None = None
     quantum: Decimal = Decimal(1)  # 10**-scale times the multiplier: one exact Decimal product per call
-    dot: Any = None  # ``simple`` as a compiled function of the count vector (no loop per call)
 
     def cost(self, vec: tuple[int, ...]) -> Decimal:
         """The exact price of one call's counts (see USAGE_KEYS); ValueError on impossible counts."""
@@ -217,21 +216,7 @@ def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, no
         segments.append((threshold, tuple((k, c) for k, c in sorted(coefs.items()) if c)))
     simple = segments[0][1] if len(segments) == 1 and not checks else None
     quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
-    return Rates(tuple(segments), tuple(checks), scale, multiplier, note, simple, quantum, _compile_dot(simple))
-
-
-def _compile_dot(coefs: tuple[tuple[int, int], ...] | None):
-    """``lambda v: v[i] * c + ...`` for fixed integer coefficients: the per-call arithmetic
-    without a Python loop. The source is built from ints only (indexes and coefficients)."""
-    if coefs is None:
-        return None
-    terms = " + ".join(f"v[{int(i)}] * {int(c)}" for i, c in coefs) or "0"
-    return eval(f"lambda v: {terms}", {"__builtins__": {}})  # noqa: S307 - ints only, see above
-
-
-def usage_vector(u: Usage) -> tuple[int, ...]:
-    cw_total = u.cache_write_total
-    return (u.input + u.cache_read + cw_total, u.cache_read, cw_total, u.cache_write_5m, u.cache_write_1h, u.output, u.reasoning, 1)
+    return Rates(tuple(segments), tuple(checks), scale, multiplier, note, simple, quantum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,9 +315,12 @@ class Pricer:
         cr, c5, c1 = u.cache_read, u.cache_write_5m, u.cache_write_1h
         cw = u.cache_write + c5 + c1
         vec = (u.input + cr + cw, cr, cw, c5, c1, u.output, u.reasoning, 1)
-        dot = rates.dot
-        if dot is not None:
-            return Decimal(dot(vec)) * rates.quantum, rates.note
+        simple = rates.simple
+        if simple is not None:
+            acc = 0
+            for i, c in simple:
+                acc += vec[i] * c
+            return Decimal(acc) * rates.quantum, rates.note
         try:
             return rates.cost(vec), rates.note
         except ValueError as e:

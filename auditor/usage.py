@@ -171,7 +171,7 @@ def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[
         return None
     obj: Any = raw
     if isinstance(raw, str):
-        from auditor.schema import parse_pyrepr
+        from auditor.pyrepr import parse_pyrepr
 
         obj = parse_pyrepr(raw)
         if obj is None:

@@ -23,7 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from auditor.pipeline import Overrides, audit_files
+from auditor.pipeline import audit_files
 from auditor.plan import Plan
 from auditor.report import html_report
 

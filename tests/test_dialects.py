@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from auditor import dialects
 from auditor.cli import cli
 from auditor.engine import audit
-from auditor.schema import compose_refs, load_schema, make_resolver
+from auditor.schema import compose_refs, load_schema
+from auditor.values import make_resolver
 from builders import LLM, Tree, mk, to_json_bytes
 
 

@@ -17,7 +17,7 @@ from auditor.cli import cli
 from auditor.report import Format, RenderOptions, render
 from auditor.rules import REGISTRY, Visit
 from auditor.rules.registry import WALKED
-from builders import LLM, T0, mk, to_json_bytes
+from builders import LLM, mk, to_json_bytes
 from test_server_support import Sidecar
 
 ROOT = Path(__file__).resolve().parent.parent

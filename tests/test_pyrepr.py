@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.engine import audit
-from auditor.schema import MAX_REPR_CHARS, load_schema, parse_pyrepr
+from auditor.pyrepr import MAX_REPR_CHARS, parse_pyrepr
+from auditor.schema import load_schema
 from builders import LLM, Tree
 
 LITELLM = load_schema("preset:litellm")

@@ -10,7 +10,7 @@ from report_fixtures import BAGGAGE, THREADPOOL_PB, leak_json_bytes
 from starlette.testclient import TestClient
 
 from auditor.cli import cli
-from auditor.pipeline import Overrides, audit_files
+from auditor.pipeline import audit_files
 from auditor.plan import Plan
 from auditor.resources import schemas_dir
 from auditor.server.ui import bundled_schemas, ui_app
