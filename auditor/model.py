@@ -154,6 +154,7 @@ class Usage:
     basis: str = ""  # why that convention was decided (dialect, evidence, family default)
     ambiguous: bool = False  # the evidence allows both conventions (COST002)
     total: int = 0  # a reported total, kept when input/output are not split
+    problem: str = ""  # counts no call can have (negative, non-finite, absurdly large): unpriced, GENAI004
 
     @property
     def total_input(self) -> int:
@@ -239,6 +240,8 @@ class Policy:
     key_severity: Mapping[str, str] = field(default_factory=dict)  # key -> its ``severity:`` for keyed codes
     fail_on: str = "error"  # error | warning | note | never
     max_unattributed_pct: Mapping[str, float] = field(default_factory=dict)
+    # No span read at all fails the gate (a broken export must not go green in CI) unless allowed.
+    allow_empty: bool = False
 
     def severity_of(self, code: str, default: Severity, key: str | None = None, keyed: bool = False) -> Severity | None:
         """The effective severity of a finding, or None when its code is off."""
@@ -254,11 +257,14 @@ class Policy:
     def fails(self, severity: Severity) -> bool:
         return severity.rank >= FAIL_LEVELS[self.fail_on]
 
-    def overridden(self, fail_on: str | None = None, max_unattributed_pct: Mapping[str, float] | None = None) -> "Policy":
+    def overridden(
+        self, fail_on: str | None = None, max_unattributed_pct: Mapping[str, float] | None = None, allow_empty: bool = False,
+    ) -> "Policy":
         """Command-line flags win over the schema's gate (and travel on in the result)."""
         pct = dict(self.max_unattributed_pct)
         pct.update(max_unattributed_pct or {})
-        return Policy(self.severity, self.key_severity, fail_on or self.fail_on, dict(sorted(pct.items())))
+        return Policy(self.severity, self.key_severity, fail_on or self.fail_on, dict(sorted(pct.items())),
+                      self.allow_empty or allow_empty)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from auditor.errors import InputError, UsageError
 from auditor.model import AuditResult, Parts, Rejected, RunInfo
 from auditor.plan import Plan
 from auditor.rollup import PartsMismatch, finish, merge_all
+from auditor.rules.tool import TOOL002
 from auditor.shard import Shard
 from auditor.stream import TraceWindow
 
@@ -37,17 +38,43 @@ class Overrides:
 
     fail_on: str | None = None
     max_unattributed_pct: Mapping[str, float] = field(default_factory=dict)
+    allow_empty: bool = False
 
 
 def judge(parts: Parts, run: RunInfo, overrides: Overrides | None = None) -> AuditResult:
     """Parts -> result under the parts' policy, with the command line's gate flags applied."""
-    if overrides is not None and (overrides.fail_on or overrides.max_unattributed_pct):
+    if overrides is not None and (overrides.fail_on or overrides.max_unattributed_pct or overrides.allow_empty):
         unknown = [k for k in overrides.max_unattributed_pct if parts.key_order and k not in parts.key_order]
         if unknown:
             raise UsageError(f"--max-unattributed-pct: {unknown[0]!r} is not a key of the schema "
                              f"(keys: {', '.join(parts.key_order)})")
-        parts = replace(parts, policy=parts.policy.overridden(overrides.fail_on, overrides.max_unattributed_pct))
+        parts = replace(parts, policy=parts.policy.overridden(overrides.fail_on, overrides.max_unattributed_pct, overrides.allow_empty))
     return finish(parts, run)
+
+
+def judge_traces(
+    parts_by_trace: Mapping[str, Parts], empty: Parts, run: RunInfo, check: Callable[[AuditResult], object],
+) -> AuditResult:
+    """Per-trace parts (the sidecar's store) -> one result; ``check`` (e.g. the JSON encoder)
+    must succeed on it. Should one trace's parts break the result, each trace is tried alone:
+    the ones that fail are left out and reported as TOOL002, so one poison value never takes
+    the report down for everyone. Costs nothing while every trace is sound."""
+    result = finish(merge_all([empty, *parts_by_trace.values()]), run)
+    try:
+        check(result)
+        return result
+    except Exception:  # noqa: BLE001 - isolated below, trace by trace
+        pass
+    sound, broken = [], []
+    for tid, p in parts_by_trace.items():
+        try:
+            check(finish(merge_all([empty, p]), run))
+            sound.append(p)
+        except Exception as e:  # noqa: BLE001
+            broken.append(TOOL002.finding(tid, "", f"reporting this trace failed ({type(e).__name__}: {str(e)[:200]}); "
+                                                   "it is left out of every figure. Please report it."))
+    bad = replace(empty, findings=tuple(broken))
+    return finish(merge_all([empty, *sound, bad]), run)
 
 
 def audit_files(
@@ -72,6 +99,8 @@ def audit_files(
         parts = audit_spans(loaded.spans, plan, loaded.rejected)
         paths = loaded.inputs
     _note_dialects(plan, parts, note)
+    if not parts.counts.spans:
+        note(f"warning: no spans in {', '.join(paths)}: the gate fails unless --allow-empty")
     return judge(parts, RunInfo(inputs=paths, schema=plan.describe(parts), seconds=time.perf_counter() - t0), overrides)
 
 

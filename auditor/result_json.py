@@ -65,6 +65,7 @@ def policy_json(p: Policy) -> dict:
         "key_severity": dict(p.key_severity),
         "fail_on": p.fail_on,
         "max_unattributed_pct": dict(p.max_unattributed_pct),
+        "allow_empty": p.allow_empty,
     }
 
 
@@ -207,6 +208,7 @@ def call_json(c: LlmCall, result: AuditResult | None = None) -> dict:
             "basis": u.basis,
             "ambiguous": u.ambiguous,
             "total": u.total,
+            "problem": u.problem,
         },
         "values": jsonable(dict(c.values)),
         "cost_usd": None if c.cost_usd is None else str(c.cost_usd),
@@ -242,6 +244,7 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
             key_severity={str(k): str(v) for k, v in pol["key_severity"].items()},
             fail_on=str(pol["fail_on"]),
             max_unattributed_pct={str(k): float(v) for k, v in pol["max_unattributed_pct"].items()},
+            allow_empty=bool(pol.get("allow_empty", False)),
         )
         dialects = tuple(sorted((str(k), int(v)) for k, v in (s.get("dialects") or {}).items()))
         parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]), examples,
@@ -325,6 +328,7 @@ def _call(d: dict, where: str) -> LlmCall:
             basis=u.get("basis", ""),
             ambiguous=bool(u.get("ambiguous", False)),
             total=int(u.get("total") or 0),
+            problem=str(u.get("problem") or ""),
         ),
         values={k: _thaw(v) for k, v in (d.get("values") or {}).items()},
         cost_usd=None if d.get("cost_usd") is None else Decimal(d["cost_usd"]),

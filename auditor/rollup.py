@@ -210,7 +210,7 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
         total_cost_usd=total,
         unpriced_calls=unpriced,
         cost_by_code=cost_by_code(findings, by_ref, dup_of),
-        gate=evaluate_gate(findings, keys, policy),
+        gate=evaluate_gate(findings, keys, policy, parts.counts.spans),
     )
 
 
@@ -328,8 +328,10 @@ def _boundaries(findings, by_ref, dup_of) -> tuple[BoundaryStats, ...]:
     return tuple(out)
 
 
-def evaluate_gate(findings: tuple[Finding, ...], keys: tuple[KeyStats, ...], policy: Policy) -> Gate:
+def evaluate_gate(findings: tuple[Finding, ...], keys: tuple[KeyStats, ...], policy: Policy, spans: int = 1) -> Gate:
     reasons = []
+    if not spans and not policy.allow_empty:
+        reasons.append("no spans were read: an empty or broken export proves nothing (--allow-empty if that is expected)")
     over: dict[str, int] = defaultdict(int)
     for f in findings:
         if policy.fails(f.severity):

@@ -157,12 +157,35 @@ def as_int(v: Any) -> int | None:
     return None
 
 
-def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int | None, str | None]:
+# No single call reads or writes a billion tokens (the largest context windows hold a few
+# million): a count above this is corrupt data, never a price to report.
+MAX_TOKENS = 1_000_000_000
+
+
+def _first(attrs: Mapping[str, Any], names: tuple[str, ...], bad: list[str]) -> tuple[int | None, str | None]:
     for n in names:
-        v = as_int(attrs.get(n))
+        raw = attrs.get(n)
+        v = as_int(raw)
         if v is not None:
             return v, n
+        if isinstance(raw, float) and (raw != raw or raw in (float("inf"), float("-inf"))):
+            bad.append(f"{n} is {raw}")
     return None, None
+
+
+def implausible(raw: "Raw") -> str:
+    """Why these counts cannot be a real call's (empty when they can)."""
+    if raw.unusable:
+        return raw.unusable[0]
+    for name in ("input", "output", "cache_read", "cache_write", "cache_write_5m", "cache_write_1h", "reasoning", "total"):
+        v = getattr(raw, name)
+        if v is None:
+            continue
+        if v < 0:
+            return f"{name.replace('_', ' ')} tokens are negative ({v})"
+        if v > MAX_TOKENS:
+            return f"{name.replace('_', ' ')} tokens ({v:.3g}) exceed {MAX_TOKENS:,}, more than any call can use"
+    return ""
 
 
 def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[str, int] | None:
@@ -227,11 +250,13 @@ class Raw:
     total: int | None = None
     family: str = ""
     names: tuple[str, ...] = ()
+    unusable: tuple[str, ...] = ()  # counts present but not numbers at all (NaN, infinity)
 
 
 def read_raw(attrs: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> Raw:
     got: dict[str, int | None] = {}
     names: list[str] = []
+    bad: list[str] = []
     family = ""
     for field_name, builtin, extra in (
         ("input", INPUT, dialect.input),
@@ -243,7 +268,7 @@ def read_raw(attrs: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> Raw:
         ("reasoning", REASONING, dialect.reasoning),
         ("total", TOTAL, dialect.total),
     ):
-        v, n = _first(attrs, builtin + extra)
+        v, n = _first(attrs, builtin + extra, bad)
         got[field_name] = v
         if n is not None:
             names.append(n)
@@ -261,7 +286,7 @@ def read_raw(attrs: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> Raw:
                         family = obj_family
     if not family and got.get("output") is not None:
         family = next((_FAMILY.get(n, "dialect") for n in names), "")
-    return Raw(**got, family=family, names=tuple(names))
+    return Raw(**got, family=family, names=tuple(names), unusable=tuple(bad))
 
 
 def normalize(
@@ -275,6 +300,9 @@ def normalize(
 
 
 def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider: str | None = None, model: str | None = None) -> Usage:
+    problem = implausible(raw)
+    if problem:
+        return Usage(source=raw.family, basis=f"impossible token counts: {problem}", problem=problem)
     cr = max(raw.cache_read or 0, 0)
     cw5 = max(raw.cache_write_5m or 0, 0)
     cw1 = max(raw.cache_write_1h or 0, 0)

@@ -86,7 +86,7 @@ def test_wrong_types():
 def test_impossible_token_counts():
     attrs = CLEAN | {"gen_ai.usage.output_tokens": 10, "gen_ai.usage.cache_read.input_tokens": -5}
     assert genai(attrs) == [
-        ("GENAI004", "gen_ai.usage.cache_read.input_tokens is negative (-5)"),
+        ("GENAI004", "cache read tokens are negative (-5): the call is counted as unpriced; fix the instrumentation that wrote it"),
         ("GENAI004", "reasoning tokens (12) exceed output tokens (10); reasoning is part of output"),
     ]
 

@@ -41,13 +41,13 @@ def no_cyclic_gc():
               help="With --stream: records (lines) after a trace's last span at which it counts as complete.")
 @gate_options
 @output_options
-def command(paths, schema_ref, shard_spec, stream, window, fail_on, max_pct, formats, output, color, verbose):
+def command(paths, schema_ref, shard_spec, stream, window, fail_on, max_pct, allow_empty, formats, output, color, verbose):
     """Audit trace files: OTLP protobuf or JSON (lines), Collector file exports, gzip; '-' reads stdin.
 
     Exit 0 when the gate passes, 1 when it fails, 2 on bad usage or unreadable input.
     """
     shard = Shard.parse(shard_spec) if shard_spec is not None else None
-    overrides = Overrides(fail_on, parse_max_pct(max_pct))
+    overrides = Overrides(fail_on, parse_max_pct(max_pct), allow_empty)
     with no_cyclic_gc():
         result = audit_files(paths, Plan.of(schema_ref), stdin=sys.stdin.buffer, shard=shard,
                              window=window if stream else None, overrides=overrides, note=note)

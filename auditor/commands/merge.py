@@ -30,12 +30,12 @@ def read_result(path: str):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="RESULT.json...")
 @gate_options
 @output_options
-def command(paths, fail_on, max_pct, formats, output, color, verbose):
+def command(paths, fail_on, max_pct, allow_empty, formats, output, color, verbose):
     """Merge JSON results written by 'auditor check --format json' and render them.
 
     Auditing N shards and merging equals auditing the whole, gate included: the schema's
     severities and gate travel in each result; --fail-on / --max-unattributed-pct override them.
     """
-    result = merge_results((read_result(p) for p in paths), Overrides(fail_on, parse_max_pct(max_pct)))
+    result = merge_results((read_result(p) for p in paths), Overrides(fail_on, parse_max_pct(max_pct), allow_empty))
     emit(result, formats, output, color, verbose)
     exit_gate(result.gate.passed)

@@ -53,6 +53,8 @@ def gate_options(fn):
         help="Fail when more than N percent of LLM spend lacks KEY (by cost; by calls when nothing is priced).",
     )(fn)
     fn = click.option("--fail-on", type=FAIL_ON, default=None, help="Fail on findings of this severity or worse [error].")(fn)
+    fn = click.option("--allow-empty", is_flag=True,
+                      help="Pass the gate on input without any span (by default an empty export fails it).")(fn)
     return fn
 
 

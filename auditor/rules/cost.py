@@ -33,7 +33,7 @@ COST002 = Rule(
 
 def check(ctx: TraceContext, call: LlmCall, span: Span) -> list[Finding]:
     out: list[Finding] = []
-    if call.cost_usd is None:
+    if call.cost_usd is None and not call.usage.problem:  # impossible counts are GENAI004's
         if ctx.enabled("COST001"):
             what = f"{call.provider or 'unknown provider'} / {call.model}" if call.model else "a span without a model attribute"
             out.append(

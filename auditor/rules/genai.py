@@ -192,13 +192,6 @@ class GenAiRules:
             v = a.get(attr)
             if v is not None and not _type_ok(kind, v):
                 add("GENAI003", f"{attr} should be {kind}, got {_type_name(v)} {v!r:.60}")
-        # GENAI004: impossible token counts.
-        for attr in self.token_counts:
-            n = usage_mod.as_int(a.get(attr))
-            if n is not None and n < 0:
-                add("GENAI004", f"{attr} is negative ({n})")
-        if call is not None:
-            out.extend(_impossible(span, call, dialect, severity, where))
         return out
 
 
@@ -235,24 +228,6 @@ def _version_of(doc: dict, version: str, where: str) -> tuple[dict, str]:
     raise SchemaError(f"{where}: no gen_ai semconv version {version!r} (known: {', '.join(known) or 'none'})")
 
 
-def _impossible(span: Span, call: LlmCall, dialect, severity, where) -> list[Finding]:
-    sev = severity("GENAI004")
-    if sev is None:
-        return []
-    raw = usage_mod.read_raw(span.attributes, dialect)
-    msgs = []
-    if raw.reasoning is not None and raw.output is not None and raw.reasoning > raw.output >= 0:
-        msgs.append(f"reasoning tokens ({raw.reasoning}) exceed output tokens ({raw.output}); reasoning is part of output")
-    declared = dialect.convention_for(span.scope)
-    cache = max(raw.cache_read or 0, 0) + max(raw.cache_write or 0, 0) + max(raw.cache_write_5m or 0, 0) + max(raw.cache_write_1h or 0, 0)
-    if declared is not None and declared[1] == usage_mod.INCLUDING and raw.input is not None and cache > raw.input >= 0:
-        msgs.append(
-            f"cache tokens ({cache}) exceed input tokens ({raw.input}) although the dialect declares scope "
-            f"{declared[0]!r} as including cache tokens; priced as excluding: check the instrumentation or the dialect"
-        )
-    return [Finding("GENAI004", sev, span.trace_id, span.span_id, m, endpoint=where) for m in msgs]
-
-
 GENAI001 = Rule(
     "GENAI001", "genai-required-attribute-missing", "genai", Severity.WARNING,
     "required gen_ai attribute missing",
@@ -278,7 +253,7 @@ GENAI004 = Rule(
     "Token counts that cannot all be true: a negative count, reasoning tokens above output tokens, or cache "
     "tokens above input tokens where the instrumentation is declared to count cache inside input. The price "
     "of such a call is not trustworthy: fix the instrumentation or its dialect declaration.",
-    Visit.SPAN)
+    Visit.CALL)
 RULES = (GENAI001, GENAI002, GENAI003, GENAI004)
 _BY_CODE = {r.code: r for r in RULES}
 
@@ -292,4 +267,35 @@ def check_span(ctx: TraceContext, span: Span, call: LlmCall | None) -> list[Find
     return rules.check(span, call, ctx.compiled.dialect, lambda code: _BY_CODE[code].severity if on(code) else None)
 
 
-CHECKS = (Check(Visit.SPAN, ("GENAI001", "GENAI002", "GENAI003", "GENAI004"), check_span),)
+def impossible_counts(ctx: TraceContext, call: LlmCall, span: Span) -> list[Finding]:
+    """GENAI004 on every LLM call, whatever the schema's genai setting: counts no call can
+    have leave it unpriced, and the price of a call whose counts contradict each other is
+    not trustworthy."""
+    if not ctx.enabled("GENAI004"):
+        return []
+    where = endpoint(span)
+    msgs = _contradictions(span, ctx.compiled.dialect)
+    if call.usage.problem:
+        msgs.insert(0, f"{call.usage.problem}: the call is counted as unpriced; fix the instrumentation that wrote it")
+    return [GENAI004.finding(span.trace_id, span.span_id, m, endpoint=where) for m in msgs]
+
+
+def _contradictions(span: Span, dialect) -> list[str]:
+    raw = usage_mod.read_raw(span.attributes, dialect)
+    msgs = []
+    if raw.reasoning is not None and raw.output is not None and raw.reasoning > raw.output >= 0:
+        msgs.append(f"reasoning tokens ({raw.reasoning}) exceed output tokens ({raw.output}); reasoning is part of output")
+    declared = dialect.convention_for(span.scope)
+    cache = max(raw.cache_read or 0, 0) + max(raw.cache_write or 0, 0) + max(raw.cache_write_5m or 0, 0) + max(raw.cache_write_1h or 0, 0)
+    if declared is not None and declared[1] == usage_mod.INCLUDING and raw.input is not None and cache > raw.input >= 0:
+        msgs.append(
+            f"cache tokens ({cache}) exceed input tokens ({raw.input}) although the dialect declares scope "
+            f"{declared[0]!r} as including cache tokens; priced as excluding: check the instrumentation or the dialect"
+        )
+    return msgs
+
+
+CHECKS = (
+    Check(Visit.SPAN, ("GENAI001", "GENAI002", "GENAI003"), check_span),
+    Check(Visit.CALL, ("GENAI004",), impossible_counts),
+)

@@ -1,4 +1,4 @@
-"""TOOL001: the engine's own failure on one trace, reported as a finding, never a crash."""
+"""TOOL001-002: the tool's own failure on one trace, reported as a finding, never a crash."""
 
 from __future__ import annotations
 
@@ -11,5 +11,12 @@ TOOL001 = Rule(
     "An internal error while auditing this trace; the rest of the run is unaffected. Please report it.",
     Visit.TOOL)
 
-RULES = (TOOL001,)
+TOOL002 = Rule(
+    "TOOL002", "report-failed", "tool", Severity.ERROR,
+    "reporting a trace failed; it is left out of the figures",
+    "The trace was audited, but building the report from it failed, so its calls and findings are left out "
+    "of every figure and the gate fails. The rest of the report is complete. Please report it.",
+    Visit.TOOL)
+
+RULES = (TOOL001, TOOL002)
 CHECKS = ()

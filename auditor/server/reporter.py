@@ -13,8 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from auditor.model import AuditResult, RunInfo
-from auditor.pipeline import judge
+from auditor.model import AuditResult, Parts, RunInfo
+from auditor.pipeline import judge_traces
 from auditor.plan import Plan
 from auditor.result_json import to_json
 from auditor.server import store
@@ -44,9 +44,12 @@ class Reporter:
             v = self._refresh()
             if self._result is None or self._result[0] != v:
                 t0 = time.perf_counter()
-                parts = store.merge_all(self._parts.values(), self.plan.empty_parts(self._rejected))
-                run = RunInfo(inputs=self.inputs, schema=self.plan.describe(parts), seconds=time.perf_counter() - t0)
-                self._result = (v, judge(parts, run))
+                empty = self.plan.empty_parts(self._rejected)
+                run = RunInfo(inputs=self.inputs, schema=self.plan.describe(_dialects(self._parts.values(), empty)),
+                              seconds=time.perf_counter() - t0)
+                result = judge_traces(self._parts, empty, run, _encode)
+                self._result = (v, result)
+                self._json = (v, _encode(result))
             return self._result[1]
 
     def _refresh(self) -> int:
@@ -64,12 +67,8 @@ class Reporter:
         return v
 
     def report_json(self) -> str:
-        r = self.result()
+        self.result()
         with self._lock:
-            v = self._result[0]
-            if self._json is None or self._json[0] != v:
-                # the document of 'check --format json', without its indentation (the C encoder)
-                self._json = (v, json.dumps(to_json(r), ensure_ascii=False, separators=(",", ":")))
             return self._json[1]
 
     def stats(self) -> dict:
@@ -85,3 +84,19 @@ class Reporter:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _encode(result: AuditResult) -> str:
+    """The document of 'check --format json', without its indentation (the C encoder)."""
+    return json.dumps(to_json(result), ensure_ascii=False, separators=(",", ":"))
+
+
+def _dialects(parts, empty: Parts) -> Parts:
+    """Only the dialect counts of everything stored (to name the schema the run used)."""
+    from dataclasses import replace
+
+    spoken: dict[str, int] = {}
+    for p in parts:
+        for name, n in p.dialects:
+            spoken[name] = spoken.get(name, 0) + n
+    return replace(empty, dialects=tuple(sorted(spoken.items())))
