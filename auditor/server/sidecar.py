@@ -31,6 +31,7 @@ from auditor.server.http_app import build_app
 from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
+from auditor.server import queue
 from auditor.server.spool import SpoolWriter
 from auditor.server.worker import WorkerConfig, main as worker_main, paths
 
@@ -157,10 +158,16 @@ def serve(cfg: ServeConfig) -> int:
     schema = load_schema(cfg.schema_ref)
     spool_dir, db = paths(data_dir)
     writer = store.Store(db)  # creates the tables before any process reads them
+    floor = writer.max_done_seq()
     start_seq = writer.reset_shards(cfg.workers)
     writer.close()
     committed = multiprocessing.get_context("spawn").Value("q", 0, lock=False)
-    spool = SpoolWriter(spool_dir, on_commit=lambda seq: setattr(committed, "value", seq))
+    publish = lambda seq: setattr(committed, "value", seq)  # noqa: E731
+    if os.environ.get("AUDITOR_QUEUE", "sqlite") == "spool":
+        spool = SpoolWriter(spool_dir, on_commit=publish, floor=floor)
+    else:
+        spool = queue.QueueWriter(data_dir / queue.NAME, on_commit=publish, floor=floor,
+                                  legacy_spool=spool_dir if spool_dir.is_dir() else None)
     committed.value = spool.last_seq
     wcfg = WorkerConfig(str(data_dir), cfg.schema_ref, cfg.trace_idle, cfg.trace_max_age, cfg.max_buffered_spans)
     workers = _Workers(wcfg, cfg.workers, committed, start_seq)

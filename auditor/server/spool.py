@@ -69,7 +69,8 @@ class SpoolWriter:
     """Group commit: one writer thread writes every pending record, fsyncs once, then
     resolves all their futures. Callers await ``append``; nothing is acknowledged earlier."""
 
-    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES, on_commit: Callable[[int], None] | None = None):
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES, on_commit: Callable[[int], None] | None = None,
+                 floor: int = 1):
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
@@ -82,18 +83,24 @@ class SpoolWriter:
         self._size = 0
         self.next_seq = 1
         self.unconsumed: list[Record] = []  # headers of records found on open (payload dropped)
-        self._open_existing()
+        self._open_existing(floor)
 
-    def _open_existing(self) -> None:
+    def _open_existing(self, floor: int) -> None:
+        """Replay what is on disk. The next number is at least: the last record + 1, the
+        newest segment's first number (a roll may leave it empty) and ``floor`` (the largest
+        stored cursor): a number at or below a cursor would be skipped by the workers."""
         segs = segments(self.dir)
+        self.next_seq = max(1, floor, segs[-1][0] if segs else 1)
         if not segs:
             return
+        with open(segs[-1][1], "rb+") as fh:  # a tail written but never fsynced is not replayed unsynced
+            os.fsync(fh.fileno())
         for _first, path in segs:
             good = 0
             for end, rec in read_records(path, with_payload=False):
                 good = end
                 self.unconsumed.append(rec)
-                self.next_seq = rec.seq + 1
+                self.next_seq = max(self.next_seq, rec.seq + 1)
             if good < path.stat().st_size:
                 with open(path, "r+b") as fh:  # cut the torn tail: it was never acknowledged
                     fh.truncate(good)
@@ -152,28 +159,48 @@ class SpoolWriter:
             self._fh.close()
 
     def _write(self, batch) -> list[int]:
+        """All or nothing per segment: a failed or short write is cut back to the last good
+        offset and raises; numbers advance only once the bytes are on disk."""
         seqs = []
         chunks = []
+        seq, size = self.next_seq, self._size
         for (kind, items, payload), _fut, _loop in batch:
-            if self._fh is None or self._size >= self.segment_bytes:
+            if self._fh is None or size >= self.segment_bytes:
                 if chunks:
-                    self._fh.write(b"".join(chunks))
-                    os.fdatasync(self._fh.fileno())
+                    self._flush(chunks, seq, size)
                     chunks = []
                 self._roll()
-            seq = self.next_seq
+                size = self._size
             tail = _TAIL.pack(seq, kind, items)
             crc = zlib.crc32(payload, zlib.crc32(tail))
             rec = struct.pack(">II", len(payload), crc) + tail
             chunks.append(rec)
             chunks.append(payload)
-            self._size += len(rec) + len(payload)
-            self.next_seq += 1
+            size += len(rec) + len(payload)
             seqs.append(seq)
-        if chunks:
-            self._fh.write(b"".join(chunks))
-        os.fdatasync(self._fh.fileno())
+            seq += 1
+        self._flush(chunks, seq, size)
         return seqs
+
+    def _flush(self, chunks: list[bytes], next_seq: int, size: int) -> None:
+        fd = self._fh.fileno()
+        data = memoryview(b"".join(chunks))
+        try:
+            while data:
+                n = os.write(fd, data)  # a short write (disk nearly full) goes on with the rest
+                data = data[n:]
+            os.fdatasync(fd)
+        except BaseException:
+            try:
+                os.ftruncate(fd, self._size)  # no torn record may stay in front of later ones
+                os.fsync(fd)
+                os.lseek(fd, self._size, os.SEEK_SET)
+            except OSError:
+                self._fh.close()  # cannot even cut: the next write starts a new segment
+                self._fh = None
+            raise
+        self._size = size
+        self.next_seq = next_seq
 
     def retire(self, done_seq: int) -> int:
         """Delete segments whose records all lie below ``done_seq`` (never the open one)."""
@@ -259,3 +286,27 @@ class SpoolReader:
             else:
                 break
         return found
+
+
+def import_segments(directory: Path, conn) -> int:
+    """Move the records of a data dir written by the hand-written spool into the queue table
+    (``auditor.server.queue``), numbers kept, then delete the segments. Returns the records moved."""
+    segs = segments(directory)
+    if not segs:
+        return 0
+    rows = [(r.seq, r.kind, r.items, r.payload) for _first, path in segs for _end, r in read_records(path)]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT OR IGNORE INTO records(seq, kind, items, payload) VALUES (?,?,?,?)", rows)
+        high = max([segs[-1][0] - 1, *(r[0] for r in rows)])
+        if high > 0:  # the numbers handed out so far stay used, even with no record left
+            conn.execute("INSERT INTO records(seq, kind, items, payload) VALUES (?, 0, 0, x'')", (high + 1,))
+            conn.execute("DELETE FROM records WHERE seq = ?", (high + 1,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    for _first, path in segs:
+        path.unlink(missing_ok=True)
+    _fsync_dir(directory)
+    return len(rows)

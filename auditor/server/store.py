@@ -77,6 +77,11 @@ class Store:
     def done_seq(self, shard: int) -> int:
         return done_seq(self.conn, shard)
 
+    def max_done_seq(self) -> int:
+        """The largest stored cursor: the queue never hands out a number at or below it."""
+        rows = self.conn.execute("SELECT v FROM meta WHERE k LIKE 'done_seq.%'").fetchall()
+        return max((int(v) for (v,) in rows), default=1)
+
     def reset_shards(self, shards: int) -> int:
         """Before the workers start: every shard resumes from the lowest stored done_seq
         (replaying a little more is harmless: a re-audit replaces), so the worker count may

@@ -25,6 +25,7 @@ from auditor.engine import Compiled, audit_traces
 from auditor.model import Span
 from auditor.schema import load_schema
 from auditor.server.decode import DECODERS
+from auditor.server import queue
 from auditor.server.spool import SpoolReader
 from auditor.server.store import Audited, Store
 from auditor.server.window import Window
@@ -86,7 +87,10 @@ class Worker:
         self.window = Window(cfg.idle, cfg.max_age)
         self.max_window = cfg.max_window_spans
         self.shard, self.shards = cfg.shard, cfg.shards
-        self.reader = SpoolReader(spool_dir, store.done_seq(cfg.shard))
+        if os.environ.get("AUDITOR_QUEUE", "sqlite") == "spool":
+            self.reader = SpoolReader(spool_dir, store.done_seq(cfg.shard))
+        else:
+            self.reader = queue.QueueReader(spool_dir.parent / queue.NAME, store.done_seq(cfg.shard))
         self.rejected: dict[int, int] = {}
 
     def run(self, committed, done, drain, ready, parent_pid: int) -> None:
