@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS calls_trace ON calls(trace_id);
 CREATE TABLE IF NOT EXISTS unattributed (trace_id TEXT, key TEXT, calls INTEGER, cost_usd REAL);
 CREATE INDEX IF NOT EXISTS unattributed_trace ON unattributed(trace_id);
 CREATE TABLE IF NOT EXISTS rejected (seq INTEGER PRIMARY KEY, n INTEGER);
+CREATE TABLE IF NOT EXISTS rejected_content (digest BLOB PRIMARY KEY, n INTEGER, at REAL);
 """
 
 
@@ -77,6 +78,30 @@ class Store:
     def done_seq(self, shard: int) -> int:
         return done_seq(self.conn, shard)
 
+    def claim_schema(self, fingerprint: str, origin: str) -> str | None:
+        """Record the schema this store's audits follow. Returns the origin of a different
+        schema already recorded while traces are stored (the caller refuses to start: stored
+        spans are projected for that schema and could not be audited afresh), else None."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+            if row is not None:
+                old = json.loads(row[0])
+                if old["fingerprint"] != fingerprint and c.execute("SELECT 1 FROM traces LIMIT 1").fetchone():
+                    c.execute("ROLLBACK")
+                    return old["origin"]
+            c.execute(
+                "INSERT INTO meta VALUES ('schema', ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v",
+                (json.dumps({"fingerprint": fingerprint, "origin": origin}),),
+            )
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+        return None
+
     def max_done_seq(self) -> int:
         """The largest stored cursor: the queue never hands out a number at or below it."""
         rows = self.conn.execute("SELECT v FROM meta WHERE k LIKE 'done_seq.%'").fetchall()
@@ -105,8 +130,9 @@ class Store:
                 out[tid] = codec.loads(blob)
         return out
 
-    def commit(self, audited: Iterable[Audited], reopened: set[str], rejected: dict[int, int], done_seq: int, shard: int = 0) -> None:
-        """One transaction: replace the traces' rows, record rejected counts, advance done_seq."""
+    def commit(self, audited: Iterable[Audited], reopened: set[str], rejected: dict[bytes, int], done_seq: int, shard: int = 0) -> None:
+        """One transaction: replace the traces' rows, record rejected counts (once per request
+        content: a retried export is not counted again), advance done_seq."""
         c = self.conn
         now = time.time()
         trace_rows, finding_rows, hop_rows, call_rows, un_rows = [], [], [], [], []
@@ -153,7 +179,7 @@ class Store:
             c.executemany("INSERT INTO boundary_hops VALUES (?,?,?,?,?,?,?)", hop_rows)
             c.executemany("INSERT INTO calls VALUES (?,?,?,?,?,?,?)", call_rows)
             c.executemany("INSERT INTO unattributed VALUES (?,?,?,?)", un_rows)
-            c.executemany("INSERT OR REPLACE INTO rejected VALUES (?,?)", rejected.items())
+            c.executemany("INSERT OR IGNORE INTO rejected_content VALUES (?,?,?)", [(d, n, now) for d, n in rejected.items()])
             c.execute(
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (f"done_seq.{shard}", done_seq)
             )
@@ -188,7 +214,10 @@ def changed_parts(conn: sqlite3.Connection, since: int) -> Iterator[tuple[str, P
 
 
 def rejected_spans(conn: sqlite3.Connection) -> int:
-    (n,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()
+    """Spans rejected by the workers (``rejected``: counted per spool record, before issue 19)."""
+    (n,) = conn.execute(
+        "SELECT (SELECT COALESCE(SUM(n), 0) FROM rejected) + (SELECT COALESCE(SUM(n), 0) FROM rejected_content)"
+    ).fetchone()
     return int(n)
 
 
@@ -211,7 +240,7 @@ def stats(conn: sqlite3.Connection) -> dict:
     traces, audits = conn.execute("SELECT COUNT(*), COALESCE(SUM(audits), 0) FROM traces").fetchone()
     by_code = dict(conn.execute("SELECT code, COUNT(*) FROM findings GROUP BY code"))
     unattributed = dict(conn.execute("SELECT key, SUM(cost_usd) FROM unattributed GROUP BY key"))
-    (rejected,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM rejected").fetchone()
+    rejected = rejected_spans(conn)
     return {
         "traces": traces,
         "audits": audits,
