@@ -2,8 +2,10 @@
 acknowledges; ``--workers`` audit processes (``auditor.server.worker``) audit and store,
 each the traces whose id hashes to it.
 
-SIGTERM / SIGINT: refuse new exports (retryable UNAVAILABLE), finish the ones in flight,
-close the spool, let the workers audit everything buffered and commit, exit 0.
+SIGTERM / SIGINT: refuse new exports (retryable 503 / UNAVAILABLE; HTTP keeps answering
+while the workers drain), finish the ones in flight, close the queue, let the workers audit
+everything buffered and commit, exit 0; past --drain-timeout (a store that cannot be written)
+the workers are stopped and what they had not stored stays queued for the next start (exit 1).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class ServeConfig:
     auth_token: str | None = None
     workers: int = 2
     drain_timeout: float = 60.0  # SIGTERM: seconds to audit what is buffered; the rest stays queued
+    retain_age: float | None = None  # seconds: traces last audited longer ago are deleted
+    retain_bytes: int | None = None  # the store's live pages are kept under this
+    retain_every: float = 5.0  # seconds between retention passes
 
 
 def _log(msg: str) -> None:
@@ -259,6 +264,14 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
     reporter = Reporter(db, schema, ("otlp",))
     metrics = Metrics(reporter.stats, lambda: (intake.buffered(), cfg.max_buffered_spans))
     stop = asyncio.Event()
+    window_conn = store.connect(db, readonly=True)
+    retention = {"max_age_seconds": cfg.retain_age, "max_bytes": cfg.retain_bytes}
+
+    def window() -> dict | None:
+        try:
+            return {**store.window(window_conn), "retention": retention}
+        except sqlite3.Error:
+            return None
 
     def status() -> dict:
         problems = []
@@ -275,6 +288,7 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
         }
         if problems:
             out["problems"] = problems
+        out["window"] = window()  # what the report covers: retention may have removed older traces
         try:
             st = os.statvfs(data_dir)
             out["disk_free_bytes"] = st.f_bavail * st.f_frsize
@@ -306,6 +320,9 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
         f"OTLP gRPC on {cfg.host}:{grpc_port}, OTLP/HTTP and report on http://{cfg.host}:{http_port}; "
         f"data in {data_dir}" + (f"; replaying {replay} spooled spans" if replay else "")
     )
+    retainer = _Retainer(db, cfg) if cfg.retain_age is not None or cfg.retain_bytes is not None else None
+    retaining: asyncio.Task | None = None
+    next_retain = 0.0
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 0.5)
@@ -313,8 +330,13 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
             pass
         spool.retire(workers.value)
         workers.check()
+        if retainer is not None and (retaining is None or retaining.done()) and time.monotonic() >= next_retain:
+            retaining = asyncio.create_task(asyncio.to_thread(retainer.run))
+            next_retain = time.monotonic() + cfg.retain_every
         if http_task.done():
             break
+    if retaining is not None:
+        await retaining
     _log(f"stopping: refusing new exports (503 / UNAVAILABLE), auditing everything buffered (at most {cfg.drain_timeout:g}s)")
     await intake.stop()
     await grpc_server.stop(grace=2)
@@ -325,6 +347,9 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
     await http_task
     spool.retire(workers.value)
     reporter.close()
+    window_conn.close()
+    if retainer is not None:
+        retainer.close()
     if code == -1:
         _log(f"drain not finished in {cfg.drain_timeout:g}s (the store cannot be written?); "
              f"{intake.buffered()} acknowledged spans stay in the queue and are audited at the next start")
@@ -334,6 +359,32 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
         return 1
     _log(f"stopped; {intake.buffered()} spans left unaudited")
     return 0
+
+
+class _Retainer:
+    """Retention by age and by size, run off the event loop every ``retain_every`` seconds."""
+
+    def __init__(self, db: Path, cfg: ServeConfig):
+        self.store = store.Store(db)
+        self.cfg = cfg
+        self.failing = False
+        self.told = False
+
+    def run(self) -> None:
+        try:
+            n = self.store.retain(self.cfg.retain_age, self.cfg.retain_bytes)
+        except sqlite3.Error as e:  # e.g. a full disk: tried again at the next pass
+            if not self.failing:
+                _log(f"retention: cannot delete from the store ({e}); retrying")
+            self.failing = True
+            return
+        self.failing = False
+        if n and not self.told:
+            self.told = True
+            _log(f"retention: removing traces from the store as they age out (the report and /healthz say what window is covered)")
+
+    def close(self) -> None:
+        self.store.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:
