@@ -57,8 +57,9 @@ SIZE = _Amount("size", ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib")
               help="Retention by age: delete traces last audited longer ago than this (e.g. 30d, 12h) [default: keep].")
 @click.option("--retain-bytes", type=SIZE, default=None, metavar="SIZE",
               help="Retention by size: keep the store under this, deleting the oldest traces first (e.g. 10GiB) [default: keep].")
-@click.option("--drain-timeout", type=click.FloatRange(1), default=60.0, show_default=True, metavar="SECONDS",
-              help="On SIGTERM, audit what is buffered for at most this long; the rest stays queued for the next start.")
+@click.option("--drain-timeout", type=click.FloatRange(1), default=20.0, show_default=True, metavar="SECONDS",
+              help="On SIGTERM, audit what is buffered for at most this long (under Kubernetes' 30 s grace); "
+                   "the rest stays queued for the next start.")
 def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,
             max_request_bytes, workers, auth_token, retain_age, retain_bytes, drain_timeout):
     """Run the OTLP sidecar: receive traces, audit each as it completes, keep the findings.

@@ -17,6 +17,7 @@ it is imported on open (``auditor.server.spool``).
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from pathlib import Path
 from typing import Callable
 
 NAME = "queue.sqlite3"
-import os
-PAGE_SIZE = int(os.environ.get("AUDITOR_QUEUE_PAGE", "65536"))
+PAGE_SIZE = 16384  # exports are blobs of KiBs to MiBs: fewer, larger pages than the default 4 KiB
+WAL_PAGES = 256  # checkpoint the WAL at 4 MiB (the default 1000 pages would be 16 MiB)
+RESERVE_MAX = 256 * 1024 * 1024  # refuse exports while less than this (or a quarter of the disk) is free:
+# the workers need room to store their audits, which lets the queue's rows go and their pages be reused
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -53,12 +56,18 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # exports are blobs of tens to hundreds of KiB
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # an acknowledged export is on disk
+        try:  # on a small disk the WAL is checkpointed sooner (its file keeps its largest size)
+            st = os.statvfs(path.parent)
+            pages = max(16, min(WAL_PAGES, st.f_blocks * st.f_frsize // (16 * PAGE_SIZE)))
+        except OSError:
+            pages = WAL_PAGES
+        conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
         conn.executescript(SCHEMA)
     return conn
 
 
 def _is_full(e: BaseException) -> bool:
-    return isinstance(e, sqlite3.OperationalError) and "full" in str(e) or (
+    return isinstance(e, QueueFull) or isinstance(e, sqlite3.OperationalError) and "full" in str(e) or (
         isinstance(e, OSError) and e.errno in (28, 122)  # ENOSPC, EDQUOT
     )
 
@@ -130,7 +139,7 @@ class QueueWriter:
                     results = self._write(batch)
                 except BaseException as e:  # disk full, I/O error: these exports fail (retryable)
                     self.full = _is_full(e)
-                    err: Exception = QueueFull(str(e)) if self.full else (e if isinstance(e, Exception) else RuntimeError(str(e)))
+                    err: Exception = (e if isinstance(e, QueueFull) else QueueFull(str(e))) if self.full else (e if isinstance(e, Exception) else RuntimeError(str(e)))
                     for _rec, fut, loop in batch:
                         loop.call_soon_threadsafe(_set_exc, fut, err)
                 else:
@@ -149,12 +158,24 @@ class QueueWriter:
         self.conn.close()
 
     def _write(self, batch) -> list[int]:
+        self._check_room(sum(len(p) for (_k, _i, p), _f, _l in batch))
         first = self.next_seq
         rows = [(first + i, kind, items, payload) for i, ((kind, items, payload), _f, _l) in enumerate(batch)]
         with _transaction(self.conn):
             self.conn.executemany("INSERT INTO records(seq, kind, items, payload) VALUES (?,?,?,?)", rows)
         self.next_seq = first + len(rows)  # only once committed
         return [r[0] for r in rows]
+
+    def _check_room(self, nbytes: int) -> None:
+        """Refuse before the disk is full, keeping a reserve for the store (never written into)."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return
+        free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        reserve = min(total // 4, RESERVE_MAX)
+        if free - 2 * nbytes - 8 * PAGE_SIZE < reserve:  # the WAL (a few pages more), then the checkpoint into the table
+            raise QueueFull(f"{free} bytes free on the data dir's disk, {reserve} kept in reserve for the store")
 
     def close(self) -> None:
         """Commit what is queued, then stop; idempotent."""

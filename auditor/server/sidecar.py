@@ -56,7 +56,7 @@ class ServeConfig:
     max_request_bytes: int = 64 * MIB
     auth_token: str | None = None
     workers: int = 2
-    drain_timeout: float = 60.0  # SIGTERM: seconds to audit what is buffered; the rest stays queued
+    drain_timeout: float = 20.0  # SIGTERM: seconds to audit what is buffered; the rest stays queued
     retain_age: float | None = None  # seconds: traces last audited longer ago are deleted
     retain_bytes: int | None = None  # the store's live pages are kept under this
     retain_every: float = 5.0  # seconds between retention passes
@@ -264,7 +264,10 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
     reporter = Reporter(db, schema, ("otlp",))
     metrics = Metrics(reporter.stats, lambda: (intake.buffered(), cfg.max_buffered_spans))
     stop = asyncio.Event()
-    window_conn = store.connect(db, readonly=True)
+    # kept open while we run: the store's -wal and -shm files then exist (and keep their room)
+    # from the start, so readers and workers still work once the disk is full
+    window_conn = store.connect(db)
+    window_conn.execute("SELECT COUNT(*) FROM meta").fetchone()
     retention = {"max_age_seconds": cfg.retain_age, "max_bytes": cfg.retain_bytes}
 
     def window() -> dict | None:

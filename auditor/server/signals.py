@@ -74,7 +74,7 @@ def _check_traces_json(body: bytes, projection: Projection = _NOTHING) -> Checke
     if not otlp_json.is_otlp_traces(obj):
         raise InputError("body: $: expected an OTLP JSON ExportTraceServiceRequest (an object with resourceSpans)")
     spans, rejected = otlp_json.decode(obj, projection, "body")
-    return Checked(len(spans), len(rejected), _rejected_message(len(rejected), rejected[0].reason if rejected else ""))
+    return Checked(len(spans), len(rejected), _rejected_message(len(rejected), f"{rejected[0].where}: {rejected[0].reason}" if rejected else ""))
 
 
 def _json(body: bytes):
