@@ -62,6 +62,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         except OSError:
             pages = WAL_PAGES
         conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+        conn.execute(f"PRAGMA journal_size_limit={pages * PAGE_SIZE}")  # a checkpointed WAL gives its room back
         conn.executescript(SCHEMA)
     return conn
 
@@ -132,12 +133,12 @@ class QueueWriter:
                     self._cv.wait()
                 batch, self._pending = self._pending, []
                 retire_below = self._retire_below
-                if not batch and self._closing:
-                    break
+                last = not batch and self._closing
             if batch:
                 try:
                     results = self._write(batch)
                 except BaseException as e:  # disk full, I/O error: these exports fail (retryable)
+                    self._resync()
                     self.full = _is_full(e)
                     err: Exception = (e if isinstance(e, QueueFull) else QueueFull(str(e))) if self.full else (e if isinstance(e, Exception) else RuntimeError(str(e)))
                     for _rec, fut, loop in batch:
@@ -155,6 +156,8 @@ class QueueWriter:
                     retired = retire_below
                 except sqlite3.Error:
                     retired = retire_below  # tried again when the cursor next moves
+            if last:
+                break
         self.conn.close()
 
     def _write(self, batch) -> list[int]:
@@ -165,6 +168,19 @@ class QueueWriter:
             self.conn.executemany("INSERT INTO records(seq, kind, items, payload) VALUES (?,?,?,?)", rows)
         self.next_seq = first + len(rows)  # only once committed
         return [r[0] for r in rows]
+
+    def _resync(self) -> None:
+        """After a failed commit: a commit whose fsync failed may still have landed (SQLite
+        cannot always tell); never hand out its numbers again (a client retry of it is an
+        exact re-delivery, folded by the workers)."""
+        try:
+            (high,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+        except sqlite3.Error:
+            return
+        if high >= self.next_seq:
+            self.next_seq = high + 1
+            if self.on_commit is not None:
+                self.on_commit(self.last_seq)
 
     def _check_room(self, nbytes: int) -> None:
         """Refuse before the disk is full, keeping a reserve for the store (never written into)."""

@@ -1,5 +1,5 @@
-"""``auditor serve``: this process receives (gRPC + HTTP on one asyncio loop), spools and
-acknowledges; ``--workers`` audit processes (``auditor.server.worker``) audit and store,
+"""``auditor serve``: this process receives (gRPC + HTTP on one asyncio loop), queues
+(``auditor.server.queue``) and acknowledges; ``--workers`` audit processes (``auditor.server.worker``) audit and store,
 each the traces whose id hashes to it.
 
 SIGTERM / SIGINT: refuse new exports (retryable 503 / UNAVAILABLE; HTTP keeps answering
@@ -37,7 +37,6 @@ from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
 from auditor.server import queue
-from auditor.server.spool import SpoolWriter
 from auditor.server.worker import STALLED, STARTING, WorkerConfig, main as worker_main, paths
 
 MIB = 1024 * 1024
@@ -237,11 +236,8 @@ def serve(cfg: ServeConfig) -> int:
     committed = multiprocessing.get_context("spawn").Value("q", 0, lock=False)
     publish = lambda seq: setattr(committed, "value", seq)  # noqa: E731
     try:
-        if os.environ.get("AUDITOR_QUEUE", "sqlite") == "spool":
-            spool = SpoolWriter(spool_dir, on_commit=publish, floor=floor)
-        else:
-            spool = queue.QueueWriter(data_dir / queue.NAME, on_commit=publish, floor=floor,
-                                      legacy_spool=spool_dir if spool_dir.is_dir() else None)
+        spool = queue.QueueWriter(data_dir / queue.NAME, on_commit=publish, floor=floor,
+                                  legacy_spool=spool_dir if spool_dir.is_dir() else None)
     except (sqlite3.Error, OSError) as e:
         raise UsageError(f"--data-dir {data_dir}: cannot open the queue {queue.NAME}: {e}") from None
     committed.value = spool.last_seq
@@ -278,7 +274,7 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
 
     def status() -> dict:
         problems = []
-        if getattr(spool, "full", False):
+        if spool.full:
             problems.append("disk full: exports are refused (503 / UNAVAILABLE, retryable) until space is freed")
         stalled = workers.stalled
         if stalled:

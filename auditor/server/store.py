@@ -51,6 +51,9 @@ CREATE INDEX IF NOT EXISTS evicted_version ON evicted(version);
 """
 
 
+JOURNAL_LIMIT = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Audited:
     """One audited trace, ready to store: every span received so far and its parts."""
@@ -66,7 +69,8 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     else:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # done_seq lets spool segments go: it must be durable
+        conn.execute("PRAGMA synchronous=FULL")  # done_seq lets queued exports go: it must be durable
+        conn.execute(f"PRAGMA journal_size_limit={JOURNAL_LIMIT}")  # a checkpointed WAL gives its room back
         conn.executescript(SCHEMA)
     return conn
 

@@ -1,12 +1,13 @@
-"""An audit worker: a separate process that turns spool records into stored audits.
-Spool -> decode -> window -> assemble.build -> engine.audit_traces -> store.
+"""An audit worker: a separate process that turns queued exports into stored audits.
+Queue (``auditor.server.queue``) -> decode -> window -> assemble.build -> engine.audit_traces -> store.
 
 With ``--workers N`` each worker reads every record but keeps the traces whose id hashes to
 its shard, so a trace is always audited whole by one worker. It commits the audited traces,
-the rejected-span counts (shard 0 only) and its ``done_seq`` (the lowest spool sequence whose
-spans it still holds only in memory) in one SQLite transaction, then publishes ``done_seq``
-so the receiving process can retire spool segments and count the buffer. Started fresh it
-resumes from the stored ``done_seq``: that is the replay.
+the rejected-span counts (shard 0 only, once per request content) and its ``done_seq`` (the
+lowest queue number whose spans it still holds only in memory) in one SQLite transaction, then
+publishes ``done_seq`` so the receiving process can delete queued exports and count the
+buffer. Started fresh it resumes from the stored ``done_seq``: that is the replay. While the
+store cannot be written (a full disk) it keeps what it holds and retries with back-off.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from auditor.model import Span
 from auditor.schema import load_schema
 from auditor.server.decode import DECODERS
 from auditor.server import queue
-from auditor.server.spool import SpoolReader
 from auditor.server.store import Audited, Store
 from auditor.server.window import Window
 
@@ -101,10 +101,7 @@ class Worker:
         self.window = Window(cfg.idle, cfg.max_age)
         self.max_window = cfg.max_window_spans
         self.shard, self.shards = cfg.shard, cfg.shards
-        if os.environ.get("AUDITOR_QUEUE", "sqlite") == "spool":
-            self.reader = SpoolReader(spool_dir, store.done_seq(cfg.shard))
-        else:
-            self.reader = queue.QueueReader(spool_dir.parent / queue.NAME, store.done_seq(cfg.shard))
+        self.reader = queue.QueueReader(spool_dir.parent / queue.NAME, store.done_seq(cfg.shard))
         self.rejected: dict[bytes, int] = {}  # payload digest -> spans rejected in it
 
     def run(self, committed, done, drain, state, parent_pid: int) -> None:
