@@ -43,6 +43,11 @@ class Plan:
         self.policy: Policy = self._widest.policy()
         self.key_order: tuple[str, ...] = tuple(k.name for k in self._widest.keys)
 
+    @property
+    def widest(self) -> Schema:
+        """The schema that reads everything this plan may read (with detection: every preset)."""
+        return self._widest
+
     @classmethod
     def fixed(cls, schema: Schema, adapt: Adapt | None = None) -> "Plan":
         return cls(schema, adapt)

@@ -89,8 +89,6 @@ BAD = [
     (b"\x00\x01garbage", "x.bin: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, length-prefixed records or gzip; found byte 0x00"),
     (b'{"resourceSpans": [', "x.bin: line 1 column 20 (offset 19): invalid JSON: Expecting value"),
     (b'{"resourceSpans": {}}', "x.bin: line 1: $.resourceSpans: expected an array, got dict"),
-    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0000000000000000000000000000000a", "spanId": "000000000000000b", "startTimeUnixNano": "soon"}]}]}]}',
-     "x.bin: line 1: $.resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano: expected an integer (number or decimal string), got 'soon'"),
     (b'{"hello": 1}', "x.bin: line 1: $: expected OTLP JSON (resourceSpans)"),
     (gzip.compress(b"x" * 100)[:20], "x.bin: corrupt or truncated gzip stream"),
     (b'{"resourceSpans": []}\n{"resourceSpans": [}\n', "x.bin: line 2 column 20: invalid JSON: Expecting value"),
@@ -104,6 +102,23 @@ def test_bad_input_is_one_line_naming_where_and_what(data, message):
         decode_bytes(data, "x.bin", EVERYTHING)
     assert str(e.value).startswith(message), str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_a_bad_value_inside_a_span_rejects_that_span_only_with_a_json_path():
+    """Issue 19: the sidecar acknowledges the other spans of such a request; check keeps them too."""
+    good = {"traceId": "0000000000000000000000000000000a", "spanId": "000000000000000c", "name": "ok",
+            "attributes": [{"key": "tenant_id", "value": {"stringValue": "acme"}}]}
+    bad = {**good, "spanId": "000000000000000b", "attributes": [{"key": "n", "value": {"intValue": "12x"}}]}
+    late = {**good, "spanId": "000000000000000d", "startTimeUnixNano": "soon"}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [good, bad, late]}]}]}
+    spans, rejected = decode_bytes(json.dumps(doc).encode(), "x.json", EVERYTHING)
+    assert [s.span_id for s in spans] == ["000000000000000c"]
+    assert [(r.where, r.reason) for r in rejected] == [
+        ("x.json: line 1: $.resourceSpans[0].scopeSpans[0].spans[1].attributes[0].value.intValue",
+         "expected an integer (number or decimal string), got '12x'"),
+        ("x.json: line 1: $.resourceSpans[0].scopeSpans[0].spans[2].startTimeUnixNano",
+         "expected an integer (number or decimal string), got 'soon'"),
+    ]
 
 
 def test_missing_file(tmp_path):

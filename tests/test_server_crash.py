@@ -13,7 +13,7 @@ from test_server_support import Sidecar
 
 pytestmark = pytest.mark.slow
 
-BATCHES, PER_BATCH = 50, 40
+BATCHES, PER_BATCH = 100, 40  # the client must still be mid-stream when the kill comes
 
 
 def _acked(path: Path) -> list[str]:

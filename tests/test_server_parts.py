@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import random
+import sqlite3
+import struct
+import zlib
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +25,9 @@ from auditor.schema import compile_schema
 from auditor.server import codec
 from auditor.server.answers import Failure
 from auditor.server.http_app import gunzip
-from auditor.server.spool import SpoolReader, SpoolWriter, segments
+from auditor.server import queue
+from auditor.server.queue import QueueFull, QueueReader, QueueWriter
+from auditor.server.spool import segments
 from auditor.server.store import Store, combined_parts, connect
 from auditor.server.window import Window
 from auditor.server.worker import Worker, WorkerConfig
@@ -35,7 +43,7 @@ SCHEMA = {
 }
 
 
-def _append_all(writer: SpoolWriter, payloads: list[bytes]) -> list[int]:
+def _append_all(writer: QueueWriter, payloads: list[bytes]) -> list[int]:
     async def go():
         writer.start()
         futs = [writer.append(1, i, p) for i, p in enumerate(payloads)]  # queued together: one group commit
@@ -46,30 +54,67 @@ def _append_all(writer: SpoolWriter, payloads: list[bytes]) -> list[int]:
     return seqs
 
 
-def test_spool_acknowledges_in_order_and_replays_after_a_torn_tail(tmp_path):
-    seqs = _append_all(SpoolWriter(tmp_path), [b"a" * 10, b"b" * 20, b"c" * 30])
-    assert seqs == [1, 2, 3]
-    ((_first, path),) = segments(tmp_path)
-    with open(path, "ab") as fh:  # kill -9 in the middle of writing record 4
-        fh.write(b"\0\0\0\x40partial")
-    again = SpoolWriter(tmp_path)
+def test_queue_acknowledges_in_order_and_numbers_only_grow(tmp_path):
+    db = tmp_path / "q.sqlite3"
+    assert _append_all(QueueWriter(db), [b"a" * 10, b"b" * 20, b"c" * 30]) == [1, 2, 3]
+    again = QueueWriter(db)
     assert [(r.seq, r.items) for r in again.unconsumed] == [(1, 0), (2, 1), (3, 2)]
-    assert again.next_seq == 4
-    assert _append_all(again, [b"d"]) == [4]
-    recs = SpoolReader(tmp_path, 2).read(upto_seq=99, max_items=99)
-    assert [(r.seq, r.payload) for r in recs] == [(2, b"b" * 20), (3, b"c" * 30), (4, b"d")]
+    again.start()
+    again.retire(4)  # every worker is past them: the table is empty now
+    again.close()
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM records").fetchone() == (0,)
+    assert QueueWriter(db).next_seq == 4  # AUTOINCREMENT keeps the high-water mark
+    assert QueueWriter(db, floor=9).next_seq == 9  # never at or below a worker's stored cursor
+    assert _append_all(QueueWriter(db, floor=9), [b"d"]) == [9]
+    recs = QueueReader(db, 2).read(upto_seq=99, max_items=99)
+    assert [(r.seq, r.payload) for r in recs] == [(9, b"d")]
 
 
-def test_spool_reader_stops_at_the_committed_seq_and_crosses_segments(tmp_path):
-    w = SpoolWriter(tmp_path, segment_bytes=64)  # every record rolls a new segment
-    _append_all(w, [bytes([i]) * 50 for i in range(6)])
-    assert len(segments(tmp_path)) == 6
-    reader = SpoolReader(tmp_path, 1)
+def test_queue_reader_stops_at_the_committed_seq_and_at_max_items(tmp_path):
+    db = tmp_path / "q.sqlite3"
+    _append_all(QueueWriter(db), [bytes([i]) * 50 for i in range(6)])
+    reader = QueueReader(db, 1)
     assert [r.seq for r in reader.read(upto_seq=3, max_items=99)] == [1, 2, 3]
-    assert [r.seq for r in reader.read(upto_seq=6, max_items=99)] == [4, 5, 6]
+    assert [r.seq for r in reader.read(upto_seq=6, max_items=3)] == [4]  # seq 4 carries 3 items
+    assert [r.seq for r in reader.read(upto_seq=6, max_items=99)] == [5, 6]
     assert reader.read(upto_seq=6, max_items=99) == []
-    assert SpoolWriter(tmp_path, segment_bytes=64).retire(done_seq=5) == 4  # segments of seqs 1-4 go
-    assert [first for first, _ in segments(tmp_path)] == [5, 6]
+
+
+def test_a_full_disk_refuses_the_whole_group_and_uses_no_number(tmp_path, monkeypatch):
+    db = tmp_path / "q.sqlite3"
+    w = QueueWriter(db)
+    assert _append_all(w, [b"x"]) == [1]
+    w = QueueWriter(db)
+    monkeypatch.setattr(queue, "RESERVE_MAX", 1 << 62)  # as if the disk were full
+    monkeypatch.setattr(queue.os, "statvfs", lambda _p: os.statvfs_result((4096, 4096, 256, 0, 0, 0, 0, 0, 0, 255)))
+    with pytest.raises(QueueFull):
+        _append_all(w, [b"y", b"z"])
+    assert w.full and w.next_seq == 2
+    monkeypatch.undo()
+    assert _append_all(QueueWriter(db), [b"y"]) == [2]
+
+
+def _segment_bytes(records: list[tuple[int, bytes]]) -> bytes:
+    out = b""
+    for seq, payload in records:
+        tail = struct.pack(">QBI", seq, 1, 1)
+        out += struct.pack(">II", len(payload), zlib.crc32(payload, zlib.crc32(tail))) + tail + payload
+    return out
+
+
+def test_a_data_dir_of_the_segment_spool_is_imported_with_its_numbers(tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / f"{7:020d}.spool").write_bytes(_segment_bytes([(7, b"seven"), (8, b"eight")]) + b"\0\0\0\x40torn")
+    (spool / f"{9:020d}.spool").write_bytes(b"")  # a crash right after a segment roll
+    w = QueueWriter(tmp_path / "q.sqlite3", legacy_spool=spool)
+    assert [r.seq for r in w.unconsumed] == [7, 8] and w.next_seq == 9
+    assert segments(spool) == []
+    assert [r.payload for r in QueueReader(tmp_path / "q.sqlite3", 1).read(99, 99)] == [b"seven", b"eight"]
+    only_empty = tmp_path / "spool2"
+    only_empty.mkdir()
+    (only_empty / f"{300:020d}.spool").write_bytes(b"")
+    assert QueueWriter(tmp_path / "q2.sqlite3", legacy_spool=only_empty).next_seq == 300
 
 
 def test_window_audits_idle_traces_then_old_ones_and_tracks_the_low_water_mark():

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
 
 from auditor.commands.options import schema_option
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
+          "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+class _Amount(click.ParamType):
+    """A number with a unit: a duration (30d, 12h, 90m, 3600) or a size (10GiB, 500MB, 1048576)."""
+
+    def __init__(self, name: str, units: tuple[str, ...], default_unit: str):
+        self.name, self.units, self.default_unit = name, units, default_unit
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return value
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+        unit = (m[2].lower() if m else "") or self.default_unit
+        if not m or unit not in self.units or float(m[1]) <= 0:
+            self.fail(f"{value!r}: expected a positive number with a unit ({', '.join(self.units)})", param, ctx)
+        return float(m[1]) * _UNITS[unit]
+
+
+DURATION = _Amount("duration", ("s", "m", "h", "d", "w"), "s")
+SIZE = _Amount("size", ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib"), "b")
 
 
 @click.command("serve")
@@ -30,16 +53,24 @@ from auditor.commands.options import schema_option
               help="Audit processes; each audits the traces whose id hashes to it.")
 @click.option("--auth-token", default=None, envvar="AUDITOR_AUTH_TOKEN", metavar="TOKEN",
               help="Require 'Authorization: Bearer TOKEN' on every request but /healthz [env AUDITOR_AUTH_TOKEN].")
+@click.option("--retain-for", "retain_age", type=DURATION, default=None, metavar="DURATION",
+              help="Retention by age: delete traces last audited longer ago than this (e.g. 30d, 12h) [default: keep].")
+@click.option("--retain-bytes", type=SIZE, default=None, metavar="SIZE",
+              help="Retention by size: keep the store under this, deleting the oldest traces first (e.g. 10GiB) [default: keep].")
+@click.option("--drain-timeout", type=click.FloatRange(1), default=20.0, show_default=True, metavar="SECONDS",
+              help="On SIGTERM, audit what is buffered for at most this long (under Kubernetes' 30 s grace); "
+                   "the rest stays queued for the next start.")
 def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,
-            max_request_bytes, workers, auth_token):
+            max_request_bytes, workers, auth_token, retain_age, retain_bytes, drain_timeout):
     """Run the OTLP sidecar: receive traces, audit each as it completes, keep the findings.
 
     An export is acknowledged only once it is on disk; SIGTERM audits everything buffered
-    and exits 0.
+    and exits 0. A full disk refuses exports (503 / UNAVAILABLE, retryable) and loses nothing.
     """
     from auditor.server.sidecar import ServeConfig, serve
 
     sys.exit(serve(
         ServeConfig(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age,
-                    max_buffered_spans, max_request_bytes, auth_token, workers)
+                    max_buffered_spans, max_request_bytes, auth_token, workers, drain_timeout=drain_timeout,
+                    retain_age=retain_age, retain_bytes=None if retain_bytes is None else int(retain_bytes))
     ))

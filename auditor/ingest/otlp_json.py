@@ -208,8 +208,9 @@ def _decode(obj: Any, projection: Projection, where: str, root: str):
             for pi, s in enumerate(_list(ss, "spans", "spans", spath)):
                 try:  # paths are built only when something is wrong: most spans are fine
                     span = _span(s, service, scope, resource, projection, ids)
-                except _Bad as bad:
-                    raise _Bad(f"{spath}.spans[{pi}]{bad.path}", bad.expected) from None
+                except _Bad as bad:  # one bad value costs its span, not the batch
+                    rejected.append(Rejected(f"{where}: {spath}.spans[{pi}]{bad.path}", bad.expected))
+                    continue
                 if span is None:
                     rejected.append(
                         Rejected(

@@ -61,6 +61,13 @@ def shutting_down() -> Failure:
     return Failure(503, grpc.StatusCode.UNAVAILABLE, "the auditor sidecar is shutting down; retry later", retry_after=2)
 
 
+def disk_full() -> Failure:
+    return Failure(
+        503, grpc.StatusCode.UNAVAILABLE,
+        "the auditor sidecar's disk is full: nothing of this export was kept; retry later", retry_after=5,
+    )
+
+
 def unsupported_type(ctype: str) -> Failure:
     return Failure(
         415, grpc.StatusCode.INVALID_ARGUMENT,

@@ -18,12 +18,14 @@ from auditor.errors import InputError
 from auditor.server import answers
 from auditor.server.answers import Failure
 from auditor.server.signals import Checked, Signal
-from auditor.server.spool import SpoolWriter
+from auditor.projection import Projection
+from auditor.server.queue import QueueFull
 
 
 class Intake:
-    def __init__(self, spool: SpoolWriter, done_seq, max_buffered: int, auth_token: str | None):
+    def __init__(self, spool, done_seq, max_buffered: int, auth_token: str | None, projection: Projection | None = None):
         self.spool = spool
+        self.projection = projection or Projection()  # what the workers decode: checked here exactly as they will read it
         self.done_seq = done_seq  # multiprocessing.Value published by the worker
         self.max_buffered = max_buffered
         self._token = f"Bearer {auth_token}".encode() if auth_token else None
@@ -67,7 +69,7 @@ class Intake:
         if buffered >= self.max_buffered:
             return answers.buffer_full(buffered, self.max_buffered)
         try:
-            checked = (signal.check_json if ctype == answers.JSON else signal.check_proto)(body)
+            checked = (signal.check_json if ctype == answers.JSON else signal.check_proto)(body, self.projection)
         except InputError as e:
             return answers.bad_request(str(e))
         if not checked.accepted and not checked.rejected:
@@ -80,8 +82,10 @@ class Intake:
         self._idle.clear()
         try:
             seq = await self.spool.append(kind, checked.accepted, body)
-        except Exception as e:  # disk full, closed: the client keeps the data and retries
-            return Failure(503, grpc.StatusCode.UNAVAILABLE, f"cannot write the spool: {e}", retry_after=2)
+        except QueueFull:  # nothing of it was written; the client keeps the data and retries
+            return answers.disk_full()
+        except Exception as e:  # I/O error, closed: the client keeps the data and retries
+            return Failure(503, grpc.StatusCode.UNAVAILABLE, f"cannot write the queue: {e}", retry_after=2)
         finally:
             self._inflight -= checked.accepted
             self._active -= 1

@@ -59,6 +59,12 @@ class Reporter:
         try:
             v = store.version(c)
             if v != self._seen:
+                gone = store.evicted_since(c, self._seen)  # retention (issue 19): drop, then re-read what came back
+                if gone is None:
+                    self._parts.clear()
+                    self._seen = -1
+                for tid in gone or ():
+                    self._parts.pop(tid, None)
                 self._parts.update(store.changed_parts(c, self._seen))
                 self._rejected = store.rejected_spans(c)
                 self._seen = v

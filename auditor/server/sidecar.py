@@ -1,9 +1,11 @@
-"""``auditor serve``: this process receives (gRPC + HTTP on one asyncio loop), spools and
-acknowledges; ``--workers`` audit processes (``auditor.server.worker``) audit and store,
+"""``auditor serve``: this process receives (gRPC + HTTP on one asyncio loop), queues
+(``auditor.server.queue``) and acknowledges; ``--workers`` audit processes (``auditor.server.worker``) audit and store,
 each the traces whose id hashes to it.
 
-SIGTERM / SIGINT: refuse new exports (retryable UNAVAILABLE), finish the ones in flight,
-close the spool, let the workers audit everything buffered and commit, exit 0.
+SIGTERM / SIGINT: refuse new exports (retryable 503 / UNAVAILABLE; HTTP keeps answering
+while the workers drain), finish the ones in flight, close the queue, let the workers audit
+everything buffered and commit, exit 0; past --drain-timeout (a store that cannot be written)
+the workers are stopped and what they had not stored stays queued for the next start (exit 1).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import json
 import multiprocessing
 import os
 import signal
+import hashlib
 import socket
+import sqlite3
 import sys
 import time
 from contextlib import contextmanager
@@ -31,8 +35,8 @@ from auditor.server.http_app import build_app
 from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
-from auditor.server.spool import SpoolWriter
-from auditor.server.worker import WorkerConfig, main as worker_main, paths
+from auditor.server import queue
+from auditor.server.worker import STALLED, STARTING, WorkerConfig, main as worker_main, paths
 
 MIB = 1024 * 1024
 
@@ -50,6 +54,10 @@ class ServeConfig:
     max_request_bytes: int = 64 * MIB
     auth_token: str | None = None
     workers: int = 2
+    drain_timeout: float = 20.0  # SIGTERM: seconds to audit what is buffered; the rest stays queued
+    retain_age: float | None = None  # seconds: traces last audited longer ago are deleted
+    retain_bytes: int | None = None  # the store's live pages are kept under this
+    retain_every: float = 5.0  # seconds between retention passes
 
 
 def _log(msg: str) -> None:
@@ -77,7 +85,11 @@ class _Uvicorn(uvicorn.Server):
 
 
 class _Worker:
-    """One audit process, restarted (it replays) should it ever die while we run."""
+    """One audit process, restarted (it replays) should it ever die while we run; a worker
+    that keeps dying (e.g. the store cannot be opened on a full disk) is restarted ever more
+    slowly (up to RESTART_MAX seconds apart), with one line each time, never a hot loop."""
+
+    RESTART_MAX = 30.0
 
     def __init__(self, ctx, wcfg: WorkerConfig, committed, done, drain):
         self.ctx = ctx
@@ -85,28 +97,54 @@ class _Worker:
         self.committed = committed
         self.done = done
         self.drain = drain
+        self.state = ctx.Value("q", STARTING, lock=False)  # shared memory, no semaphore: nothing leaks on kill -9
         self.proc = None
+        self._started = 0.0
+        self._delay = 0.0
+        self._next_start = 0.0
 
     def start(self) -> None:
-        self.ready = self.ctx.Event()  # kept: the child unpickles it after start() returns
+        self.state.value = STARTING
+        self._started = time.monotonic()
         self.proc = self.ctx.Process(
             target=worker_main, name=f"auditor-worker-{self.wcfg.shard}",
-            args=(self.wcfg, self.committed, self.done, self.drain, self.ready, os.getpid()),
+            args=(self.wcfg, self.committed, self.done, self.drain, self.state, os.getpid()),
         )
         self.proc.start()
 
+    @property
+    def stalled(self) -> bool:
+        return self.state.value == STALLED or (self.proc is not None and self.proc.exitcode is not None)
+
     def check(self) -> None:
-        if self.proc is not None and not self.drain.is_set() and self.proc.exitcode is not None:
-            _log(f"audit worker {self.wcfg.shard} exited with {self.proc.exitcode}; restarting it (it replays from the spool)")
+        if self.proc is None or self.drain.value or self.proc.exitcode is None:
+            return
+        now = time.monotonic()
+        if not self._next_start:
+            lived = now - self._started
+            self._delay = 0.0 if lived > self.RESTART_MAX else min(max(self._delay * 2, 0.5), self.RESTART_MAX)
+            self._next_start = now + self._delay
+            _log(f"audit worker {self.wcfg.shard} exited with {self.proc.exitcode}; restarting it"
+                 + (f" in {self._delay:g}s" if self._delay else "") + " (it replays from the queue)")
+        if now >= self._next_start:
+            self._next_start = 0.0
             self.start()
 
-    def finish(self) -> int:
-        """Audit everything buffered. A worker killed by a signal meant for the whole
-        process group (systemd, timeout) before it could ignore it is started again."""
-        self.drain.set()
+    def finish(self, deadline: float) -> int:
+        """Audit everything buffered, until ``deadline`` (monotonic). A worker killed by a
+        signal meant for the whole process group (systemd, timeout) before it could ignore
+        it is started again. Past the deadline (a store that cannot be written) the worker is
+        killed: what it had not stored stays in the queue for the next start."""
+        self.drain.value = 1
         for _attempt in range(3):
-            self.proc.join()
-            if self.proc.exitcode is not None and self.proc.exitcode >= 0:
+            if self.proc.exitcode is not None and self.proc.exitcode != 0 and not self.proc.is_alive():
+                self.start()  # died before the drain (or while backing off): one more go
+            self.proc.join(max(0.0, deadline - time.monotonic()))
+            if self.proc.exitcode is None:
+                self.proc.kill()
+                self.proc.join()
+                return -1
+            if self.proc.exitcode >= 0:
                 break
             _log(f"audit worker {self.wcfg.shard} ended by signal {-self.proc.exitcode} while draining; starting it again")
             self.start()
@@ -119,7 +157,7 @@ class _Workers:
 
     def __init__(self, wcfg: WorkerConfig, n: int, committed, start_seq: int):
         self.ctx = multiprocessing.get_context("spawn")
-        self.drain = self.ctx.Event()
+        self.drain = self.ctx.Value("b", 0, lock=False)
         self.dones = [self.ctx.Value("q", start_seq, lock=False) for _ in range(n)]
         self.workers = [
             _Worker(self.ctx, replace(wcfg, shard=k, shards=n), committed, d, self.drain) for k, d in enumerate(self.dones)
@@ -129,6 +167,11 @@ class _Workers:
     def value(self) -> int:
         return min(d.value for d in self.dones)
 
+    @property
+    def stalled(self) -> list[int]:
+        """Shards that cannot store their audits right now (disk full, store unreadable)."""
+        return [w.wcfg.shard for w in self.workers if w.stalled]
+
     def start(self) -> None:
         for w in self.workers:
             w.start()
@@ -137,14 +180,43 @@ class _Workers:
         for w in self.workers:
             w.check()
 
-    def finish(self) -> int:
-        codes = [w.finish() for w in self.workers]
+    def finish(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        codes = [w.finish(deadline) for w in self.workers]
         return next((c for c in codes if c), 0)
 
     def stop(self) -> None:
         """After a failed start: drain what there is and go (idempotent)."""
         if any(w.proc is not None and w.proc.exitcode is None for w in self.workers):
-            self.finish()
+            self.finish(10.0)
+
+
+def schema_fingerprint(plan: Plan) -> str:
+    """What reads the stored spans: the schema (with detection, every preset it may compose)."""
+    doc = {"detect": plan.detecting, "schema": plan.widest.raw}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _open_store(data_dir: Path, db: Path, plan: Plan, schema_ref: str | None, workers: int) -> tuple[int, int]:
+    """Create the tables, check the schema, fold the shards' cursors. Returns (replay start,
+    largest stored cursor). A data dir we cannot write is one line, not a traceback."""
+    try:
+        writer = store.Store(db)  # creates the tables before any process reads them
+    except (sqlite3.Error, OSError) as e:
+        raise UsageError(f"--data-dir {data_dir}: cannot open the store {db.name}: {e}") from None
+    try:
+        old = writer.claim_schema(schema_fingerprint(plan), plan.name)
+        if old is not None:
+            raise UsageError(
+                f"--schema {schema_ref or 'default'}: {data_dir} holds audits made with schema {old!r}, whose "
+                "spans were kept only as that schema needs them; use a new --data-dir (or remove this one) to audit with another schema"
+            )
+        floor = writer.max_done_seq()
+        return writer.reset_shards(workers), floor
+    except sqlite3.Error as e:
+        raise UsageError(f"--data-dir {data_dir}: cannot write the store {db.name}: {e}") from None
+    finally:
+        writer.close()
 
 
 def serve(cfg: ServeConfig) -> int:
@@ -153,14 +225,22 @@ def serve(cfg: ServeConfig) -> int:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--data-dir {data_dir}: cannot create: {e.strerror or e}") from None
-    lock = _lock(data_dir)
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"--data-dir {data_dir}: not writable (the queue and the store live there)")
+    try:
+        lock = _lock(data_dir)
+    except OSError as e:
+        raise UsageError(f"--data-dir {data_dir}: cannot create its lock file: {e.strerror or e}") from None
     plan = Plan.of(cfg.schema_ref)  # a bad schema is a usage error before anything listens
     spool_dir, db = paths(data_dir)
-    writer = store.Store(db)  # creates the tables before any process reads them
-    start_seq = writer.reset_shards(cfg.workers)
-    writer.close()
+    start_seq, floor = _open_store(data_dir, db, plan, cfg.schema_ref, cfg.workers)
     committed = multiprocessing.get_context("spawn").Value("q", 0, lock=False)
-    spool = SpoolWriter(spool_dir, on_commit=lambda seq: setattr(committed, "value", seq))
+    publish = lambda seq: setattr(committed, "value", seq)  # noqa: E731
+    try:
+        spool = queue.QueueWriter(data_dir / queue.NAME, on_commit=publish, floor=floor,
+                                  legacy_spool=spool_dir if spool_dir.is_dir() else None)
+    except (sqlite3.Error, OSError) as e:
+        raise UsageError(f"--data-dir {data_dir}: cannot open the queue {queue.NAME}: {e}") from None
     committed.value = spool.last_seq
     wcfg = WorkerConfig(str(data_dir), cfg.schema_ref, cfg.trace_idle, cfg.trace_max_age, cfg.max_buffered_spans)
     workers = _Workers(wcfg, cfg.workers, committed, start_seq)
@@ -175,20 +255,46 @@ def serve(cfg: ServeConfig) -> int:
 
 
 async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) -> int:
-    intake = Intake(spool, workers, cfg.max_buffered_spans, cfg.auth_token)
+    intake = Intake(spool, workers, cfg.max_buffered_spans, cfg.auth_token, plan.projection)
     replay = intake.buffered()
     spool.start()
     reporter = Reporter(db, plan, ("otlp",))
     metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), cfg.max_buffered_spans))
     stop = asyncio.Event()
+    # kept open while we run: the store's -wal and -shm files then exist (and keep their room)
+    # from the start, so readers and workers still work once the disk is full
+    window_conn = store.connect(db)
+    window_conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+    retention = {"max_age_seconds": cfg.retain_age, "max_bytes": cfg.retain_bytes}
+
+    def window() -> dict | None:
+        try:
+            return {**store.window(window_conn), "retention": retention}
+        except sqlite3.Error:
+            return None
 
     def status() -> dict:
-        return {
-            "status": "ok" if intake.accepting else "draining",
+        problems = []
+        if spool.full:
+            problems.append("disk full: exports are refused (503 / UNAVAILABLE, retryable) until space is freed")
+        stalled = workers.stalled
+        if stalled:
+            problems.append(f"audit worker(s) {', '.join(map(str, stalled))} cannot store audits (disk full or store unwritable); retrying")
+        out = {
+            "status": "draining" if not intake.accepting else ("degraded" if problems else "ok"),
             "buffered_spans": intake.buffered(),
             "spooled_seq": spool.last_seq,
             "done_seq": workers.value,
         }
+        if problems:
+            out["problems"] = problems
+        out["window"] = window()  # what the report covers: retention may have removed older traces
+        try:
+            st = os.statvfs(data_dir)
+            out["disk_free_bytes"] = st.f_bavail * st.f_frsize
+        except OSError:
+            pass
+        return out
 
     grpc_server, grpc_port = build_server(intake, metrics, cfg.host, cfg.grpc_port, cfg.max_request_bytes)
     if not grpc_port:
@@ -214,6 +320,9 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
         f"OTLP gRPC on {cfg.host}:{grpc_port}, OTLP/HTTP and report on http://{cfg.host}:{http_port}; "
         f"data in {data_dir}" + (f"; replaying {replay} spooled spans" if replay else "")
     )
+    retainer = _Retainer(db, cfg) if cfg.retain_age is not None or cfg.retain_bytes is not None else None
+    retaining: asyncio.Task | None = None
+    next_retain = 0.0
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 0.5)
@@ -221,22 +330,61 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
             pass
         spool.retire(workers.value)
         workers.check()
+        if retainer is not None and (retaining is None or retaining.done()) and time.monotonic() >= next_retain:
+            retaining = asyncio.create_task(asyncio.to_thread(retainer.run))
+            next_retain = time.monotonic() + cfg.retain_every
         if http_task.done():
             break
-    _log("stopping: refusing new exports, auditing everything buffered")
+    if retaining is not None:
+        await retaining
+    _log(f"stopping: refusing new exports (503 / UNAVAILABLE), auditing everything buffered (at most {cfg.drain_timeout:g}s)")
     await intake.stop()
     await grpc_server.stop(grace=2)
+    await asyncio.to_thread(spool.close)
+    # HTTP stays up while the workers drain: exporters get 503 + Retry-After, not connection refused
+    code = await asyncio.to_thread(workers.finish, cfg.drain_timeout)
     http.should_exit = True
     await http_task
-    await asyncio.to_thread(spool.close)
-    code = await asyncio.to_thread(workers.finish)
     spool.retire(workers.value)
     reporter.close()
+    window_conn.close()
+    if retainer is not None:
+        retainer.close()
+    if code == -1:
+        _log(f"drain not finished in {cfg.drain_timeout:g}s (the store cannot be written?); "
+             f"{intake.buffered()} acknowledged spans stay in the queue and are audited at the next start")
+        return 1
     if code != 0:
         _log(f"audit worker exited with {code} while draining")
         return 1
     _log(f"stopped; {intake.buffered()} spans left unaudited")
     return 0
+
+
+class _Retainer:
+    """Retention by age and by size, run off the event loop every ``retain_every`` seconds."""
+
+    def __init__(self, db: Path, cfg: ServeConfig):
+        self.store = store.Store(db)
+        self.cfg = cfg
+        self.failing = False
+        self.told = False
+
+    def run(self) -> None:
+        try:
+            n = self.store.retain(self.cfg.retain_age, self.cfg.retain_bytes)
+        except sqlite3.Error as e:  # e.g. a full disk: tried again at the next pass
+            if not self.failing:
+                _log(f"retention: cannot delete from the store ({e}); retrying")
+            self.failing = True
+            return
+        self.failing = False
+        if n and not self.told:
+            self.told = True
+            _log(f"retention: removing traces from the store as they age out (the report and /healthz say what window is covered)")
+
+    def close(self) -> None:
+        self.store.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -41,13 +41,14 @@ class Signal:
     grpc_method: str  # full method name
     kind_proto: int
     kind_json: int
-    check_proto: Callable[[bytes], Checked]
-    check_json: Callable[[bytes], Checked]
+    check_proto: Callable[[bytes, Projection], Checked]  # body, the workers' projection
+    check_json: Callable[[bytes, Projection], Checked]
     response_type: Any  # Export*ServiceResponse class
     rejected_field: str  # "rejected_spans"
 
 
-def _check_traces_proto(body: bytes) -> Checked:
+def _check_traces_proto(body: bytes, projection: Projection = _NOTHING) -> Checked:
+    """Typed protobuf values cannot fail decoding: the ids are all the workers check."""
     try:
         msg = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RuntimeError) as e:
@@ -64,14 +65,16 @@ def _check_traces_proto(body: bytes) -> Checked:
     return Checked(ok, bad, _rejected_message(bad))
 
 
-def _check_traces_json(body: bytes) -> Checked:
+def _check_traces_json(body: bytes, projection: Projection = _NOTHING) -> Checked:
+    """Decoded exactly as the workers will (same decoder, same projection): a span they
+    would reject is rejected here, in the partial success, and never acknowledged."""
     obj = _json(body)
     if isinstance(obj, dict) and not obj:
         return Checked(0, 0, "")
     if not otlp_json.is_otlp_traces(obj):
         raise InputError("body: $: expected an OTLP JSON ExportTraceServiceRequest (an object with resourceSpans)")
-    spans, rejected = otlp_json.decode(obj, _NOTHING, "body")
-    return Checked(len(spans), len(rejected), _rejected_message(len(rejected), rejected[0].reason if rejected else ""))
+    spans, rejected = otlp_json.decode(obj, projection, "body")
+    return Checked(len(spans), len(rejected), _rejected_message(len(rejected), f"{rejected[0].where}: {rejected[0].reason}" if rejected else ""))
 
 
 def _json(body: bytes):
@@ -106,7 +109,7 @@ TRACES = Signal(
     rejected_field="rejected_spans",
 )
 
-def _check_logs_proto(body: bytes) -> Checked:
+def _check_logs_proto(body: bytes, projection: Projection = _NOTHING) -> Checked:
     try:
         msg = logs_service_pb2.ExportLogsServiceRequest.FromString(body)
     except (DecodeError, RuntimeError) as e:
@@ -122,13 +125,13 @@ def _check_logs_proto(body: bytes) -> Checked:
     return Checked(ok, bad, f"{bad} log record(s) rejected: expected an empty or 16-byte traceId" if bad else "")
 
 
-def _check_logs_json(body: bytes) -> Checked:
+def _check_logs_json(body: bytes, projection: Projection = _NOTHING) -> Checked:
     obj = _json(body)
     if isinstance(obj, dict) and not obj:
         return Checked(0, 0, "")
     if not otlp_logs.is_otlp_logs(obj):
         raise InputError("body: $: expected an OTLP JSON ExportLogsServiceRequest (an object with resourceLogs)")
-    records, rejected = otlp_logs.decode_json(obj, _NOTHING, "body")
+    records, rejected = otlp_logs.decode_json(obj, projection, "body")
     msg = f"{len(rejected)} log record(s) rejected: {rejected[0].reason}" if rejected else ""
     return Checked(len(records), len(rejected), msg)
 

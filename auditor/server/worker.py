@@ -1,20 +1,24 @@
-"""An audit worker: a separate process that turns spool records into stored audits.
-Spool -> decode (Plan.projection) -> window -> assemble.build -> engine.audit_traces (the plan) -> store.
+"""An audit worker: a separate process that turns queued exports into stored audits.
+Queue (``auditor.server.queue``) -> decode (Plan.projection) -> window -> assemble.build ->
+engine.audit_traces (the pipeline's plan) -> store.
 
 With ``--workers N`` each worker reads every record but keeps the traces whose id hashes to
 its shard, so a trace is always audited whole by one worker. It commits the audited traces,
-the rejected-span counts (shard 0 only) and its ``done_seq`` (the lowest spool sequence whose
-spans it still holds only in memory) in one SQLite transaction, then publishes ``done_seq``
-so the receiving process can retire spool segments and count the buffer. Started fresh it
-resumes from the stored ``done_seq``: that is the replay.
+the rejected-span counts (shard 0 only, once per request content) and its ``done_seq`` (the
+lowest queue number whose spans it still holds only in memory) in one SQLite transaction, then
+publishes ``done_seq`` so the receiving process can delete queued exports and count the
+buffer. Started fresh it resumes from the stored ``done_seq``: that is the replay. While the
+store cannot be written (a full disk) it keeps what it holds and retries with back-off.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import fcntl
 import os
 import signal
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -25,12 +29,17 @@ from auditor.engine import audit_traces
 from auditor.model import Span
 from auditor.plan import Plan
 from auditor.server.decode import DECODERS
-from auditor.server.spool import SpoolReader
+from auditor.server import queue
 from auditor.server.store import Audited, Store
 from auditor.server.window import Window
 
 READ_BATCH = 20_000  # spans per read: bounds the time between window ticks
 TICK = 0.02
+BACKOFF_MAX = 5.0  # seconds between attempts to commit while the store cannot be written
+
+# the worker's state, published in a shared integer (no semaphores: nothing to leak on kill -9)
+STARTING, RUNNING, STALLED = 0, 1, 2
+EXIT_STORE = 3  # the store could not be opened: one line on stderr, the parent restarts us later
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def main(cfg: WorkerConfig, committed, done, drain, ready, parent_pid: int) -> None:
+def main(cfg: WorkerConfig, committed, done, drain, state, parent_pid: int) -> None:
+    """``drain`` and ``state`` are shared integers: drain != 0 asks us to audit everything
+    read and stop; we set ``state`` to RUNNING, or STALLED while commits fail (disk full)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -71,9 +82,14 @@ def main(cfg: WorkerConfig, committed, done, drain, ready, parent_pid: int) -> N
     lock = open(Path(cfg.data_dir) / f"worker-{cfg.shard}.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # a previous worker may still be on its way out
     plan = Plan.of(cfg.schema_ref)  # the pipeline's plan: traces are read as 'check' reads them
-    store = Store(db)
     try:
-        Worker(cfg, plan, store, spool_dir).run(committed, done, drain, ready, parent_pid)
+        store = Store(db)
+    except (sqlite3.Error, OSError) as e:
+        print(f"auditor serve: audit worker {cfg.shard}: cannot open the store {db}: {e}", file=sys.stderr, flush=True)
+        state.value = STALLED
+        sys.exit(EXIT_STORE)
+    try:
+        Worker(cfg, plan, store, spool_dir).run(committed, done, drain, state, parent_pid)
     finally:
         store.close()
 
@@ -86,15 +102,36 @@ class Worker:
         self.window = Window(cfg.idle, cfg.max_age)
         self.max_window = cfg.max_window_spans
         self.shard, self.shards = cfg.shard, cfg.shards
-        self.reader = SpoolReader(spool_dir, store.done_seq(cfg.shard))
-        self.rejected: dict[int, int] = {}
+        self.reader = queue.QueueReader(spool_dir.parent / queue.NAME, store.done_seq(cfg.shard))
+        self.rejected: dict[bytes, int] = {}  # payload digest -> spans rejected in it
 
-    def run(self, committed, done, drain, ready, parent_pid: int) -> None:
+    def run(self, committed, done, drain, state, parent_pid: int) -> None:
         done_seq = self.reader.next_seq
         done.value = done_seq
-        ready.set()
+        state.value = RUNNING
+        stalled: tuple | None = None  # (due, low) whose commit failed: retried before anything else
+        backoff = 0.0
         while True:
-            draining = drain.is_set()
+            if stalled is not None:
+                if os.getppid() != parent_pid:
+                    return
+                try:
+                    self.commit(*stalled)
+                except (sqlite3.OperationalError, OSError) as e:
+                    backoff = min(max(backoff * 2, 0.1), BACKOFF_MAX)
+                    if state.value != STALLED:
+                        state.value = STALLED
+                        print(f"auditor serve: audit worker {self.shard}: cannot write the store ({e}); "
+                              f"retrying every {BACKOFF_MAX:g}s at most, nothing is lost (the queue keeps it)",
+                              file=sys.stderr, flush=True)
+                    time.sleep(backoff)
+                    continue
+                done_seq = stalled[1]
+                done.value = done_seq
+                stalled, backoff = None, 0.0
+                state.value = RUNNING
+                print(f"auditor serve: audit worker {self.shard}: writing the store again", file=sys.stderr, flush=True)
+            draining = bool(drain.value)
             upto = committed.value
             n = self.consume(upto) if self.window.spans < self.max_window else 0
             caught_up = self.reader.next_seq > upto
@@ -103,7 +140,11 @@ class Worker:
             due = self.window.due(time.monotonic(), everything=flush_all)
             low = self.window.low_seq(self.reader.next_seq)
             if due or self.rejected or low != done_seq:
-                self.commit(due, low)
+                try:
+                    self.commit(due, low)
+                except (sqlite3.OperationalError, OSError):
+                    stalled = (due, low)  # the traces stay in memory and in the queue; back off
+                    continue
                 done_seq = low
                 done.value = low
             if draining and caught_up and not len(self.window):
@@ -123,8 +164,8 @@ class Worker:
             except Exception as e:  # the receiver checked it; a failure here is a bug, not a stop
                 print(f"auditor serve: {where}: cannot decode ({type(e).__name__}: {e}); counted as rejected", file=sys.stderr)
                 spans, rejected = [], [None] * max(r.items, 1)
-            if rejected and self.shard == 0:  # counted once, by the first shard
-                self.rejected[r.seq] = len(rejected)
+            if rejected and self.shard == 0:  # counted once, by the first shard, and once per content:
+                self.rejected[hashlib.blake2b(r.payload, digest_size=16).digest()] = len(rejected)  # a retry is no new span
             if self.shards > 1:
                 k, n = self.shard, self.shards
                 spans = [s for s in spans if int(s.trace_id[:8], 16) % n == k]
