@@ -17,6 +17,7 @@ import jsonschema
 from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
 from auditor import examples as examples_mod
+from auditor import jsonschema_local
 from auditor.boundary import endpoint
 from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected, RunInfo, Severity, Span
 from auditor.pricing import Pricer
@@ -78,7 +79,7 @@ class Compiled:
 def _value_checker(value_schema) -> Callable[[Any], str | None]:
     if value_schema is None:
         return lambda v: None
-    validator = jsonschema.Draft202012Validator(value_schema)
+    validator = jsonschema_local.validator(value_schema)  # local registry: no $ref is ever fetched
     cache: dict[tuple[type, Any], str | None] = {}
 
     def check(v: Any) -> str | None:
