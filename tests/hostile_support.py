@@ -104,11 +104,11 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run_measured(args: list[str], **kw) -> tuple[subprocess.CompletedProcess, float]:
-    """Run a child to completion; returns it and its peak RSS in MB (ru_maxrss of the child,
+    """Run ``python ARGS`` to completion; returns it and its peak RSS in MB (ru_maxrss of the child,
     measured through a tiny wrapper so other children of the test process do not count)."""
     wrapper = (
         "import resource, subprocess, sys\n"
-        "p = subprocess.run(sys.argv[1:])\n"
+        "p = subprocess.run([sys.executable, *sys.argv[1:]])\n"
         "sys.stderr.write('\\nPEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
         "sys.exit(p.returncode)\n"
     )

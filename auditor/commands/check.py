@@ -14,6 +14,7 @@ from auditor import ingest
 from auditor.commands.options import emit, gate_options, output_options, parse_max_pct
 from auditor.engine import Compiled
 from auditor.assemble import iter_traces
+from auditor.commands.input_limit import max_input_bytes_option
 from auditor.engine import audit_spans, audit_traces
 from auditor.errors import UsageError
 from auditor.model import RunInfo
@@ -158,6 +159,7 @@ def _audit_batches(paths, compiled, stdin, shard: Shard | None, window: int | No
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH... (or - for stdin)")
+@max_input_bytes_option
 @click.option("-s", "--schema", "schema_ref", default=None, metavar="REF",
               help="Attribution schema: a YAML/JSON file, 'default', or 'preset:NAME' [default].")
 @click.option("--shard", "shard_spec", default=None, metavar="I/N",

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 import click
 
+from auditor.commands.input_limit import max_input_bytes_option
 from auditor.errors import UsageError
 from auditor.model import AuditResult
 from auditor.result_json import usd
@@ -168,6 +169,7 @@ def _stdin_as_file(paths):
 
 @click.command("cost")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH... (or - for stdin)")
+@max_input_bytes_option
 @click.option("--by", "by", multiple=True, required=True, metavar="KEY",
               help="Group by this schema key or attribute name (repeatable: one row per combination).")
 @click.option("-s", "--schema", "schema_ref", default=None, metavar="REF",

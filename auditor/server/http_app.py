@@ -61,7 +61,7 @@ def gunzip(data: bytes, limit: int) -> bytes | Failure:
             return answers.bad_request(f"body: corrupt gzip stream: {e}")
         total += len(chunk)
         if total > limit:
-            return answers.too_large(limit)
+            return answers.too_large(limit, decompressed=True)
         out.append(chunk)
         if not d.eof:
             return answers.bad_request("body: truncated gzip stream")
