@@ -6,6 +6,9 @@ import sys
 
 import click
 
+from auditor.server.http_transport import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from auditor.server.web_guard import exposure_warning, validate_token
+
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -28,9 +31,19 @@ import click
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Audit processes; each audits the traces whose id hashes to it.")
 @click.option("--auth-token", default=None, envvar="AUDITOR_AUTH_TOKEN", metavar="TOKEN",
-              help="Require 'Authorization: Bearer TOKEN' on every request but /healthz [env AUDITOR_AUTH_TOKEN].")
+              help="Require 'Authorization: Bearer TOKEN' on every request but /healthz (browsers sign in at /login) "
+                   "[env AUDITOR_AUTH_TOKEN]. An empty value is an error.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A host name browsers may use to reach the pages and /api/report (repeatable); IP addresses, "
+                   "localhost and the --host name always work. Guards against DNS rebinding.")
+@click.option("--max-connections", type=click.IntRange(8), default=DEFAULT_MAX_CONNECTIONS, show_default=True,
+              help="Open HTTP connections at most; new ones are closed beyond it (lowered to fit the descriptor limit).")
+@click.option("--header-timeout", type=click.FloatRange(0.1), default=DEFAULT_HEADER_TIMEOUT, show_default=True, metavar="SECONDS",
+              help="An HTTP request's headers must arrive within this long (408 and close).")
+@click.option("--body-timeout", type=click.FloatRange(0.1), default=DEFAULT_BODY_TIMEOUT, show_default=True, metavar="SECONDS",
+              help="An HTTP request body may stall at most this long between chunks (then closed).")
 def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,
-            max_request_bytes, workers, auth_token):
+            max_request_bytes, workers, auth_token, allow_hosts, max_connections, header_timeout, body_timeout):
     """Run the OTLP sidecar: receive traces, audit each as it completes, keep the findings.
 
     An export is acknowledged only once it is on disk; SIGTERM audits everything buffered
@@ -41,9 +54,14 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
 
     @user_errors
     def run():
+        token = validate_token(auth_token)
+        warning = exposure_warning("serve", host, token)
+        if warning:
+            click.echo(warning, err=True)
         return serve(
             ServeConfig(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age,
-                        max_buffered_spans, max_request_bytes, auth_token, workers)
+                        max_buffered_spans, max_request_bytes, token, workers, tuple(allow_hosts),
+                        max_connections, header_timeout, body_timeout)
         )
 
     sys.exit(run())

@@ -224,7 +224,7 @@ def _headers(csp: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": "same-origin",  # the form's POST then carries a real Origin (no-referrer sends "null")
         "Cache-Control": "no-store",
     }
 
