@@ -19,7 +19,7 @@ from typing import Callable
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
@@ -43,11 +43,14 @@ async def read_body(request: Request, limit: int) -> bytes | Failure:
         return answers.too_large(limit)
     chunks = []
     n = 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            return answers.too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            n += len(chunk)
+            if n > limit:
+                return answers.too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone (or closed by the body timeout): nobody to answer, nothing to log
+        return answers.bad_request("client disconnected before sending the whole body")
     return b"".join(chunks)
 
 

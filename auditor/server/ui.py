@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
@@ -47,6 +47,10 @@ def bundled_schemas() -> dict[str, str]:
 
 
 class TooLarge(Exception):
+    pass
+
+
+class Disconnected(Exception):
     pass
 
 
@@ -82,11 +86,14 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge()
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge()
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone (or closed by the body timeout)
+        raise Disconnected() from None
     return b"".join(chunks)
 
 
@@ -190,6 +197,8 @@ def ui_app(
             sub = await _parse(request, max_body_bytes, choices)
         except TooLarge:
             return too_large()
+        except Disconnected:
+            return Response(status_code=400)  # nobody left to read it
         except Exception as e:  # malformed multipart: a client error, never a crash
             return page(f"Could not read the form: {type(e).__name__}: {e}", 400)
         if not sub.sources:
