@@ -1,6 +1,7 @@
 """Slow and numerous clients against the sidecar under a real descriptor limit (item 2 of #13):
-1,100 half-sent requests against RLIMIT_NOFILE 1024 must not kill it, fill its log with
-tracebacks or stop it from accepting once they are gone."""
+1,100 half-sent HTTP requests and 1,100 gRPC connections that never finish their handshake,
+against RLIMIT_NOFILE 1024, must not kill it, fill its log with tracebacks or stop it from
+accepting once they are gone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import grpc
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from test_server_support import ROOT, Sidecar, llm_only_spans
@@ -91,6 +93,21 @@ def _attack(port: int, n: int) -> list[socket.socket]:
     return socks
 
 
+def _connect_only(port: int, n: int) -> list[socket.socket]:
+    """``n`` TCP connections that never send the HTTP/2 preface."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            s.connect(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        socks.append(s)
+    return socks
+
+
 def _closed_by_peer(s: socket.socket) -> bool:
     try:
         data = s.recv(4096)
@@ -116,9 +133,10 @@ def sidecar(tmp_path):
 
 def test_half_sent_requests_neither_kill_nor_block_the_sidecar(sidecar):
     s = sidecar
+    grpc_socks = _connect_only(s.grpc_port, ATTACKERS)
     socks = _attack(s.http_port, ATTACKERS)
     try:
-        assert len(socks) > 200
+        assert len(socks) > 200 and len(grpc_socks) > 200
         # the sidecar never holds more descriptors than its limit allows, and stays up
         assert s.proc.poll() is None
         assert _open_fds(s.proc.pid) < NOFILE
@@ -129,16 +147,23 @@ def test_half_sent_requests_neither_kill_nor_block_the_sidecar(sidecar):
             pending = [p for p in pending if not _closed_by_peer(p)]
             time.sleep(0.2)
         assert not pending, f"{len(pending)} slow connections still open"
+        # and the gRPC handshake timeout frees the descriptors of the silent connections
+        while _open_fds(s.proc.pid) > 100 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _open_fds(s.proc.pid) <= 100
     finally:
-        for p in socks:
+        for p in socks + grpc_socks:
             p.close()
     assert s.proc.poll() is None, "the sidecar died"
     # and it accepts and audits again, on both transports
     assert s.get("/healthz").status_code == 200
     body = encode_spans(llm_only_spans(3, 41)).SerializeToString()
     assert s.post("/v1/traces", body, PB).status_code == 200
+    with grpc.insecure_channel(s.grpc) as ch:
+        ch.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")(
+            encode_spans(llm_only_spans(2, 42)).SerializeToString(), timeout=20)
     s.wait_audited()
-    assert s.report()["summary"]["llm_calls"] == 3
+    assert s.report()["summary"]["llm_calls"] == 5
     code, err = s.terminate()
     assert code == 0, err
     assert "Traceback" not in err and "OSError" not in err

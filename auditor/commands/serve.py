@@ -37,9 +37,9 @@ from auditor.server.web_guard import exposure_warning, validate_token
               help="A host name browsers may use to reach the pages and /api/report (repeatable); IP addresses, "
                    "localhost and the --host name always work. Guards against DNS rebinding.")
 @click.option("--max-connections", type=click.IntRange(8), default=DEFAULT_MAX_CONNECTIONS, show_default=True,
-              help="Open HTTP connections at most; new ones are closed beyond it (lowered to fit the descriptor limit).")
+              help="Open connections at most, on HTTP and on gRPC each; new ones are closed beyond it (lowered to fit the descriptor limit).")
 @click.option("--header-timeout", type=click.FloatRange(0.1), default=DEFAULT_HEADER_TIMEOUT, show_default=True, metavar="SECONDS",
-              help="An HTTP request's headers must arrive within this long (408 and close).")
+              help="An HTTP request's headers (a gRPC connection's handshake) must arrive within this long (408 and close).")
 @click.option("--body-timeout", type=click.FloatRange(0.1), default=DEFAULT_BODY_TIMEOUT, show_default=True, metavar="SECONDS",
               help="An HTTP request body may stall at most this long between chunks (then closed).")
 def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,

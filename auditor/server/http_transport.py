@@ -11,7 +11,8 @@ Here, as a uvicorn protocol class plus the loop's exception handler:
   ``body_timeout`` seconds between chunks (time spent while *we* paused reading is not counted);
 - **connection cap**: past ``max_connections`` open connections a new one is closed at once,
   and the cap is lowered to fit the process's descriptor limit (``RLIMIT_NOFILE``) with room
-  for everything else; a small accept backlog bounds how many are accepted in one go;
+  for the gRPC side (capped alike, ``grpc_service``) and everything else; a small accept
+  backlog bounds how many are accepted in one go;
 - **EMFILE**: should ``accept()`` still run out of descriptors, asyncio already stops
   accepting for a second and tries again; we make that one warning line, at most every
   10 seconds, instead of a traceback per attempt.
@@ -38,11 +39,12 @@ _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\
 
 
 def effective_max_connections(requested: int) -> int:
-    """``requested``, lowered so connections, one accept burst and the reserve fit RLIMIT_NOFILE."""
+    """``requested``, lowered so that HTTP's and gRPC's connections (each capped at this), one
+    accept burst and the reserve fit RLIMIT_NOFILE together."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return requested
-    return max(8, min(requested, soft - RESERVED_FDS - BACKLOG))
+    return max(8, min(requested, (soft - RESERVED_FDS - BACKLOG) // 2))
 
 
 def protocol_class(max_connections: int, header_timeout: float, body_timeout: float, warn=None):

@@ -198,7 +198,8 @@ async def _run(cfg, schema, spool, workers: _Workers, data_dir: Path, db: Path) 
             "done_seq": workers.value,
         }
 
-    grpc_server, grpc_port = build_server(intake, metrics, cfg.host, cfg.grpc_port, cfg.max_request_bytes)
+    grpc_server, grpc_port = build_server(intake, metrics, cfg.host, cfg.grpc_port, cfg.max_request_bytes,
+                                          cfg.max_connections, cfg.header_timeout)
     if not grpc_port:
         raise UsageError(f"--grpc-port {cfg.grpc_port}: cannot listen on {cfg.host}")
     sock = _listen(cfg.host, cfg.http_port)
