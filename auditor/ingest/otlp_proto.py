@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from auditor.errors import InputError
 from auditor.ingest.interning import canonical, share
+from auditor.ingest.limits import max_input_bytes, too_large
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -147,8 +148,6 @@ def looks_length_prefixed(head: bytes, size: int) -> bool:
 
 
 def iter_length_prefixed(stream, projection: Projection, where: str, decode=None, max_record: int | None = None) -> Iterator[tuple[list[Span], list[Rejected]]]:
-    from auditor.ingest.limits import max_input_bytes, too_large
-
     decode = decode or decode_message
     limit = max_record if max_record is not None else max_input_bytes()
     offset = 0
