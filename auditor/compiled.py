@@ -11,6 +11,7 @@ from typing import Any, Callable
 import jsonschema
 
 from auditor import calls as calls_mod
+from auditor import jsonschema_local
 from auditor.pricing import Pricer
 from auditor.projection import Projection
 from auditor.rules import agents
@@ -50,7 +51,7 @@ class Compiled:
 def _value_checker(value_schema) -> Callable[[Any], str | None]:
     if value_schema is None:
         return lambda v: None
-    validator = jsonschema.Draft202012Validator(value_schema)
+    validator = jsonschema_local.validator(value_schema)  # local registry: no $ref is ever fetched
     cache: dict[tuple[type, Any], str | None] = {}
 
     def check(v: Any) -> str | None:

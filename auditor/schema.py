@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
+from auditor import jsonschema_local
 from auditor.errors import SchemaError
 from auditor.model import Policy, Severity
 from auditor.projection import Projection
@@ -227,8 +228,8 @@ def _parse_cached(text: str, where: str) -> dict:
         pos = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise SchemaError(f"{where}: {pos}invalid YAML/JSON: {problem}") from None
-    if doc is None:
-        doc = {}
+    if doc is None:  # an empty file (or only comments) is not a schema that allows everything
+        raise SchemaError(f"{where}: empty schema: expected a YAML/JSON mapping (version, name, keys, ...)")
     _off_unquoted(doc)
     validator = _meta_validator()
     if validator.is_valid(doc):
@@ -351,11 +352,8 @@ def compile_schema(doc: dict, origin: str = "") -> Schema:
     for name, spec in (doc.get("keys") or {}).items():
         sources = tuple(_source(s) for s in spec.get("sources") or [{"attribute": name}])
         value_schema = spec.get("value")
-        if value_schema is not None:
-            try:
-                jsonschema.Draft202012Validator.check_schema(value_schema)
-            except jsonschema.SchemaError as e:
-                raise SchemaError(f"{origin}: $.keys.{name}.value: not a valid JSON Schema: {e.message}") from None
+        if value_schema is not None:  # checked, and every $ref resolved locally (never fetched)
+            jsonschema_local.validator(value_schema, origin, f"$.keys.{name}.value")
         keys.append(
             KeySpec(
                 name=name,

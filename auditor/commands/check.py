@@ -11,6 +11,7 @@ import click
 from auditor.commands.options import emit, exit_gate, gate_options, note, output_options, parse_max_pct, schema_option
 from auditor.pipeline import Overrides, audit_files
 from auditor.plan import Plan
+from auditor.commands.input_limit import max_input_bytes_option
 from auditor.shard import Shard
 
 STREAM_WINDOW = 100
@@ -32,6 +33,7 @@ def no_cyclic_gc():
 
 @click.command("check")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH... (or - for stdin)")
+@max_input_bytes_option
 @schema_option
 @click.option("--shard", "shard_spec", default=None, metavar="I/N",
               help="Audit only the traces of shard I of N (trace id's low 64 bits mod N); merge with 'auditor merge'.")

@@ -20,6 +20,7 @@ from decimal import Decimal
 import click
 
 from auditor.commands.options import note, route, schema_option, write
+from auditor.commands.input_limit import max_input_bytes_option
 from auditor.errors import UsageError
 from auditor.model import AuditResult
 from auditor.pipeline import audit_files
@@ -155,6 +156,7 @@ RENDER = {"text": render_text, "json": render_json, "csv": render_csv}
 
 @click.command("cost")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH... (or - for stdin)")
+@max_input_bytes_option
 @click.option("--by", "by", multiple=True, required=True, metavar="KEY",
               help="Group by this schema key or attribute name (repeatable: one row per combination).")
 @schema_option

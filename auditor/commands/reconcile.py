@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from auditor.commands.options import exit_gate, note, route, schema_option, write
+from auditor.commands.input_limit import max_input_bytes_option
 from auditor.errors import UsageError
 from auditor.pipeline import audit_files
 from auditor.plan import Plan
@@ -40,6 +41,7 @@ def run_reconcile(paths, usage_files, schema_ref=None, key_map=None, max_ungated
 
 @click.command("reconcile")
 @click.argument("paths", nargs=-1, required=True, metavar="TRACES...")  # '-': stdin
+@max_input_bytes_option
 @click.option("-u", "--usage", "usage_files", multiple=True, required=True, metavar="FILE",
               help="A provider export, repeatable: Anthropic usage or cost report JSON (one page per file or "
                    "pages concatenated), the Anthropic Console cost CSV, OpenAI usage/completions or costs JSON.")

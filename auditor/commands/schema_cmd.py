@@ -9,6 +9,7 @@ import click
 from auditor import ingest
 from auditor.commands.options import route, write
 from auditor.compiled import Compiled
+from auditor.commands.input_limit import max_input_bytes_option
 from auditor.projection import EVERYTHING
 from auditor.schema import compose_refs, load_schema
 
@@ -20,6 +21,7 @@ def command() -> None:
 
 @command.command("infer")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH... (or - for stdin)")
+@max_input_bytes_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the proposed schema here instead of stdout.")
 def infer_cmd(paths, output):

@@ -7,7 +7,10 @@ import sys
 
 import click
 
+from auditor.server.http_transport import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from auditor.server.web_guard import exposure_warning, validate_token
 from auditor.commands.options import schema_option
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
           "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -52,7 +55,17 @@ SIZE = _Amount("size", ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Audit processes; each audits the traces whose id hashes to it.")
 @click.option("--auth-token", default=None, envvar="AUDITOR_AUTH_TOKEN", metavar="TOKEN",
-              help="Require 'Authorization: Bearer TOKEN' on every request but /healthz [env AUDITOR_AUTH_TOKEN].")
+              help="Require 'Authorization: Bearer TOKEN' on every request but /healthz (browsers sign in at /login) "
+                   "[env AUDITOR_AUTH_TOKEN]. An empty value is an error.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A host name browsers may use to reach the pages and /api/report (repeatable); IP addresses, "
+                   "localhost and the --host name always work. Guards against DNS rebinding.")
+@click.option("--max-connections", type=click.IntRange(8), default=DEFAULT_MAX_CONNECTIONS, show_default=True,
+              help="Open connections at most, on HTTP and on gRPC each; new ones are closed beyond it (lowered to fit the descriptor limit).")
+@click.option("--header-timeout", type=click.FloatRange(0.1), default=DEFAULT_HEADER_TIMEOUT, show_default=True, metavar="SECONDS",
+              help="An HTTP request's headers (a gRPC connection's handshake) must arrive within this long (408 and close).")
+@click.option("--body-timeout", type=click.FloatRange(0.1), default=DEFAULT_BODY_TIMEOUT, show_default=True, metavar="SECONDS",
+              help="An HTTP request body may stall at most this long between chunks (then closed).")
 @click.option("--retain-for", "retain_age", type=DURATION, default=None, metavar="DURATION",
               help="Retention by age: delete traces last audited longer ago than this (e.g. 30d, 12h) [default: keep].")
 @click.option("--retain-bytes", type=SIZE, default=None, metavar="SIZE",
@@ -61,7 +74,8 @@ SIZE = _Amount("size", ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib")
               help="On SIGTERM, audit what is buffered for at most this long (under Kubernetes' 30 s grace); "
                    "the rest stays queued for the next start.")
 def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,
-            max_request_bytes, workers, auth_token, retain_age, retain_bytes, drain_timeout):
+            max_request_bytes, workers, auth_token, allow_hosts, max_connections, header_timeout, body_timeout,
+            retain_age, retain_bytes, drain_timeout):
     """Run the OTLP sidecar: receive traces, audit each as it completes, keep the findings.
 
     An export is acknowledged only once it is on disk; SIGTERM audits everything buffered
@@ -69,8 +83,14 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
     """
     from auditor.server.sidecar import ServeConfig, serve
 
+    token = validate_token(auth_token)
+    warning = exposure_warning("serve", host, token)
+    if warning:
+        click.echo(warning, err=True)
     sys.exit(serve(
         ServeConfig(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age,
-                    max_buffered_spans, max_request_bytes, auth_token, workers, drain_timeout=drain_timeout,
-                    retain_age=retain_age, retain_bytes=None if retain_bytes is None else int(retain_bytes))
+                    max_buffered_spans, max_request_bytes, token, workers, drain_timeout=drain_timeout,
+                    retain_age=retain_age, retain_bytes=None if retain_bytes is None else int(retain_bytes),
+                    allow_hosts=tuple(allow_hosts), max_connections=max_connections,
+                    header_timeout=header_timeout, body_timeout=body_timeout)
     ))

@@ -5,6 +5,9 @@ HTTP upload). Both accept: OTLP protobuf, OTLP JSON (one object or JSON lines), 
 same for OTLP logs (each log record a span-like record, see ``otlp_logs``), the
 Collector fileexporter's length-prefixed protobuf records, any JSON format registered in
 ``auditor.ingest.formats``, and each of these gzip-compressed.
+
+Decompression is streamed, and no document, line or record larger than
+``limits.max_input_bytes()`` (after decompression) is ever held: ``limits.TooLarge``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import BinaryIO, Iterable, Iterator
 from auditor.errors import InputError
 from auditor.ingest import otlp_logs, otlp_proto
 from auditor.ingest.formats import decode_json_document
+from auditor.ingest.limits import TooLarge, max_input_bytes, too_large  # noqa: F401  (TooLarge re-exported)
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -72,6 +76,28 @@ def decode_bytes(data: bytes, where: str, projection: Projection) -> Batch:
     return spans, rejected
 
 
+def inflate(data: bytes, where: str, limit: int) -> bytes:
+    """``data`` itself, or its gzip members decompressed (streamed); TooLarge past ``limit``
+    bytes, having decompressed no more than ``limit`` + 1. For bodies held in memory (uploads)."""
+    if data[:2] != GZIP_MAGIC:
+        if len(data) > limit:
+            raise too_large(where, 0, limit, "the input")
+        return data
+    out = bytearray()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as gz:
+            while True:
+                chunk = gz.read(min(_READ_BUFFER, limit + 1 - len(out)))
+                if not chunk:
+                    break
+                out += chunk
+                if len(out) > limit:
+                    raise too_large(where + " (gzip)", 0, limit, "the input")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise InputError(f"{where}: corrupt or truncated gzip stream: {e}") from None
+    return bytes(out)
+
+
 def iter_stream(raw: BinaryIO, where: str, projection: Projection) -> Iterator[Batch]:
     stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Readable(raw), _PEEK)
     head = stream.peek(2)[:2]
@@ -81,7 +107,7 @@ def iter_stream(raw: BinaryIO, where: str, projection: Projection) -> Iterator[B
     else:
         where_inner = where
     try:
-        yield from _iter_plain(stream, where_inner, projection)
+        yield from _iter_plain(stream, where_inner, projection, max_input_bytes())
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise InputError(f"{where}: corrupt or truncated gzip stream: {e}") from None
     except OSError as e:
@@ -104,32 +130,40 @@ class _Readable(io.RawIOBase):
         return n
 
 
-def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection) -> Iterator[Batch]:
+def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, limit: int) -> Iterator[Batch]:
     head = stream.peek(_PEEK)[:_PEEK]
     stripped = head.lstrip()
     if not stripped:
         if not head:
             return
-        rest = stream.read()
-        if rest.strip():
-            raise InputError(f"{where}: offset 0: expected OTLP protobuf or JSON, found leading whitespace then binary data")
-        return
+        offset = 0
+        while True:  # only whitespace so far: scan on in chunks, never holding more than one
+            chunk = stream.read(_READ_BUFFER)
+            if not chunk:
+                return
+            if chunk.strip():
+                raise InputError(f"{where}: offset 0: expected OTLP protobuf or JSON, found leading whitespace then other data")
+            offset += len(chunk)
+            if offset > limit:
+                raise too_large(where, 0, limit, "leading whitespace")
     if stripped[:1] in (b"{", b"[") and not _binary(head):
-        yield from _iter_json(stream, where, projection)
+        yield from _iter_json(stream, where, projection, limit)
         return
     if stripped[:3] == b"\xef\xbb\xbf" and stripped[3:4] in (b"{", b"["):
         stream.read(3)  # UTF-8 byte-order mark
-        yield from _iter_json(stream, where, projection)
+        yield from _iter_json(stream, where, projection, limit)
         return
     if otlp_proto.looks_length_prefixed(head, _size_hint(stream, head)):
-        yield from otlp_proto.iter_length_prefixed(stream, projection, where, decode=decode_protobuf)
+        yield from otlp_proto.iter_length_prefixed(stream, projection, where, decode=decode_protobuf, max_record=limit)
         return
-    data = stream.read()
-    if data[:1] != b"\x0a":
+    if head[:1] != b"\x0a":  # told from the first byte, before reading the rest
         raise InputError(
             f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
-            f"length-prefixed records or gzip; found byte 0x{data[0]:02x}"
+            f"length-prefixed records or gzip; found byte 0x{head[0]:02x}"
         )
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise too_large(where, 0, limit, "one protobuf message")
     yield decode_protobuf(data, projection, where)
 
 
@@ -163,8 +197,10 @@ def _size_hint(stream, head: bytes) -> int:
     return 1 << 62  # unknown (stdin, gzip): trust the prefix, check record by record
 
 
-def _iter_json(stream: io.BufferedReader, where: str, projection: Projection) -> Iterator[Batch]:
-    first = stream.readline()
+def _iter_json(stream: io.BufferedReader, where: str, projection: Projection, limit: int) -> Iterator[Batch]:
+    first = stream.readline(limit + 1)
+    if len(first) > limit:
+        raise too_large(where, 0, limit, "line 1")
     try:
         obj = json.loads(first)
         is_lines = True
@@ -175,7 +211,11 @@ def _iter_json(stream: io.BufferedReader, where: str, projection: Projection) ->
     except RecursionError:
         raise InputError(f"{where}: line 1: JSON nesting too deep") from None
     if not is_lines:
-        text = first + stream.read()
+        rest = stream.read(limit + 1 - len(first))
+        if len(first) + len(rest) > limit:
+            raise too_large(where, 0, limit, "one JSON document")
+        text = first + rest
+        del rest
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
@@ -189,9 +229,17 @@ def _iter_json(stream: io.BufferedReader, where: str, projection: Projection) ->
     # JSON lines: one document per line (the OTLP file exporter, the Collector fileexporter).
     yield decode_json_document(obj, projection, f"{where}: line 1", "$")
     lineno = 1
-    for line in stream:
+    offset = len(first)
+    readline = stream.readline
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            break
         lineno += 1
-        if not line or line.isspace():  # (strip() would copy every long line)
+        if len(line) > limit:
+            raise too_large(f"{where}: line {lineno}", offset, limit, "one JSON line")
+        offset += len(line)
+        if line.isspace():  # (strip() would copy every long line)
             continue
         try:
             obj = json.loads(line)

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from auditor.errors import InputError
 from auditor.ingest.interning import canonical, share
+from auditor.ingest.limits import max_input_bytes, too_large
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -146,8 +147,9 @@ def looks_length_prefixed(head: bytes, size: int) -> bool:
     return 0 < n <= min(size - 4, MAX_RECORD) and head[4] == 0x0A
 
 
-def iter_length_prefixed(stream, projection: Projection, where: str, decode=None) -> Iterator[tuple[list[Span], list[Rejected]]]:
+def iter_length_prefixed(stream, projection: Projection, where: str, decode=None, max_record: int | None = None) -> Iterator[tuple[list[Span], list[Rejected]]]:
     decode = decode or decode_message
+    limit = max_record if max_record is not None else max_input_bytes()
     offset = 0
     while True:
         head = stream.read(4)
@@ -156,6 +158,8 @@ def iter_length_prefixed(stream, projection: Projection, where: str, decode=None
         if len(head) < 4:
             raise InputError(f"{where}: offset {offset}: truncated record length prefix (expected 4 bytes, got {len(head)})")
         (n,) = struct.unpack(">I", head)
+        if n > limit:  # refused from the prefix, before reading (or inflating) the record
+            raise too_large(where, offset, limit, f"a record of {n} bytes")
         body = stream.read(n)
         if len(body) != n:
             raise InputError(f"{where}: offset {offset}: truncated record (length prefix says {n} bytes, {len(body)} present)")

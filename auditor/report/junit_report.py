@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from auditor.model import AuditResult, Finding
 from auditor.report import summary
+from auditor.report.safe_text import guard, inline
 from auditor.rules import rule
 
 MAX_LISTED = 20
@@ -34,9 +35,9 @@ def _family(code: str) -> str:
 
 def _where(f: Finding) -> str:
     if f.boundary is not None:
-        return str(f.boundary)
+        return inline(f.boundary)
     if f.endpoint is not None:
-        return str(f.endpoint)
+        return inline(f.endpoint)
     return "trace"
 
 
@@ -87,7 +88,7 @@ def render(result: AuditResult, options=None) -> str:
     for idx, (key, family) in enumerate(order):
         cases: list[ET.Element] = []
         notes: list[str] = []
-        classname = f"{family}.{key}" if key else family
+        classname = inline(f"{family}.{key}" if key else family)
         for (code, where), fs in sorted(groups[(key, family)].items()):
             worst = max(fs, key=lambda f: f.severity.rank)
             traces = sorted({f.trace_id for f in fs})
@@ -102,11 +103,11 @@ def render(result: AuditResult, options=None) -> str:
                 )
             else:
                 detail.append(_help(code))
-            detail.extend(f"trace {f.trace_id} span {f.span_id}: {f.message}" for f in fs[:MAX_LISTED])
+            detail.extend(f"trace {inline(f.trace_id)} span {inline(f.span_id)}: {inline(f.message)}" for f in fs[:MAX_LISTED])
             if len(fs) > MAX_LISTED:
                 detail.append(f"... {len(fs) - MAX_LISTED} more")
             if summary.breaks_gate(worst.severity, result):
-                failure = (code, worst.message, "\n".join(detail))
+                failure = (code, inline(worst.message), guard("\n".join(detail)))
             else:
                 notes.append(f"{name}: {worst.severity.value}, below the gate ({len(fs)} finding(s))")
             cases.append(_case(classname, name, failure))
@@ -122,6 +123,6 @@ def render(result: AuditResult, options=None) -> str:
         if not cases:
             cases.append(_case(classname, f"{family} findings", None))
         suite = f"{key} / {family}" if key else family
-        _suite(root, idx, suite, cases, timestamp, "\n".join(notes))
+        _suite(root, idx, inline(suite), cases, timestamp, guard("\n".join(notes)))
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

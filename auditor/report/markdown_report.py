@@ -1,7 +1,8 @@
 """A compact GitHub-flavoured summary for a PR comment or a CI job summary.
 
 Span and service names are attacker-controlled: every table cell is escaped so a name can
-neither break the table nor inject links, images or HTML into the comment.
+neither break the table nor inject links, images, HTML or control characters (``safe_text``)
+into the comment.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 
 from auditor.model import AuditResult
 from auditor.report import summary
+from auditor.report.safe_text import guard, inline
 from auditor.rules import all_rules
 
 TOP = 10
@@ -17,14 +19,14 @@ _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 
 
 def esc(s: object) -> str:
-    text = " ".join(str(s).split())
+    text = inline(" ".join(str(s).split()))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _SPECIAL.sub(r"\\\1", text)
 
 
 def code(s: object) -> str:
     """A code span for trusted names (schema keys): only what would break the table."""
-    return "`" + " ".join(str(s).split()).replace("`", "'").replace("|", "\\|") + "`"
+    return "`" + inline(" ".join(str(s).split())).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def render(result: AuditResult, options=None) -> str:
@@ -99,5 +101,5 @@ def render(result: AuditResult, options=None) -> str:
             out.append(f"**Gate: failed** (fail on {h.fail_on}):")
             out.append("")
             for r in h.gate_reasons:
-                out.append(f"- {r}")
-    return "\n".join(out).rstrip() + "\n"
+                out.append(f"- {inline(r, 2000)}")
+    return guard("\n".join(out).rstrip() + "\n")

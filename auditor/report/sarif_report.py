@@ -15,6 +15,7 @@ from urllib.parse import quote
 from auditor import __version__
 from auditor.model import AuditResult, Endpoint, Finding
 from auditor.report import summary
+from auditor.report.safe_text import inline
 from auditor.rules import all_rules
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -58,8 +59,8 @@ class _Logical:
             key = path[:depth]
             if key not in self.index:
                 item = {
-                    "name": path[depth - 1] or "-",
-                    "fullyQualifiedName": " / ".join(p or "-" for p in key),
+                    "name": inline(path[depth - 1] or "-"),
+                    "fullyQualifiedName": inline(" / ".join(p or "-" for p in key), 1200),
                     "kind": kinds[depth - 1],
                 }
                 if parent >= 0:
@@ -134,7 +135,7 @@ def to_sarif(result: AuditResult) -> dict:
             if phys is not None:
                 location["physicalLocation"] = phys
             if f.code_location[2] and "logicalLocations" in location:
-                location["logicalLocations"].append({"name": f.code_location[2], "kind": "function"})
+                location["logicalLocations"].append({"name": inline(f.code_location[2]), "kind": "function"})
         if "physicalLocation" not in location and fallback is not None:
             location["physicalLocation"] = fallback
         props = {"trace_id": f.trace_id, "span_id": f.span_id}
@@ -143,7 +144,7 @@ def to_sarif(result: AuditResult) -> dict:
         if f.parent_span_id:
             props["parent_span_id"] = f.parent_span_id
         if f.boundary is not None:
-            props["boundary"] = str(f.boundary)
+            props["boundary"] = inline(f.boundary, 1200)
             props["boundary_class"] = f.boundary.cls.value
         if f.spans_affected:
             props["spans_affected"] = f.spans_affected
@@ -151,7 +152,7 @@ def to_sarif(result: AuditResult) -> dict:
         res = {
             "ruleId": f.code,
             "level": f.severity.value,
-            "message": {"text": f.message},
+            "message": {"text": inline(f.message)},
             "partialFingerprints": {"attributionLocation/v1": _fingerprint(f)},
             "properties": props,
         }

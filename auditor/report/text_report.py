@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from auditor import concentration
 from auditor.model import SHARE_CALLS
+from auditor.report.safe_text import guard, inline as s
 from auditor.result_json import usd
 from auditor.rollup import share_text
 
@@ -51,30 +52,30 @@ def render(result, options) -> str:
     )
     conc = concentration.compute(result.calls, result.parts.keys)
     if conc is not None:
-        out.append(concentration.line(conc))
+        out.append(s(concentration.line(conc)))
     out.append("")
 
     if result.keys:
         for k in result.keys:
             if k.share_basis == SHARE_CALLS:
-                line = f"{k.llm_calls_missing} of {k.llm_calls} LLM calls ({k.share_pct:.1f}%) lack {k.key}; nothing is priced"
+                line = f"{k.llm_calls_missing} of {k.llm_calls} LLM calls ({k.share_pct:.1f}%) lack {s(k.key)}; nothing is priced"
             else:
-                line = f"{money(k.unattributed_usd)} of {money(k.cost_usd)} ({_share(k)}) of LLM spend is unattributed for {k.key}"
+                line = f"{money(k.unattributed_usd)} of {money(k.cost_usd)} ({_share(k)}) of LLM spend is unattributed for {s(k.key)}"
                 if k.unattributed_unpriced_calls:
                     line += f", and {k.unattributed_unpriced_calls} unpriced call(s) lack it"
             top = next((b for b in result.boundaries if k.key in b.keys and b.unattributed_cost_usd > 0), None)
             if top is not None:
-                line += f"; {money(top.unattributed_cost_usd)} of it below {top.boundary}"
+                line += f"; {money(top.unattributed_cost_usd)} of it below {s(top.boundary)}"
             out.append(paint(line, _BOLD) if k.unattributed_usd else line)
         out.append("")
-        width = max(len(k.key) for k in result.keys) + 2
+        width = max(len(s(k.key)) for k in result.keys) + 2
         out.append(f"  {'key':<{width}}{'LLM calls missing it':<26}{'unattributed spend':<28}share")
         for k in result.keys:
             miss = f"{k.llm_calls_missing} of {k.llm_calls} ({_pct(k.llm_calls_missing, k.llm_calls)})"
             spend = money(k.unattributed_usd)
             if k.unattributed_unpriced_calls:
                 spend += f" + {k.unattributed_unpriced_calls} unpriced"
-            out.append(f"  {k.key:<{width}}{miss:<26}{spend:<28}{share_text(k)}")
+            out.append(f"  {s(k.key):<{width}}{miss:<26}{spend:<28}{share_text(k)}")
         out.append("")
 
     by_code = result.cost_by_code
@@ -82,9 +83,9 @@ def render(result, options) -> str:
         out.append("LLM spend concerned by findings, per code:")
         for code, cc in by_code.items():
             if cc.unpriced_calls == cc.calls:
-                line = f"  {code:<9}{cc.calls} LLM call(s), all unpriced"
+                line = f"  {s(code):<9}{cc.calls} LLM call(s), all unpriced"
             else:
-                line = f"  {code:<9}{money(cc.cost_usd)} over {cc.calls} LLM call(s)"
+                line = f"  {s(code):<9}{money(cc.cost_usd)} over {cc.calls} LLM call(s)"
                 if cc.unpriced_calls:
                     line += f" (+ {cc.unpriced_calls} unpriced)"
             out.append(line)
@@ -93,14 +94,14 @@ def render(result, options) -> str:
     if result.boundaries:
         out.append(paint(f"Leaking boundaries ({len(result.boundaries)})", _BOLD) + ", worst first:")
         for i, b in enumerate(result.boundaries, 1):
-            out.append(f"  {i}. [{b.boundary.cls.value}] {b.boundary.parent}")
-            out.append(f"       -> {b.boundary.child}")
+            out.append(f"  {i}. [{b.boundary.cls.value}] {s(b.boundary.parent)}")
+            out.append(f"       -> {s(b.boundary.child)}")
             out.append(
-                f"     keys: {', '.join(b.keys)} · {b.traces} trace(s) · {b.spans_affected} span(s) · "
+                f"     keys: {s(', '.join(b.keys))} · {b.traces} trace(s) · {b.spans_affected} span(s) · "
                 f"{b.llm_calls_affected} LLM call(s) · {money(b.unattributed_cost_usd)} unattributed below"
             )
-            out.append(f"     fix: {b.fix}")
-            out.append(paint(f"     e.g. trace {', '.join(b.example_trace_ids[:3])}", _DIM))
+            out.append(f"     fix: {s(b.fix, 2000)}")
+            out.append(paint(f"     e.g. trace {s(', '.join(b.example_trace_ids[:3]))}", _DIM))
         out.append("")
     else:
         out.append("No leaking boundaries.")
@@ -109,15 +110,15 @@ def render(result, options) -> str:
     counts = Counter(f.code for f in result.findings)
     if result.findings:
         out.append(
-            paint(f"Findings ({len(result.findings)})", _BOLD) + ": " + " · ".join(f"{n} {code}" for code, n in sorted(counts.items()))
+            paint(f"Findings ({len(result.findings)})", _BOLD) + ": " + " · ".join(f"{n} {s(code)}" for code, n in sorted(counts.items()))
         )
         shown = result.findings if options.verbose else _worst(result.findings)
         for f in shown:
             sev = f.severity.value
             col = _RED if sev == "error" else _YEL if sev == "warning" else _DIM
-            where = f"trace {f.trace_id[:12]}… span {f.span_id}"
-            key = f" {f.key}" if f.key else ""
-            out.append(f"  {paint(f'{sev:<7}', col)} {f.code}{key} {where}: {f.message}")
+            where = f"trace {s(f.trace_id[:12])}… span {s(f.span_id)}"
+            key = f" {s(f.key)}" if f.key else ""
+            out.append(f"  {paint(f'{sev:<7}', col)} {s(f.code)}{key} {where}: {s(f.message)}")
         if len(shown) < len(result.findings):
             out.append(paint(f"  ... {len(result.findings) - len(shown)} more (--verbose, or --format json)", _DIM))
         out.append("")
@@ -126,8 +127,8 @@ def render(result, options) -> str:
     if gate.passed:
         out.append(paint("Gate: passed", _GRN) + f" (fail-on {fail_on})")
     else:
-        out.append(paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {fail_on}): " + "; ".join(gate.reasons))
-    return "\n".join(out) + "\n"
+        out.append(paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {fail_on}): " + "; ".join(s(r, 2000) for r in gate.reasons))
+    return guard("\n".join(out) + "\n")
 
 
 def _worst(findings):

@@ -42,8 +42,9 @@ def bad_request(msg: str) -> Failure:
     return Failure(400, grpc.StatusCode.INVALID_ARGUMENT, msg)
 
 
-def too_large(limit: int) -> Failure:
-    return Failure(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {limit} bytes (after decompression)")
+def too_large(limit: int, decompressed: bool = False) -> Failure:
+    after = " (after decompression)" if decompressed else ""
+    return Failure(413, grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {limit} bytes{after}")
 
 
 def unauthenticated() -> Failure:

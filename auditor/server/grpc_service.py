@@ -2,7 +2,8 @@
 
 One generic handler serves ``<Service>/Export`` for every signal in ``SIGNALS``; requests
 arrive as raw bytes so an undecodable body is our INVALID_ARGUMENT, not a transport error.
-grpc-core enforces the size limit (also on decompressed messages): RESOURCE_EXHAUSTED.
+grpc-core enforces the size limit (also on decompressed messages): RESOURCE_EXHAUSTED, and
+the connection cap and handshake timeout against slow or numerous clients.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import grpc
 
 from auditor.server import answers
 from auditor.server.answers import Failure
+from auditor.server.http_transport import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, effective_max_connections
 from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.signals import SIGNALS, Signal
@@ -47,12 +49,20 @@ class _Handlers(grpc.GenericRpcHandler):
         return self.methods.get(handler_call_details.method)
 
 
-def build_server(intake: Intake, metrics: Metrics, host: str, port: int, limit: int) -> tuple[grpc.aio.Server, int]:
+def build_server(intake: Intake, metrics: Metrics, host: str, port: int, limit: int,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, handshake_timeout: float = DEFAULT_HEADER_TIMEOUT,
+                 ) -> tuple[grpc.aio.Server, int]:
+    """``max_connections`` is fitted to RLIMIT_NOFILE like the HTTP side's (the two share the
+    process's descriptors); a connection must finish its HTTP/2 handshake within
+    ``handshake_timeout`` and is closed after 5 idle minutes (exporters reconnect)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
             ("grpc.so_reuseport", 0),
+            ("grpc.max_allowed_incoming_connections", effective_max_connections(max_connections)),
+            ("grpc.server_handshake_timeout_ms", int(handshake_timeout * 1000)),
+            ("grpc.max_connection_idle_ms", 300_000),
         ]
     )
     server.add_generic_rpc_handlers((_Handlers({s.grpc_method: _handler(s, intake, metrics) for s in SIGNALS}),))

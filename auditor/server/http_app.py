@@ -3,7 +3,8 @@
 POST /v1/<signal> (protobuf or JSON, gzip or identity) for every signal in
 ``auditor.server.signals.SIGNALS``; GET /api/report, /metrics, /healthz, and / (the web UI
 from ``auditor.server.ui`` when present, else a small page). With --auth-token every route
-but /healthz needs ``Authorization: Bearer <token>``.
+but /healthz needs ``Authorization: Bearer <token>`` (or, from a browser, the session cookie
+that /login sets); Host allow-list and cross-site refusal: ``auditor.server.web_guard``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Callable
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
 from auditor.server import answers
@@ -28,6 +29,7 @@ from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
 from auditor.server.signals import SIGNALS, Checked, Signal
+from auditor.server.web_guard import WebGuard, allowed_hosts
 
 
 def _media_type(header: str | None) -> str:
@@ -41,11 +43,14 @@ async def read_body(request: Request, limit: int) -> bytes | Failure:
         return answers.too_large(limit)
     chunks = []
     n = 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            return answers.too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            n += len(chunk)
+            if n > limit:
+                return answers.too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone (or closed by the body timeout): nobody to answer, nothing to log
+        return answers.bad_request("client disconnected before sending the whole body")
     return b"".join(chunks)
 
 
@@ -61,7 +66,7 @@ def gunzip(data: bytes, limit: int) -> bytes | Failure:
             return answers.bad_request(f"body: corrupt gzip stream: {e}")
         total += len(chunk)
         if total > limit:
-            return answers.too_large(limit)
+            return answers.too_large(limit, decompressed=True)
         out.append(chunk)
         if not d.eof:
             return answers.bad_request("body: truncated gzip stream")
@@ -112,26 +117,6 @@ def export_route(signal: Signal, intake: Intake, metrics: Metrics, limit: int) -
     return Route(signal.http_path, export, methods=["POST"])
 
 
-class _Guard:
-    """ASGI wrapper: bearer token on the read side (and on a mounted UI). Export routes
-    answer 401 themselves, as a google.rpc.Status in the request's encoding."""
-
-    OPEN = frozenset({"/healthz", *(s.http_path for s in SIGNALS)})
-
-    def __init__(self, app, intake: Intake):
-        self.app = app
-        self.intake = intake
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope.get("path") not in self.OPEN:
-            header = dict(scope.get("headers") or ()).get(b"authorization")
-            if not self.intake.authorized(header):
-                resp = JSONResponse({"error": "missing or wrong bearer token"}, 401, headers={"WWW-Authenticate": 'Bearer realm="auditor"'})
-                await resp(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def _home(reporter: Reporter) -> Route:
     async def home(request: Request) -> Response:
         r = await run_in_threadpool(reporter.result)
@@ -159,7 +144,10 @@ def ui_available() -> bool:
     return importlib.util.find_spec("auditor.server.ui") is not None
 
 
-def build_app(intake: Intake, metrics: Metrics, reporter: Reporter, limit: int, status: Callable[[], dict]) -> _Guard:
+def build_app(intake: Intake, metrics: Metrics, reporter: Reporter, limit: int, status: Callable[[], dict],
+              token: str | None = None, hosts: frozenset[str] | None = None) -> WebGuard:
+    """The app behind ``WebGuard``: export routes answer 401 themselves, as a google.rpc.Status
+    in the request's encoding; the guard handles the read side, the page and /login."""
     async def report(request: Request) -> Response:
         text = await run_in_threadpool(reporter.report_json)
         return Response(text, media_type="application/json")
@@ -183,4 +171,5 @@ def build_app(intake: Intake, metrics: Metrics, reporter: Reporter, limit: int, 
         routes.append(Mount("/", app=ui.ui_app(result=reporter.result)))
     else:
         routes.append(_home(reporter))
-    return _Guard(Starlette(routes=routes), intake)
+    return WebGuard(Starlette(routes=routes), token, hosts if hosts is not None else allowed_hosts("127.0.0.1"),
+                    exports=[s.http_path for s in SIGNALS])

@@ -9,7 +9,6 @@ yet stored by the worker (its ``done_seq``), so memory stays bounded by
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections import deque
 
 import grpc
@@ -20,6 +19,7 @@ from auditor.server.answers import Failure
 from auditor.server.signals import Checked, Signal
 from auditor.projection import Projection
 from auditor.server.queue import QueueFull
+from auditor.server.web_guard import bearer_ok
 
 
 class Intake:
@@ -28,7 +28,7 @@ class Intake:
         self.projection = projection or Projection()  # what the workers decode: checked here exactly as they will read it
         self.done_seq = done_seq  # multiprocessing.Value published by the worker
         self.max_buffered = max_buffered
-        self._token = f"Bearer {auth_token}".encode() if auth_token else None
+        self._token = auth_token or None
         self.accepting = True
         self._pending: deque[tuple[int, int]] = deque()  # (seq, spans) not yet stored
         self._spooled = 0
@@ -45,13 +45,7 @@ class Intake:
     # ------------------------------------------------------------ auth and buffer
 
     def authorized(self, header: str | bytes | None) -> bool:
-        if self._token is None:
-            return True
-        if header is None:
-            return False
-        if isinstance(header, str):
-            header = header.encode()
-        return hmac.compare_digest(header, self._token)
+        return bearer_ok(header, self._token)  # scheme case-insensitive, constant-time compare
 
     def buffered(self) -> int:
         done = self.done_seq.value

@@ -32,10 +32,14 @@ from auditor.plan import Plan
 from auditor.server import store
 from auditor.server.grpc_service import build_server
 from auditor.server.http_app import build_app
+from auditor.server.http_transport import (
+    DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, quiet_accept_errors, uvicorn_config,
+)
 from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
 from auditor.server import queue
+from auditor.server.web_guard import allowed_hosts
 from auditor.server.worker import STALLED, STARTING, WorkerConfig, main as worker_main, paths
 
 MIB = 1024 * 1024
@@ -58,6 +62,10 @@ class ServeConfig:
     retain_age: float | None = None  # seconds: traces last audited longer ago are deleted
     retain_bytes: int | None = None  # the store's live pages are kept under this
     retain_every: float = 5.0  # seconds between retention passes
+    allow_hosts: tuple[str, ...] = ()  # HTTP transport (http_transport, web_guard)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
 
 
 def _log(msg: str) -> None:
@@ -296,16 +304,17 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
             pass
         return out
 
-    grpc_server, grpc_port = build_server(intake, metrics, cfg.host, cfg.grpc_port, cfg.max_request_bytes)
+    grpc_server, grpc_port = build_server(intake, metrics, cfg.host, cfg.grpc_port, cfg.max_request_bytes,
+                                          cfg.max_connections, cfg.header_timeout)
     if not grpc_port:
         raise UsageError(f"--grpc-port {cfg.grpc_port}: cannot listen on {cfg.host}")
     sock = _listen(cfg.host, cfg.http_port)
-    app = build_app(intake, metrics, reporter, cfg.max_request_bytes, status)
+    app = build_app(intake, metrics, reporter, cfg.max_request_bytes, status,
+                    token=cfg.auth_token, hosts=allowed_hosts(cfg.host, cfg.allow_hosts))
+    quiet_accept_errors(asyncio.get_running_loop(), _log)
     http = _Uvicorn(
-        uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", http="httptools",
-            timeout_graceful_shutdown=5, server_header=False,
-        )
+        uvicorn_config(app, max_connections=cfg.max_connections, header_timeout=cfg.header_timeout,
+                       body_timeout=cfg.body_timeout, warn=_log, timeout_graceful_shutdown=5)
     )
     await grpc_server.start()
     http_task = asyncio.create_task(http.serve(sockets=[sock]))

@@ -3,7 +3,9 @@
 ``ui_app(...)`` is a Starlette app served alone by ``auditor ui`` and mounted at ``/`` by the
 sidecar (which passes ``result`` so ``/live`` shows the running audit). The form works
 without JavaScript; the script only adds drag and drop. Bodies are counted while they are
-read, so a client that omits Content-Length still cannot push more than the limit.
+read, so a client that omits Content-Length still cannot push more than the limit, and gzip
+uploads are inflated (streamed) within the same limit: a bomb is a 413 after at most
+limit + 1 bytes. At most ``max_concurrent`` submissions are handled at once (503 beyond).
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from auditor import ingest
 from auditor.errors import AuditorError
 from auditor.model import AuditResult
 from auditor.pipeline import audit_bytes
@@ -29,6 +32,7 @@ from auditor.resources import schemas_dir
 from auditor.schema import load_schema_text
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT = 2  # audits at once: each may hold its limit, decoded, several times over
 PASTED = "pasted text"
 
 
@@ -48,6 +52,22 @@ def bundled_schemas() -> dict[str, str]:
 
 class TooLarge(Exception):
     pass
+
+
+class Disconnected(Exception):
+    pass
+
+
+def _inflate_all(sub: Submission, limit: int) -> Submission:
+    """Every gzip upload inflated (streamed); the whole submission stays within ``limit`` bytes
+    after decompression, like the sidecar's exports. ``ingest.TooLarge`` past it."""
+    budget = limit
+    sources = []
+    for name, data in sub.sources:
+        plain = ingest.inflate(data, name, budget)
+        budget -= len(plain)
+        sources.append((name, plain))
+    return replace(sub, sources=tuple(sources))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +91,14 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge()
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge()
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone (or closed by the body timeout)
+        raise Disconnected() from None
     return b"".join(chunks)
 
 
@@ -127,33 +150,61 @@ def ui_app(
     schema_choices: Mapping[str, str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     result: Callable[[], AuditResult] | None = None,
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT,
 ) -> Starlette:
     choices = dict(schema_choices) if schema_choices else bundled_schemas()
     env = html_report._env()
     script = env.get_template("ui.js").render()
     csp = _hash_csp(script, "'self'")
 
-    def page(error: str = "", status: int = 200, text: str = "") -> HTMLResponse:
+    def page(error: str = "", status: int = 200, text: str = "", headers: dict | None = None) -> HTMLResponse:
         html = env.get_template("ui.html.j2").render(
             choices=choices, error=error, text=text, script=script, live=result is not None,
             max_mb=f"{max_body_bytes / 1048576:g}",
         )
-        return HTMLResponse(html, status, headers=_headers(csp))
+        return HTMLResponse(html, status, headers={**_headers(csp), **(headers or {})})
+
+    busy = 0
 
     async def home(request: Request) -> Response:
+        nonlocal busy
         if request.method == "GET":
             return page()
+        if busy >= max_concurrent:
+            return page(f"The server is auditing {busy} other submission(s); try again in a moment.", 503,
+                        headers={"Retry-After": "2"})
+        busy += 1
+        try:
+            return await submit(request)
+        finally:
+            busy -= 1
+
+    def too_large(inflated: bool = False) -> HTMLResponse:
+        after = " after gzip decompression" if inflated else ""
+        return page(f"The upload is larger than the limit of {max_body_bytes} bytes{after}: "
+                    "send fewer or smaller files, or run 'auditor check' on them.", 413)
+
+    async def submit(request: Request) -> Response:
         try:
             sub = await _parse(request, max_body_bytes, choices)
         except TooLarge:
-            return page(f"The upload is larger than the limit of {max_body_bytes} bytes: send fewer or smaller files, "
-                        "or run 'auditor check' on them.", 413)
+            return too_large()
+        except Disconnected:
+            return Response(status_code=400)  # nobody left to read it
         except Exception as e:  # malformed multipart: a client error, never a crash
             return page(f"Could not read the form: {type(e).__name__}: {e}", 400)
         if not sub.sources:
             return page("Paste a trace into the box or choose at least one file.", 400)
         try:
+            sub = await run_in_threadpool(_inflate_all, sub, max_body_bytes)
+        except ingest.TooLarge:
+            return too_large(inflated=True)
+        except AuditorError as e:
+            return page(f"Could not audit: {e}", 400)
+        try:
             res = await run_in_threadpool(audit_submission, sub)
+        except ingest.TooLarge:
+            return too_large(inflated=True)
         except AuditorError as e:
             pasted = next((d.decode("utf-8", "replace") for n, d in sub.sources if n == PASTED), "")
             return page(f"Could not audit: {e}", 400, text=pasted[:200_000])
@@ -179,7 +230,7 @@ def _headers(csp: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": "same-origin",  # the form's POST then carries a real Origin (no-referrer sends "null")
         "Cache-Control": "no-store",
     }
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from auditor.reconcile.result import Reconciliation, money
+from auditor.report.safe_text import guard, inline
 
 
 def _cell(v) -> str:
-    return "—" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+    return "—" if v is None else inline(" ".join(str(v).split()), 2000).replace("|", "\\|")
 
 
 def render(rec: Reconciliation) -> str:
@@ -25,7 +26,7 @@ def render(rec: Reconciliation) -> str:
         out += ["### Sources with invoiced spend and no traced call", "", "| kind | provider | id | invoiced |", "|---|---|---|---:|"]
         for bucket, it in untraced:
             ident = it.get("api_key_id") or it.get("workspace_id") or it.get("model")
-            out.append(f"| {bucket[:-1].replace('_', ' ')} | {it['provider']} | `{_cell(ident)}` | {money(it['provider_usd'])} |")
+            out.append(f"| {bucket[:-1].replace('_', ' ')} | {_cell(it['provider'])} | `{_cell(ident)}` | {money(it['provider_usd'])} |")
         out.append("")
     out += [
         "### Groups",
@@ -45,4 +46,4 @@ def render(rec: Reconciliation) -> str:
         out.append("")
     if rec.notes:
         out += ["### Notes", ""] + [f"- {_cell(n)}" for n in rec.notes] + [""]
-    return "\n".join(out)
+    return guard("\n".join(out))

@@ -4,12 +4,13 @@ gap, the findings and the notes."""
 from __future__ import annotations
 
 from auditor.reconcile.result import Group, Reconciliation, money
+from auditor.report.safe_text import guard, inline
 
 MAX_GROUPS = 40
 
 
 def _key(g: Group) -> str:
-    return g.label()
+    return inline(g.label())
 
 
 def render(rec: Reconciliation) -> str:
@@ -30,7 +31,7 @@ def render(rec: Reconciliation) -> str:
         if items:
             out.append(f"{label} with invoiced spend and no traced call:")
             for it in items:
-                out.append(f"  {it['provider']} {it[field]}: {money(it['provider_usd'])}")
+                out.append(f"  {inline(it['provider'])} {inline(it[field])}: {money(it['provider_usd'])}")
             out.append("")
     gaps = [g for g in rec.groups if g.ungated_usd != 0]
     if gaps:
@@ -53,10 +54,10 @@ def render(rec: Reconciliation) -> str:
     if rec.findings:
         out.append(f"Findings ({len(rec.findings)}):")
         for f in rec.findings:
-            out.append(f"  {f.code} [{f.severity.value}] {f.message}")
+            out.append(f"  {f.code} [{f.severity.value}] {inline(f.message)}")
         out.append("")
     if rec.notes:
         out.append("Notes:")
-        out.extend(f"  - {n}" for n in rec.notes)
+        out.extend(f"  - {inline(n, 2000)}" for n in rec.notes)
         out.append("")
-    return "\n".join(out)
+    return guard("\n".join(out))
