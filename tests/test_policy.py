@@ -211,3 +211,11 @@ def test_registry_lists_every_code_once_with_what_it_visits():
         from auditor.rules.registry import Registry
 
         Registry.of(attribution.RULES + attribution.RULES[:1], attribution.CHECKS)
+
+
+def test_readme_documents_every_registered_code_with_its_default_severity():
+    """Codes are documented in the README and never renumbered: the table is the registry."""
+    import re
+
+    table = re.findall(r"^\| ([A-Z]+[0-9]{3}) \| (error|warning|note) \|", (ROOT / "README.md").read_text(), re.M)
+    assert sorted(table) == sorted((r.code, r.severity.value) for r in REGISTRY.all())
