@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import orjson
@@ -10,7 +11,16 @@ from auditor.result_json import to_json
 
 
 def render(result, options=None) -> str:
-    return dumps(to_json(result))
+    # The document is a million small dicts and lists with no reference cycles: the cyclic
+    # collector would scan the whole heap several times while they are built (0.35 s of
+    # 0.55 s at 100k spans) and free nothing. Reference counting frees them as usual.
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return dumps(to_json(result))
+    finally:
+        if was:
+            gc.enable()
 
 
 def dumps(doc) -> str:
