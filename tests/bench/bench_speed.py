@@ -9,7 +9,8 @@ Corpora come from the shared yardsticks (``gen_synthetic.py``: 20-span traces, a
 the spans LLM calls, traces 20 ms apart or all at one instant) and are written to a temporary
 directory (never the repository), removed afterwards unless ``--keep DIR``. Every timed
 command is its own process, run in this order for each corpus: floor, check (``--repeat``
-times, alternated); wall, CPU and peak RSS come from the child's rusage (``os.wait4``).
+times, alternated); wall, CPU and peak RSS come from the child's rusage (``os.wait4``; this
+process stays small, as a forked child's peak RSS starts from its parent's).
 
 Prints:
   1. ``auditor check CORPUS --format json -o out.json`` against the decode floor, for protobuf
@@ -106,10 +107,16 @@ def gen_pb(bench: Path, n: int, path: Path, same_instant: bool = False) -> Path:
 
 
 def pb_to_jsonl(pb: Path, path: Path) -> Path:
-    """The same spans as OTLP JSON lines, LINE_SPANS spans a line (traces stay whole: the
-    synthetic corpus writes each trace's 20 spans together, and 500 is a multiple of 20)."""
-    if path.exists():
-        return path
+    """The same spans as OTLP JSON lines, in a child process: this process must stay small, as
+    a forked child's peak RSS (``ru_maxrss``) starts from its parent's."""
+    if not path.exists():
+        subprocess.run([sys.executable, __file__, "--to-jsonl", str(pb), str(path)], check=True, cwd=ROOT, env=env())
+    return path
+
+
+def _write_jsonl(pb: Path, path: Path) -> None:
+    """LINE_SPANS spans a line (traces stay whole: the synthetic corpus writes each trace's
+    20 spans together, and 500 is a multiple of 20)."""
     import orjson
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -132,10 +139,8 @@ def pb_to_jsonl(pb: Path, path: Path) -> Path:
                     s.schema_url = ss.schema_url
                     s.spans.extend(spans[i : i + LINE_SPANS])
                     fh.write(orjson.dumps(to_otlp_json(chunk)) + b"\n")
-    del req
     tmp.rename(path)
     print(f"  (wrote {path.name}: {path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t:.0f}s)", flush=True)
-    return path
 
 
 # ---------------------------------------------------------------- check vs floor
@@ -255,6 +260,9 @@ def server(bench: Path, tmp: Path, n: int, trace_idle: float, workers: int, time
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--to-jsonl"]:
+        _write_jsonl(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100k,1m", help="corpus sizes in spans for the check-vs-floor rows [100k,1m]")
     ap.add_argument("--formats", default="pb,jsonl", help="pb and/or jsonl [pb,jsonl]")
