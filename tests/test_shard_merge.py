@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.bench import write_corpus
+from bench.bench_check import write_corpus
 from auditor.cli import cli
 from auditor.shard import Shard, shard_of
 from builders import LLM, mk, to_jsonl_bytes, to_length_prefixed

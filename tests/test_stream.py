@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.bench import write_corpus
+from bench.bench_check import write_corpus
 from auditor.cli import cli
 from auditor.plan import Plan
 from auditor.schema import compile_schema

@@ -12,7 +12,8 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from builders import _any
 from auditor import ingest
-from auditor.engine import Compiled, audit
+from auditor.engine import audit
+from auditor.plan import Plan
 from auditor.schema import load_schema
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
@@ -29,7 +30,7 @@ for dev in range(50):
         r.attributes.extend(KeyValue(key=k, value=_any(v)) for k, v in attrs.items())
 path = str(Path(tempfile.mkdtemp()) / "bench_logs.pb")
 open(path, "wb").write(req.SerializeToString())
-schema = load_schema("preset:claude-code"); c = Compiled(schema)
+schema = load_schema("preset:claude-code"); c = Plan.fixed(schema)
 t0 = time.perf_counter(); loaded = ingest.load([path], c.projection); t1 = time.perf_counter()
-r = audit(loaded.spans, schema, compiled=c); t2 = time.perf_counter()
+r = audit(loaded.spans, schema, plan=c); t2 = time.perf_counter()
 print(f"{N} records: decode {t1 - t0:.2f}s ({N / (t1 - t0):,.0f}/s), audit {t2 - t1:.2f}s ({N / (t2 - t1):,.0f}/s), {len(r.calls)} calls, ${r.total_cost_usd}")

@@ -16,7 +16,7 @@ Prints:
   1. ``auditor check CORPUS --format json -o out.json`` against the decode floor, for protobuf
      (``floor.py``) and OTLP JSON lines (the same spans, 500 a line, written by
      ``auditor.ingest.otlp_json_writer``; floor: ``json.loads`` a line plus one pass over every
-     span's attributes, ``python -m auditor.bench floor``), at each size: ratio = floor / check
+     span's attributes, ``tests/bench/bench_check.py floor``), at each size: ratio = floor / check
      wall time (goal >= 0.5); the JSON-lines row also gives the ratio to floor.py on the
      protobuf twin; peak RSS of the check (goal < 1.5 GB at 1M);
   2. the growth factor: check time at the largest size / at the smallest (goal: 10x spans <= 11x);
@@ -149,7 +149,7 @@ def _write_jsonl(pb: Path, path: Path) -> None:
 def floor_cmd(bench: Path, path: Path, fmt: str) -> list[str]:
     if fmt == "pb":
         return [sys.executable, str(bench / "floor.py"), str(path)]
-    return [sys.executable, "-m", "auditor.bench", "floor", str(path), "jsonl"]
+    return [sys.executable, str(Path(__file__).with_name("bench_check.py")), "floor", str(path), "jsonl"]
 
 
 def check_cmd(path: Path, out: Path, *extra: str) -> list[str]:

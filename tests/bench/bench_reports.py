@@ -1,6 +1,6 @@
-"""How long each report format takes to render, and how big it is: ``python -m auditor.bench_reports``.
+"""How long each report format takes to render, and how big it is: ``python tests/bench/bench_reports.py``.
 
-Audits one synthetic corpus (auditor.bench's generator) once, then renders every format from
+Audits one synthetic corpus (bench_check.py's generator) once, then renders every format from
 the same AuditResult, so the figures are the reporters' own cost.
 """
 
@@ -11,20 +11,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from auditor.bench import write_corpus
-from auditor.commands.check import load_and_audit
+from bench_check import write_corpus
+from auditor.pipeline import audit_files
+from auditor.plan import Plan
 from auditor.report import Format, RenderOptions, render
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m auditor.bench_reports", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python tests/bench/bench_reports.py", description=__doc__.split("\n")[0])
     ap.add_argument("--spans", type=int, default=100_000, help="corpus size in spans [100000]")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "corpus.pb"
         write_corpus(path, args.spans, "pb")
         t0 = time.perf_counter()
-        result = load_and_audit([str(path)], None, (None, {}))
+        result = audit_files([str(path)], Plan.detect())
         audit_s = time.perf_counter() - t0
     print(
         f"corpus: {result.counts.spans} spans, {result.counts.traces} traces, {len(result.calls)} LLM calls, "

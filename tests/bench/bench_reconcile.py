@@ -1,6 +1,6 @@
 """Benchmark the reconciliation (not the audit): N priced calls against a usage report.
 
-    python -m auditor.reconcile.bench [N_CALLS] [DAYS]
+    python tests/bench/bench_reconcile.py [N_CALLS] [DAYS]
 
 Prints the time to parse the export and to reconcile (wall and CPU: a shared machine's wall
 clock says more about the neighbours), and calls per CPU second. The calls are

@@ -1,4 +1,4 @@
-"""Benchmark ``auditor check`` against the decode floor: ``python -m auditor.bench``.
+"""Benchmark ``auditor check`` against the decode floor: ``python tests/bench/bench_check.py``.
 
 Generates synthetic corpora of realistic shape (20-span traces over three services, 10-30
 attributes per span, long gen_ai message strings on LLM calls, about 10% of hops dropping
@@ -395,7 +395,7 @@ def _timed(argv: list[str]) -> Run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m auditor.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python tests/bench/bench_check.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="100000,1000000", help="span counts, comma-separated [100000,1000000]")
     ap.add_argument("--formats", default="pb,jsonl", help="pb and/or jsonl [pb,jsonl]")
     ap.add_argument("--dir", default="/tmp/auditor-bench", help="where corpora are written (reused when present)")
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             if fmt == "jsonl" and args.stream_window:
                 runs.append(("stream", [py, "-m", "auditor", "check", str(path), "--stream", "--window",
                                         str(args.stream_window), *args.check_args.split()]))
-            fl = _timed([py, "-m", "auditor.bench", "floor", str(path), fmt])
+            fl = _timed([py, str(Path(__file__).resolve()), "floor", str(path), fmt])
             if fl.code != 0:
                 raise SystemExit(f"floor failed: {fl.out.decode()[-2000:]}")
             for label, cmd in runs:
