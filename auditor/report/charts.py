@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from auditor import concentration
+from auditor.trend import Trend
 from auditor.model import AuditResult
 from auditor.report import summary
 from auditor.report.safe_text import inline
@@ -236,3 +238,59 @@ def report_charts(result: AuditResult) -> dict:
         "value_charts": spend_by_value(result),
         "concentration_chart": concentration_curve(result),
     }
+
+
+TREND_POINTS = 60  # buckets drawn: the newest hour of minutes, or 60 hours
+
+
+def _when(start: int, bucket: str) -> str:
+    t = datetime.fromtimestamp(start, tz=timezone.utc)
+    return t.strftime("%H:%M") if bucket == "minute" else t.strftime("%m-%d %H:00")
+
+
+def trend_chart(tr: Trend, limits: Mapping[str, float]) -> LineChart | None:
+    """The unattributed share per key over the newest buckets of trace time (UTC)."""
+    if not tr.starts:
+        return None
+    last = tr.starts[-1]
+    first = max(tr.starts[0], last - (TREND_POINTS - 1) * tr.seconds)
+    n = (last - first) // tr.seconds  # bucket slots minus one; gaps stay gaps
+    w, h = WIDE, 300
+    left, top, right, bottom = 56.0, 14.0, w - 24.0, h - 40.0
+
+    def x(start: int) -> float:
+        return left + ((start - first) / tr.seconds / n if n else 0.5) * (right - left)
+
+    def y(pct: float) -> float:
+        return bottom - min(max(pct, 0.0), 100.0) / 100 * (bottom - top)
+
+    shown = [s for s in tr.starts if s >= first]
+    series, rows = [], []
+    for i, k in enumerate(tr.keys):
+        pts = []
+        for s in shown:
+            c = tr.cells.get((s, k))
+            if c is None or c.share_pct is None:
+                continue
+            of = (f"{summary.money(c.unattributed_usd)} of {summary.money(c.cost_usd)}" if c.share_basis == "spend"
+                  else f"{c.llm_calls_missing} of {c.llm_calls} calls, nothing priced")
+            pts.append(Point(x(s), y(c.share_pct), f"{k} at {_when(s, tr.bucket)} UTC: {c.share_pct:.1f}% unattributed ({of})"))
+        if pts:
+            series.append(Series(f"{k}: unattributed share", f"s{i % 5}", tuple(pts)))
+    for s in shown:
+        cells = [tr.cells.get((s, k)) for k in tr.keys]
+        rows.append((_when(s, tr.bucket), *(("-" if c is None or c.share_pct is None else
+                                             f"{c.share_pct:.1f}% ({c.llm_calls_missing}/{c.llm_calls} calls)") for c in cells)))
+    refs = tuple(Line(left, y(limits[k]), right, y(limits[k]), f"{k} limit {limits[k]:g}%", "limit")
+                 for k in tr.keys if k in limits)
+    ticks = sorted({first + round(j * n / 4) * tr.seconds for j in range(5)} if n else {first})
+    return LineChart(
+        "chart-trend", f"Unattributed share per {tr.bucket}",
+        f"Line chart: the share of LLM spend (of calls when nothing is priced) lacking each key, per {tr.bucket} "
+        f"of trace time (UTC, by the call's start), the newest {len(shown)} bucket{'s' if len(shown) != 1 else ''} "
+        f"with calls; the dashed red lines are the gate's limits.",
+        w, h, (left, top, right, bottom), tuple((x(s), _when(s, tr.bucket)) for s in ticks),
+        tuple((y(p), f"{p}%") for p in (0, 25, 50, 75, 100)), tuple(series), refs,
+        (f"{tr.bucket} (UTC)", *tr.keys), tuple(reversed(rows)),
+        note=(f"{tr.undated_calls} call(s) without a start time are not drawn." if tr.undated_calls else ""),
+    )

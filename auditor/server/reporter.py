@@ -18,6 +18,7 @@ from auditor.pipeline import judge_traces
 from auditor.plan import Plan
 from auditor.result_json import to_json
 from auditor.server import store
+from auditor.trend import Trend, trend
 
 
 class Reporter:
@@ -33,6 +34,7 @@ class Reporter:
         self._rejected = 0
         self._json: tuple[int, str] | None = None
         self._stats: tuple[int, dict] | None = None
+        self._trends: dict[str, tuple[int, Trend]] = {}
 
     def _c(self):
         if self._conn is None:
@@ -71,6 +73,17 @@ class Reporter:
         finally:
             c.execute("COMMIT")
         return v
+
+    def trend(self, bucket: str = "minute") -> Trend:
+        """The unattributed share per key per minute / hour of trace time, derived from the live
+        result (so it is exact under late spans and retention); cached per store version."""
+        result = self.result()
+        with self._lock:
+            v = self._result[0]
+            hit = self._trends.get(bucket)
+            if hit is None or hit[0] != v or hit[1] is None:
+                hit = self._trends[bucket] = (v, trend(result, bucket))
+            return hit[1]
 
     def report_json(self) -> str:
         self.result()
