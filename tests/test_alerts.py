@@ -5,6 +5,9 @@ one when it recovers, delivered to a real HTTP receiver on 127.0.0.1 (its first 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from builders import to_json_bytes
 from test_live import chat
-from test_server_support import Sidecar
+from test_server_support import ROOT, Sidecar
 
 from auditor.pipeline import audit_bytes
 from auditor.plan import Plan
@@ -94,6 +97,16 @@ def test_one_alert_when_the_gate_fails_and_one_when_it_recovers(tmp_path, receiv
         assert fail["example_trace"] == f"{1:032x}"
         assert fail["text"].startswith(":rotating_light: Attribution gate failing for `tenant_id`: 50.00% of LLM spend")
         assert len(receiver.posts) == 2  # the first delivery got a 503 and was retried
+        m = s.metrics()  # the same series for Prometheus
+        assert m['auditor_gate_failing{key="tenant_id"}'] == 1.0 and m['auditor_gate_failing{key="workflow_id"}'] == 0.0
+        assert m['auditor_unattributed_limit_pct{key="tenant_id"}'] == 20.0
+        assert m['auditor_unattributed_share_pct{basis="spend",key="tenant_id"}'] == 50.0
+        assert m['auditor_unattributed_share_latest_pct{basis="spend",bucket="minute",key="tenant_id"}'] == 50.0
+        assert m['auditor_key_llm_cost_usd{key="tenant_id"}'] == 2 * m['auditor_unattributed_cost_usd{key="tenant_id"}']
+        rules = (ROOT / "schemas" / "prometheus" / "auditor-alerts.yaml").read_text()
+        exposed = {name.split("{")[0] for name in m}
+        used = set(re.findall(r"\b(auditor_[a-z_]+)", rules))
+        assert used and used <= exposed, used - exposed  # the example rules name real series
 
         assert s.post("/v1/traces", traces(10, 8, lost=0), "application/json").status_code == 200  # 1 of 10: 10%
         s.wait_audited()
@@ -103,6 +116,7 @@ def test_one_alert_when_the_gate_fails_and_one_when_it_recovers(tmp_path, receiv
         time.sleep(1.0)  # ten more looks at the gate: nothing new to say
         assert len(receiver.accepted) == 2
         assert s.report()["summary"]["gate"]["passed"] is True
+        assert s.metrics()['auditor_gate_failing{key="tenant_id"}'] == 0.0
         code, err = s.terminate()
         assert code == 0 and "alert webhook: attempt 1 failed (HTTP 503); retrying in 1s" in err
     finally:
@@ -136,3 +150,17 @@ def _schema(tmp_path):
     p = tmp_path / "schema.yaml"
     p.write_text(SCHEMA)
     return p
+
+
+def test_example_alerting_rules_are_valid_prometheus_rules():
+    rules = ROOT / "schemas" / "prometheus" / "auditor-alerts.yaml"
+    import yaml
+
+    doc = yaml.safe_load(rules.read_text())
+    names = [r.get("alert") or r.get("record") for g in doc["groups"] for r in g["rules"]]
+    assert "AttributionGateFailing" in names and "UnattributedSpendOverLimit" in names
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian: apt-get install prometheus)")
+    out = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -271,7 +271,7 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
     replay = intake.buffered()
     spool.start()
     reporter = Reporter(db, plan, ("otlp",))
-    metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), cfg.max_buffered_spans))
+    metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), cfg.max_buffered_spans), reporter.trend)
     stop = asyncio.Event()
     # kept open while we run: the store's -wal and -shm files then exist (and keep their room)
     # from the start, so readers and workers still work once the disk is full
