@@ -282,3 +282,16 @@ def test_sarif_points_at_the_trace_file_when_spans_carry_no_code_location(baggag
     assert locs == [{"artifactLocation": {"uri": "traces/run.jsonl", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 1}}] * 6
     two = sarif_report.to_sarif(replace(baggage, run=replace(baggage.run, inputs=("a.jsonl", "b.jsonl"))))
     assert all("physicalLocation" not in r["locations"][0] for r in two["runs"][0]["results"])
+
+
+def test_html_of_inputs_in_different_dialects_renders():
+    """A key of one dialect's preset is not among another trace's example values: it is left
+    out of that tree, never an error (this used to raise UndefinedError for 'user_id')."""
+    from auditor.pipeline import audit_files
+    from auditor.plan import Plan
+
+    root = Path(__file__).resolve().parents[1] / "sample_traces"
+    result = audit_files([str(root / "core" / "baggage_dropped.otlp.json"), str(root / "dialects" / "langfuse.otlp.json")],
+                         Plan.detect())
+    html = html_report.render(result)
+    assert 'id="chart-boundaries"' in html and "tenant_id missing" in html

@@ -288,7 +288,7 @@ def trend_chart(tr: Trend, limits: Mapping[str, float]) -> LineChart | None:
         "chart-trend", f"Unattributed share per {tr.bucket}",
         f"Line chart: the share of LLM spend (of calls when nothing is priced) lacking each key, per {tr.bucket} "
         f"of trace time (UTC, by the call's start), the newest {len(shown)} bucket{'s' if len(shown) != 1 else ''} "
-        f"with calls; the dashed red lines are the gate's limits.",
+        f"with calls{'; the dashed red lines are the gate limits' if refs else ''}.",
         w, h, (left, top, right, bottom), tuple((x(s), _when(s, tr.bucket)) for s in ticks),
         tuple((y(p), f"{p}%") for p in (0, 25, 50, 75, 100)), tuple(series), refs,
         (f"{tr.bucket} (UTC)", *tr.keys), tuple(reversed(rows)),
