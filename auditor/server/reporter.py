@@ -43,16 +43,20 @@ class Reporter:
 
     def result(self) -> AuditResult:
         with self._lock:
-            v = self._refresh()
-            if self._result is None or self._result[0] != v:
-                t0 = time.perf_counter()
-                empty = self.plan.empty_parts(self._rejected)
-                run = RunInfo(inputs=self.inputs, schema=self.plan.describe(_dialects(self._parts.values(), empty)),
-                              seconds=time.perf_counter() - t0)
-                result = judge_traces(self._parts, empty, run, _encode)
-                self._result = (v, result)
-                self._json = (v, _encode(result))
-            return self._result[1]
+            return self._current()[1]
+
+    def _current(self) -> tuple[int, AuditResult]:
+        """(store version, result) as of now; called with the lock held."""
+        v = self._refresh()
+        if self._result is None or self._result[0] != v:
+            t0 = time.perf_counter()
+            empty = self.plan.empty_parts(self._rejected)
+            run = RunInfo(inputs=self.inputs, schema=self.plan.describe(_dialects(self._parts.values(), empty)),
+                          seconds=time.perf_counter() - t0)
+            result = judge_traces(self._parts, empty, run, _encode)
+            self._result = (v, result)
+            self._json = (v, _encode(result))
+        return self._result
 
     def _refresh(self) -> int:
         """Read what changed since the last look, in one snapshot."""
@@ -77,11 +81,10 @@ class Reporter:
     def trend(self, bucket: str = "minute") -> Trend:
         """The unattributed share per key per minute / hour of trace time, derived from the live
         result (so it is exact under late spans and retention); cached per store version."""
-        result = self.result()
         with self._lock:
-            v = self._result[0]
+            v, result = self._current()
             hit = self._trends.get(bucket)
-            if hit is None or hit[0] != v or hit[1] is None:
+            if hit is None or hit[0] != v:
                 hit = self._trends[bucket] = (v, trend(result, bucket))
             return hit[1]
 
