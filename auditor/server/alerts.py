@@ -124,7 +124,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
-def post_json(url: str, doc: dict, timeout: float = 10.0) -> int:
+def post_json(url: str, doc: dict, timeout: float = 5.0) -> int:
     """POST one message; the HTTP status (raises OSError on a network failure)."""
     req = urllib.request.Request(url, json.dumps(doc).encode(), {"Content-Type": "application/json",
                                                                "User-Agent": "trace-attribution-auditor"}, method="POST")
