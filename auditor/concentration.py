@@ -37,11 +37,9 @@ def person_key(keys: Iterable[str]) -> str | None:
     return next((k for k in PERSON_KEYS if k in have), None)
 
 
-def compute(calls: Iterable[LlmCall], keys: Iterable[str]) -> Concentration | None:
-    """None when the result has no person key or no priced spend by any person."""
-    key = person_key(keys)
-    if key is None:
-        return None
+def ranked(calls: Iterable[LlmCall], key: str) -> tuple[list[Decimal], Decimal]:
+    """Each person's priced spend, largest first, and all priced spend (with or without a person):
+    the points of the concentration curve."""
     by_person: dict[str, Decimal] = defaultdict(Decimal)
     total = Decimal(0)
     for c in calls:
@@ -51,11 +49,19 @@ def compute(calls: Iterable[LlmCall], keys: Iterable[str]) -> Concentration | No
         v = c.values.get(key)
         if v is not None:
             by_person[str(v)] += c.cost_usd
-    if not by_person:
+    return sorted(by_person.values(), reverse=True), total
+
+
+def compute(calls: Iterable[LlmCall], keys: Iterable[str]) -> Concentration | None:
+    """None when the result has no person key or no priced spend by any person."""
+    key = person_key(keys)
+    if key is None:
         return None
-    top = max(1, math.ceil(len(by_person) * TOP_FRACTION))
-    ranked = sorted(by_person.values(), reverse=True)
-    return Concentration(key, len(by_person), top, sum(ranked[:top], Decimal(0)), total)
+    spend, total = ranked(calls, key)
+    if not spend:
+        return None
+    top = max(1, math.ceil(len(spend) * TOP_FRACTION))
+    return Concentration(key, len(spend), top, sum(spend[:top], Decimal(0)), total)
 
 
 def line(c: Concentration) -> str:

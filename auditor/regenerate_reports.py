@@ -1,7 +1,11 @@
 """Render reports/ from every sample_traces scenario in every format, or check they are current.
 
-    python -m auditor.regenerate_reports          # rewrite reports/
-    python -m auditor.regenerate_reports --check  # exit 1 and name the stale files
+    python -m auditor.regenerate_reports                # rewrite reports/
+    python -m auditor.regenerate_reports --check        # exit 1 and name the stale files
+    python -m auditor.regenerate_reports --screenshots  # also reports/screenshots/*.png (chromium)
+
+Screenshots (``reports/screenshots/``) are regenerated only with ``--screenshots`` and are not
+part of the staleness check: their pixels depend on the fonts installed.
 
 Each scenario is audited exactly as ``auditor check sample_traces/GROUP/NAME.otlp.json`` would
 (no --schema: each trace read by the default plus the presets of the dialects it speaks), with the run time zeroed
@@ -23,6 +27,7 @@ from auditor.report import Format, RenderOptions, render
 ROOT = Path(__file__).resolve().parents[1]
 SUFFIX = {"text": "txt", "markdown": "md", "junit": "junit.xml"}
 INDEX = "README.md"
+SCREENSHOTS = "screenshots"  # reports/screenshots/: made by --screenshots, never checked for staleness
 
 
 def scenarios(root: Path = ROOT) -> list[Path]:
@@ -56,6 +61,10 @@ def render_all(root: Path = ROOT) -> dict[str, str]:
             "they are stale. Each scenario is audited as `auditor check FILE` would, then rendered in every",
             f"format ({', '.join(f.value for f in Format)}).",
             "",
+            "`screenshots/` holds `report.png` (every core and dialect sample in one HTML report) and `live.png`",
+            "(the sidecar's `/live` page after thirty minutes of trace time), taken with headless chromium by",
+            "`python -m auditor.regenerate_reports --screenshots`; fonts change their pixels, so they are not checked.",
+            "",
             "| scenario | schema | LLM calls | leaking boundaries | findings | gate |",
             "|---|---|---:|---:|---:|---|",
             *rows,
@@ -76,8 +85,9 @@ def stale(root: Path = ROOT, want: dict[str, str] | None = None) -> list[str]:
             bad.append(rel)
     if base.is_dir():
         for p in base.rglob("*"):
-            if p.is_file() and p.relative_to(base).as_posix() not in want:
-                bad.append(p.relative_to(base).as_posix())
+            rel = p.relative_to(base).as_posix()
+            if p.is_file() and rel not in want and not rel.startswith(SCREENSHOTS + "/"):
+                bad.append(rel)
     return sorted(bad)
 
 
@@ -97,6 +107,8 @@ def write(root: Path = ROOT) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m auditor.regenerate_reports", description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
+    ap.add_argument("--screenshots", action="store_true",
+                    help="also take reports/screenshots/report.png and live.png with headless chromium (not checked for staleness)")
     args = ap.parse_args(argv)
     if args.check:
         bad = stale()
@@ -105,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad else 0
     files = write()
     print(f"reports/: {len(files)} files current")
+    if args.screenshots:
+        from auditor.screenshots import take
+
+        for p in take(ROOT):
+            print(f"reports/{p.relative_to(ROOT / 'reports').as_posix()}: {p.stat().st_size} bytes")
     return 0
 
 

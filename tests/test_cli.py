@@ -103,3 +103,9 @@ def test_real_process_no_traceback_on_garbage(tmp_path):
     assert p.returncode == 2
     assert p.stderr.startswith(f"auditor: error: {f}: expected an OTLP ExportTraceServiceRequest/TracesData protobuf")
     assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_schema_help_shows_its_real_default():
+    for cmd in ("check", "serve", "cost"):
+        out = CliRunner().invoke(cli, [cmd, "--help"], terminal_width=400).output
+        assert "[default: (detected: default + the dialects' presets)]" in out, cmd

@@ -68,7 +68,7 @@ def open_sidecar(tmp_path_factory):
 
 def test_sidecar_read_side_answers_only_allowed_hosts(open_sidecar):
     s = open_sidecar
-    for path in ("/api/report", "/metrics", "/", "/live"):
+    for path in ("/api/report", "/api/trend", "/metrics", "/", "/live"):
         assert s.get(path, headers={"host": "rebound.evil.example"}).status_code == 421, path
         assert s.get(path, headers={"host": f"127.0.0.1:{s.http_port}"}).status_code == 200, path
     assert s.get("/api/report", headers={"host": f"auditor.internal:{s.http_port}"}).status_code == 200

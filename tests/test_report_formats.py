@@ -83,7 +83,10 @@ def test_examples_merge_like_the_whole_and_survive_json():
 
 def test_html_is_self_contained_and_escapes_hostile_names():
     html = html_report.render(leak_result())
-    assert "<script>window.__xss" not in html and "onerror=\"window" not in html and "<svg" not in html
+    assert "<script>window.__xss" not in html and "onerror=\"window" not in html and "<svg onload" not in html
+    # the only SVG elements are our charts (the hostile tenant value is a bar label, as text)
+    assert re.findall(r"<svg[^>]*>", html) and all(t.startswith('<svg class="') for t in re.findall(r"<svg[^>]*>", html))
+    assert 'aria-label="#1 network boundary web / web.app : POST /leads → worker / worker.app : &lt;script&gt;' in html
     assert "&lt;script&gt;window.__xss=&#34;name&#34;&lt;/script&gt;" in html
     assert html.count("<script>") == 1  # ours, pinned by hash in the CSP
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no network references"
@@ -279,3 +282,16 @@ def test_sarif_points_at_the_trace_file_when_spans_carry_no_code_location(baggag
     assert locs == [{"artifactLocation": {"uri": "traces/run.jsonl", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 1}}] * 6
     two = sarif_report.to_sarif(replace(baggage, run=replace(baggage.run, inputs=("a.jsonl", "b.jsonl"))))
     assert all("physicalLocation" not in r["locations"][0] for r in two["runs"][0]["results"])
+
+
+def test_html_of_inputs_in_different_dialects_renders():
+    """A key of one dialect's preset is not among another trace's example values: it is left
+    out of that tree, never an error (this used to raise UndefinedError for 'user_id')."""
+    from auditor.pipeline import audit_files
+    from auditor.plan import Plan
+
+    root = Path(__file__).resolve().parents[1] / "sample_traces"
+    result = audit_files([str(root / "core" / "baggage_dropped.otlp.json"), str(root / "dialects" / "langfuse.otlp.json")],
+                         Plan.detect())
+    html = html_report.render(result)
+    assert 'id="chart-boundaries"' in html and "tenant_id missing" in html

@@ -127,7 +127,11 @@ def test_live_report_when_mounted_with_a_result():
     c = TestClient(ui_app(result=lambda: result))
     assert 'href="live"' in c.get("/").text
     r = c.get("/live")
-    assert r.status_code == 200 and 'id="gate">Gate failed' in r.text
+    assert r.status_code == 200 and 'id="gate">Gate failing' in r.text
+    # a live page, not an upload answer: no "Audit another trace", no "1 input"
+    assert "Audit another trace" not in r.text and "1 input" not in r.text
+    assert 'id="chart-trend"' in r.text and 'id="chart-boundaries"' in r.text
+    assert "script-src 'none'" in r.headers["content-security-policy"] and "<script" not in r.text
     assert TestClient(ui_app()).get("/live").status_code == 404
 
 

@@ -26,8 +26,10 @@ def note(msg: str) -> None:
 def schema_option(fn):
     return click.option(
         "-s", "--schema", "schema_ref", default=None, metavar="REF",
-        help="Attribution schema: a YAML/JSON file, 'default', or 'preset:NAME'. Without it each trace is read "
-             "by the default schema plus the presets of the dialects its spans speak (detected).",
+        show_default="detected: default + the dialects' presets",
+        help="Attribution schema: a YAML/JSON file, 'default' (schemas/default.yaml: tenant_id, workflow_id), or "
+             "'preset:NAME'. Without it each trace is read by the default schema plus the presets of the dialects "
+             "its spans speak (detected; stderr says which).",
     )(fn)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from urllib.parse import urlsplit
 
 import click
 
@@ -73,9 +74,17 @@ SIZE = _Amount("size", ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib")
 @click.option("--drain-timeout", type=click.FloatRange(1), default=20.0, show_default=True, metavar="SECONDS",
               help="On SIGTERM, audit what is buffered for at most this long (under Kubernetes' 30 s grace); "
                    "the rest stays queued for the next start.")
+@click.option("--alert-webhook", metavar="URL", default=None,
+              help="POST a JSON message (Slack-compatible 'text' plus key, share, threshold, worst boundary, example "
+                   "trace) to this http(s) URL when the live gate turns failing for a key, and when it recovers. "
+                   "Only this URL is contacted.")
+@click.option("--alert-window", type=DURATION, default="5m", show_default=True, metavar="DURATION",
+              help="At most one alert per key and state within this window (a flapping key is not a storm).")
+@click.option("--alert-interval", type=click.FloatRange(0.05), default=10.0, show_default=True, metavar="SECONDS",
+              help="How often the live gate is looked at for alerts.")
 def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,
             max_request_bytes, workers, auth_token, allow_hosts, max_connections, header_timeout, body_timeout,
-            retain_age, retain_bytes, drain_timeout):
+            retain_age, retain_bytes, drain_timeout, alert_webhook, alert_window, alert_interval):
     """Run the OTLP sidecar: receive traces, audit each as it completes, keep the findings.
 
     An export is acknowledged only once it is on disk; SIGTERM audits everything buffered
@@ -84,6 +93,10 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
     from auditor.server.sidecar import ServeConfig, serve
 
     token = validate_token(auth_token)
+    if alert_webhook is not None:
+        u = urlsplit(alert_webhook)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise click.BadParameter(f"{alert_webhook!r}: expected an http:// or https:// URL", param_hint="--alert-webhook")
     warning = exposure_warning("serve", host, token)
     if warning:
         click.echo(warning, err=True)
@@ -92,5 +105,6 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
                     max_buffered_spans, max_request_bytes, token, workers, drain_timeout=drain_timeout,
                     retain_age=retain_age, retain_bytes=None if retain_bytes is None else int(retain_bytes),
                     allow_hosts=tuple(allow_hosts), max_connections=max_connections,
-                    header_timeout=header_timeout, body_timeout=body_timeout)
+                    header_timeout=header_timeout, body_timeout=body_timeout, alert_webhook=alert_webhook,
+                    alert_window=alert_window, alert_interval=alert_interval)
     ))

@@ -19,7 +19,7 @@ import jinja2
 
 from auditor import __version__
 from auditor.model import AuditResult, ExampleSpan, ExampleTrace
-from auditor.report import summary
+from auditor.report import charts, summary
 from auditor.rules import all_rules
 
 MAX_FINDINGS = 2000
@@ -148,6 +148,7 @@ def context(result: AuditResult) -> dict:
         "inputs": result.run.inputs,
         "schema": result.run.schema,
         "version": __version__,
+        **charts.report_charts(result),
     }
 
 

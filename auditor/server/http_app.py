@@ -30,6 +30,8 @@ from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
 from auditor.server.signals import SIGNALS, Checked, Signal
 from auditor.server.web_guard import WebGuard, allowed_hosts
+from auditor.result_json import usd
+from auditor.trend import BUCKETS
 
 
 def _media_type(header: str | None) -> str:
@@ -152,6 +154,14 @@ def build_app(intake: Intake, metrics: Metrics, reporter: Reporter, limit: int, 
         text = await run_in_threadpool(reporter.report_json)
         return Response(text, media_type="application/json")
 
+    async def trend_route(request: Request) -> Response:
+        bucket = request.query_params.get("bucket", "minute")
+        if bucket not in BUCKETS:
+            return Response(json.dumps({"error": f"bucket must be one of {', '.join(BUCKETS)}"}), 400,
+                            media_type="application/json")
+        tr = await run_in_threadpool(reporter.trend, bucket)
+        return Response(json.dumps(tr.to_json(usd)), media_type="application/json")
+
     async def metrics_route(request: Request) -> Response:
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE_LATEST)
 
@@ -162,13 +172,14 @@ def build_app(intake: Intake, metrics: Metrics, reporter: Reporter, limit: int, 
     routes = [export_route(sig, intake, metrics, limit) for sig in SIGNALS]
     routes += [
         Route("/api/report", report),
+        Route("/api/trend", trend_route),
         Route("/metrics", metrics_route),
         Route("/healthz", healthz),
     ]
     if ui_available():
         from auditor.server import ui
 
-        routes.append(Mount("/", app=ui.ui_app(result=reporter.result)))
+        routes.append(Mount("/", app=ui.ui_app(result=reporter.result, trend=reporter.trend)))
     else:
         routes.append(_home(reporter))
     return WebGuard(Starlette(routes=routes), token, hosts if hosts is not None else allowed_hosts("127.0.0.1"),

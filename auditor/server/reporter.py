@@ -18,6 +18,7 @@ from auditor.pipeline import judge_traces
 from auditor.plan import Plan
 from auditor.result_json import to_json
 from auditor.server import store
+from auditor.trend import Trend, trend
 
 
 class Reporter:
@@ -33,6 +34,7 @@ class Reporter:
         self._rejected = 0
         self._json: tuple[int, str] | None = None
         self._stats: tuple[int, dict] | None = None
+        self._trends: dict[str, tuple[int, Trend]] = {}
 
     def _c(self):
         if self._conn is None:
@@ -41,16 +43,20 @@ class Reporter:
 
     def result(self) -> AuditResult:
         with self._lock:
-            v = self._refresh()
-            if self._result is None or self._result[0] != v:
-                t0 = time.perf_counter()
-                empty = self.plan.empty_parts(self._rejected)
-                run = RunInfo(inputs=self.inputs, schema=self.plan.describe(_dialects(self._parts.values(), empty)),
-                              seconds=time.perf_counter() - t0)
-                result = judge_traces(self._parts, empty, run, _encode)
-                self._result = (v, result)
-                self._json = (v, _encode(result))
-            return self._result[1]
+            return self._current()[1]
+
+    def _current(self) -> tuple[int, AuditResult]:
+        """(store version, result) as of now; called with the lock held."""
+        v = self._refresh()
+        if self._result is None or self._result[0] != v:
+            t0 = time.perf_counter()
+            empty = self.plan.empty_parts(self._rejected)
+            run = RunInfo(inputs=self.inputs, schema=self.plan.describe(_dialects(self._parts.values(), empty)),
+                          seconds=time.perf_counter() - t0)
+            result = judge_traces(self._parts, empty, run, _encode)
+            self._result = (v, result)
+            self._json = (v, _encode(result))
+        return self._result
 
     def _refresh(self) -> int:
         """Read what changed since the last look, in one snapshot."""
@@ -71,6 +77,16 @@ class Reporter:
         finally:
             c.execute("COMMIT")
         return v
+
+    def trend(self, bucket: str = "minute") -> Trend:
+        """The unattributed share per key per minute / hour of trace time, derived from the live
+        result (so it is exact under late spans and retention); cached per store version."""
+        with self._lock:
+            v, result = self._current()
+            hit = self._trends.get(bucket)
+            if hit is None or hit[0] != v:
+                hit = self._trends[bucket] = (v, trend(result, bucket))
+            return hit[1]
 
     def report_json(self) -> str:
         self.result()

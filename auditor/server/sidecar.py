@@ -30,6 +30,7 @@ import uvicorn
 from auditor.errors import UsageError
 from auditor.plan import Plan
 from auditor.server import store
+from auditor.server.alerts import Alerter
 from auditor.server.grpc_service import build_server
 from auditor.server.http_app import build_app
 from auditor.server.http_transport import (
@@ -66,6 +67,9 @@ class ServeConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    alert_webhook: str | None = None  # POST a JSON message here when the live gate changes state
+    alert_window: float = 300.0  # at most one message per key and state within this many seconds
+    alert_interval: float = 10.0  # seconds between looks at the live gate
 
 
 def _log(msg: str) -> None:
@@ -267,7 +271,7 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
     replay = intake.buffered()
     spool.start()
     reporter = Reporter(db, plan, ("otlp",))
-    metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), cfg.max_buffered_spans))
+    metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), cfg.max_buffered_spans), reporter.trend)
     stop = asyncio.Event()
     # kept open while we run: the store's -wal and -shm files then exist (and keep their room)
     # from the start, so readers and workers still work once the disk is full
@@ -332,6 +336,17 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
     retainer = _Retainer(db, cfg) if cfg.retain_age is not None or cfg.retain_bytes is not None else None
     retaining: asyncio.Task | None = None
     next_retain = 0.0
+    alerter = (Alerter(cfg.alert_webhook, cfg.alert_window, data_dir / "alerts.json", _log)
+               if cfg.alert_webhook else None)
+    alerting: asyncio.Task | None = None
+    next_alert = 0.0
+
+    def alert_pass() -> None:
+        try:
+            alerter.check(reporter.result())
+        except Exception as e:  # noqa: BLE001 - alerts must never take the sidecar down
+            _log(f"alert webhook: {type(e).__name__}: {e}")
+
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 0.5)
@@ -342,10 +357,16 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
         if retainer is not None and (retaining is None or retaining.done()) and time.monotonic() >= next_retain:
             retaining = asyncio.create_task(asyncio.to_thread(retainer.run))
             next_retain = time.monotonic() + cfg.retain_every
+        if alerter is not None and (alerting is None or alerting.done()) and time.monotonic() >= next_alert:
+            alerting = asyncio.create_task(asyncio.to_thread(alert_pass))
+            next_alert = time.monotonic() + cfg.alert_interval
         if http_task.done():
             break
     if retaining is not None:
         await retaining
+    if alerting is not None:
+        alerter.stop.set()  # ends a retry's back-off at once
+        await alerting
     _log(f"stopping: refusing new exports (503 / UNAVAILABLE), auditing everything buffered (at most {cfg.drain_timeout:g}s)")
     await intake.stop()
     await grpc_server.stop(grace=2)

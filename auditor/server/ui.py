@@ -27,9 +27,10 @@ from auditor.errors import AuditorError
 from auditor.model import AuditResult
 from auditor.pipeline import audit_bytes
 from auditor.plan import Plan
-from auditor.report import html_report, json_report
+from auditor.report import html_report, json_report, live_page
 from auditor.resources import schemas_dir
 from auditor.schema import load_schema_text
+from auditor.trend import Trend, auto_bucket, trend as trend_of
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT = 2  # audits at once: each may hold its limit, decoded, several times over
@@ -151,6 +152,7 @@ def ui_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     result: Callable[[], AuditResult] | None = None,
     max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+    trend: Callable[[str], Trend] | None = None,
 ) -> Starlette:
     choices = dict(schema_choices) if schema_choices else bundled_schemas()
     env = html_report._env()
@@ -217,8 +219,15 @@ def ui_app(
             )
         return _report(res, back="./")
 
+    def live_html(query: Mapping[str, str]) -> tuple[str, str]:
+        res = result()
+        bucket = live_page.bucket_of(query, auto_bucket(res))
+        tr = trend(bucket) if trend is not None else trend_of(res, bucket)
+        return live_page.page(res, tr, query)
+
     async def live(request: Request) -> Response:
-        return _report(await run_in_threadpool(result), back="./")
+        html, page_csp = await run_in_threadpool(live_html, dict(request.query_params))
+        return HTMLResponse(html, headers=_headers(page_csp))
 
     routes = [Route("/", home, methods=["GET", "POST"])]
     if result is not None:
