@@ -123,3 +123,18 @@ def test_one_trace_that_breaks_the_report_is_left_out_as_tool002(tmp_path):
     assert tool[0].message.startswith("reporting this trace failed (InvalidOperation")
     assert result.counts.traces == 7 and not result.gate.passed
     assert to_json(result)["summary"]["cost"]["total_usd"] == "0.000000"
+
+
+def test_megabyte_names_and_values_are_clipped_in_every_finding(tmp_path):
+    """A 2 MB span name and tenant_id cannot make a report of megabytes per finding."""
+    huge = "x" * 2_000_000
+    spans = [mk(1, 1, None, "POST", attrs={"tenant_id": "acme", "workflow_id": "w"}),
+             mk(1, 2, 1, huge, attrs={"tenant_id": huge, "workflow_id": "w"}),
+             mk(1, 3, 2, "chat", attrs={**LLM, "tenant_id": huge, "workflow_id": "w"})]
+    path = tmp_path / "huge.otlp.json"
+    path.write_bytes(to_json_bytes(spans))
+    result = audit_files([str(path)], Plan.detect())
+    assert {f.code for f in result.findings} >= {"ATTR003", "ATTR005"}
+    for f in result.findings:
+        assert len(f.message) <= 2_000 + len("… (clipped)")
+        assert all(not isinstance(v, str) or len(v) <= 513 for v in (f.parent_value, f.child_value))

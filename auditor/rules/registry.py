@@ -32,6 +32,8 @@ class Visit(str, Enum):
 
 
 WALKED = (Visit.TRACE, Visit.KEY, Visit.SPAN, Visit.CALL, Visit.RESULT)
+MAX_MESSAGE = 2_000  # characters of a finding's message
+MAX_VALUE = 512  # characters of a value a finding carries (parent / child)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,16 @@ class Rule:
     per_record: bool = False  # about one record of a call: dropped when that record is folded (TRACE005)
 
     def finding(self, trace_id: str, span_id: str, message: str, **kw) -> Finding:
-        """A finding at the default severity; the policy sets the effective one in ``finish``."""
+        """A finding at the default severity; the policy sets the effective one in ``finish``.
+
+        Trace data is hostile: a span name or key value of megabytes would be copied into every
+        report, so messages and the values a finding carries are clipped here, for every code."""
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "… (clipped)"
+        for k in ("parent_value", "child_value"):
+            v = kw.get(k)
+            if isinstance(v, str) and len(v) > MAX_VALUE:
+                kw[k] = v[:MAX_VALUE] + "…"
         return Finding(self.code, self.severity, trace_id, span_id, message, **kw)
 
 
