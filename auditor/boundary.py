@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import re
 
 from auditor.model import Boundary, BoundaryClass, Endpoint, Span
@@ -26,6 +28,7 @@ def _token(m: re.Match) -> str:
     return t
 
 
+@lru_cache(maxsize=65_536)  # span names repeat by the million; the regexes ran per finding
 def normalise_name(name: str) -> str:
     name = _UUID.sub("{uuid}", name)
     return _TOKEN.sub(_token, name)[:200]

@@ -16,7 +16,7 @@ a table file, or ``FILE#VERSION``; without it the table's base version applies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -79,6 +79,8 @@ class GenAiRules:
     renamed_values: Mapping[str, Mapping[str, str]]
     token_counts: tuple[str, ...]
 
+    old_for: Mapping[str, str] = field(default_factory=dict)  # new name -> its old name (built once, not per span)
+
     @classmethod
     def load(cls, ref: str | None = None) -> "GenAiRules":
         """The bundled table, a table file, a version of the bundled table, or ``FILE#VERSION``."""
@@ -117,6 +119,7 @@ class GenAiRules:
                 removed={k: (str(v.get("since", "")), v.get("note", "")) for k, v in (doc.get("removed") or {}).items()},
                 renamed_values={k: dict(v) for k, v in (doc.get("renamed_values") or {}).items()},
                 token_counts=tuple(doc.get("token_counts") or ()),
+                old_for={v["new"]: k for k, v in (doc.get("renamed") or {}).items()},
             )
         except (AttributeError, KeyError, TypeError) as e:
             raise SchemaError(f"{where}: not a gen_ai semconv table ({type(e).__name__}: {e})") from None
@@ -155,7 +158,7 @@ class GenAiRules:
             if sev is not None:
                 out.append(Finding(code, sev, span.trace_id, span.span_id, msg, endpoint=where))
 
-        old_for = {new: old for old, (new, _) in self.renamed.items()}
+        old_for = self.old_for
         # GENAI001: required attributes (the operation is inferred as chat for LLM calls without it).
         op = self.operations.get(op_name if isinstance(op_name, str) else "chat")
         if op is not None:
