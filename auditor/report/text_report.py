@@ -31,104 +31,116 @@ def money(d: Decimal | None) -> str:
 def render(result, options) -> str:
     c = options.color
 
-    def paint(s: str, code: str) -> str:
-        return f"{code}{s}{_RST}" if c else s
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{_RST}" if c else text
 
     out: list[str] = []
-    n_calls = len(result.calls)
-    dups = len(result.duplicates)
-    out.append(
+    for section in (_headline, _keys, _cost_by_code, _boundaries, _findings):
+        out.extend(section(result, options, paint))
+    out.extend(_gate(result, paint))
+    return guard("\n".join(out) + "\n")
+
+
+def _headline(result, _options, paint) -> list[str]:
+    n_calls, dups = len(result.calls), len(result.duplicates)
+    out = [
         paint("Trace attribution audit", _BOLD)
         + f": {result.counts.traces} traces, {result.counts.spans} spans, {n_calls} LLM calls"
         + (f" ({dups} more recorded twice, counted once)" if dups else "")
         + f" from {len(result.run.inputs)} input(s)"
-    )
+    ]
     if result.counts.rejected_spans:
         out.append(paint(f"  {result.counts.rejected_spans} span(s) rejected (unusable ids); see warnings above", _YEL))
-    priced = n_calls - result.unpriced_calls
     out.append(
-        f"LLM spend: {money(result.total_cost_usd)} over {priced} priced call(s)"
+        f"LLM spend: {money(result.total_cost_usd)} over {n_calls - result.unpriced_calls} priced call(s)"
         + (f"; {result.unpriced_calls} call(s) unpriced (COST001)" if result.unpriced_calls else "")
     )
     conc = concentration.compute(result.calls, result.parts.keys)
     if conc is not None:
         out.append(s(concentration.line(conc)))
-    out.append("")
+    return out + [""]
 
-    if result.keys:
-        for k in result.keys:
-            if k.share_basis == SHARE_CALLS:
-                line = f"{k.llm_calls_missing} of {k.llm_calls} LLM calls ({k.share_pct:.1f}%) lack {s(k.key)}; nothing is priced"
-            else:
-                line = f"{money(k.unattributed_usd)} of {money(k.cost_usd)} ({_share(k)}) of LLM spend is unattributed for {s(k.key)}"
-                if k.unattributed_unpriced_calls:
-                    line += f", and {k.unattributed_unpriced_calls} unpriced call(s) lack it"
-            top = next((b for b in result.boundaries if k.key in b.keys and b.unattributed_cost_usd > 0), None)
-            if top is not None:
-                line += f"; {money(top.unattributed_cost_usd)} of it below {s(top.boundary)}"
-            out.append(paint(line, _BOLD) if k.unattributed_usd else line)
-        out.append("")
-        width = max(len(s(k.key)) for k in result.keys) + 2
-        out.append(f"  {'key':<{width}}{'LLM calls missing it':<26}{'unattributed spend':<28}share")
-        for k in result.keys:
-            miss = f"{k.llm_calls_missing} of {k.llm_calls} ({_pct(k.llm_calls_missing, k.llm_calls)})"
-            spend = money(k.unattributed_usd)
+
+def _keys(result, _options, paint) -> list[str]:
+    if not result.keys:
+        return []
+    out = []
+    for k in result.keys:
+        if k.share_basis == SHARE_CALLS:
+            line = f"{k.llm_calls_missing} of {k.llm_calls} LLM calls ({k.share_pct:.1f}%) lack {s(k.key)}; nothing is priced"
+        else:
+            line = f"{money(k.unattributed_usd)} of {money(k.cost_usd)} ({_share(k)}) of LLM spend is unattributed for {s(k.key)}"
             if k.unattributed_unpriced_calls:
-                spend += f" + {k.unattributed_unpriced_calls} unpriced"
-            out.append(f"  {s(k.key):<{width}}{miss:<26}{spend:<28}{share_text(k)}")
-        out.append("")
+                line += f", and {k.unattributed_unpriced_calls} unpriced call(s) lack it"
+        top = next((b for b in result.boundaries if k.key in b.keys and b.unattributed_cost_usd > 0), None)
+        if top is not None:
+            line += f"; {money(top.unattributed_cost_usd)} of it below {s(top.boundary)}"
+        out.append(paint(line, _BOLD) if k.unattributed_usd else line)
+    out.append("")
+    width = max(len(s(k.key)) for k in result.keys) + 2
+    out.append(f"  {'key':<{width}}{'LLM calls missing it':<26}{'unattributed spend':<28}share")
+    for k in result.keys:
+        miss = f"{k.llm_calls_missing} of {k.llm_calls} ({_pct(k.llm_calls_missing, k.llm_calls)})"
+        spend = money(k.unattributed_usd)
+        if k.unattributed_unpriced_calls:
+            spend += f" + {k.unattributed_unpriced_calls} unpriced"
+        out.append(f"  {s(k.key):<{width}}{miss:<26}{spend:<28}{share_text(k)}")
+    return out + [""]
 
-    by_code = result.cost_by_code
-    if by_code:
-        out.append("LLM spend concerned by findings, per code:")
-        for code, cc in by_code.items():
-            if cc.unpriced_calls == cc.calls:
-                line = f"  {s(code):<9}{cc.calls} LLM call(s), all unpriced"
-            else:
-                line = f"  {s(code):<9}{money(cc.cost_usd)} over {cc.calls} LLM call(s)"
-                if cc.unpriced_calls:
-                    line += f" (+ {cc.unpriced_calls} unpriced)"
-            out.append(line)
-        out.append("")
 
-    if result.boundaries:
-        out.append(paint(f"Leaking boundaries ({len(result.boundaries)})", _BOLD) + ", worst first:")
-        for i, b in enumerate(result.boundaries, 1):
-            out.append(f"  {i}. [{b.boundary.cls.value}] {s(b.boundary.parent)}")
-            out.append(f"       -> {s(b.boundary.child)}")
-            out.append(
-                f"     keys: {s(', '.join(b.keys))} · {b.traces} trace(s) · {b.spans_affected} span(s) · "
-                f"{b.llm_calls_affected} LLM call(s) · {money(b.unattributed_cost_usd)} unattributed below"
-            )
-            out.append(f"     fix: {s(b.fix, 2000)}")
-            out.append(paint(f"     e.g. trace {s(', '.join(b.example_trace_ids[:3]))}", _DIM))
-        out.append("")
-    else:
-        out.append("No leaking boundaries.")
-        out.append("")
+def _cost_by_code(result, _options, _paint) -> list[str]:
+    if not result.cost_by_code:
+        return []
+    out = ["LLM spend concerned by findings, per code:"]
+    for code, cc in result.cost_by_code.items():
+        if cc.unpriced_calls == cc.calls:
+            line = f"  {s(code):<9}{cc.calls} LLM call(s), all unpriced"
+        else:
+            line = f"  {s(code):<9}{money(cc.cost_usd)} over {cc.calls} LLM call(s)"
+            if cc.unpriced_calls:
+                line += f" (+ {cc.unpriced_calls} unpriced)"
+        out.append(line)
+    return out + [""]
 
-    counts = Counter(f.code for f in result.findings)
-    if result.findings:
+
+def _boundaries(result, _options, paint) -> list[str]:
+    if not result.boundaries:
+        return ["No leaking boundaries.", ""]
+    out = [paint(f"Leaking boundaries ({len(result.boundaries)})", _BOLD) + ", worst first:"]
+    for i, b in enumerate(result.boundaries, 1):
+        out.append(f"  {i}. [{b.boundary.cls.value}] {s(b.boundary.parent)}")
+        out.append(f"       -> {s(b.boundary.child)}")
         out.append(
-            paint(f"Findings ({len(result.findings)})", _BOLD) + ": " + " · ".join(f"{n} {s(code)}" for code, n in sorted(counts.items()))
+            f"     keys: {s(', '.join(b.keys))} · {b.traces} trace(s) · {b.spans_affected} span(s) · "
+            f"{b.llm_calls_affected} LLM call(s) · {money(b.unattributed_cost_usd)} unattributed below"
         )
-        shown = result.findings if options.verbose else _worst(result.findings)
-        for f in shown:
-            sev = f.severity.value
-            col = _RED if sev == "error" else _YEL if sev == "warning" else _DIM
-            where = f"trace {s(f.trace_id[:12])}… span {s(f.span_id)}"
-            key = f" {s(f.key)}" if f.key else ""
-            out.append(f"  {paint(f'{sev:<7}', col)} {s(f.code)}{key} {where}: {s(f.message)}")
-        if len(shown) < len(result.findings):
-            out.append(paint(f"  ... {len(result.findings) - len(shown)} more (--verbose, or --format json)", _DIM))
-        out.append("")
+        out.append(f"     fix: {s(b.fix, 2000)}")
+        out.append(paint(f"     e.g. trace {s(', '.join(b.example_trace_ids[:3]))}", _DIM))
+    return out + [""]
 
+
+def _findings(result, options, paint) -> list[str]:
+    if not result.findings:
+        return []
+    counts = Counter(f.code for f in result.findings)
+    out = [paint(f"Findings ({len(result.findings)})", _BOLD) + ": " + " · ".join(f"{n} {s(code)}" for code, n in sorted(counts.items()))]
+    shown = result.findings if options.verbose else _worst(result.findings)
+    for f in shown:
+        sev = f.severity.value
+        col = _RED if sev == "error" else _YEL if sev == "warning" else _DIM
+        where = f"trace {s(f.trace_id[:12])}… span {s(f.span_id)}"
+        key = f" {s(f.key)}" if f.key else ""
+        out.append(f"  {paint(f'{sev:<7}', col)} {s(f.code)}{key} {where}: {s(f.message)}")
+    if len(shown) < len(result.findings):
+        out.append(paint(f"  ... {len(result.findings) - len(shown)} more (--verbose, or --format json)", _DIM))
+    return out + [""]
+
+
+def _gate(result, paint) -> list[str]:
     gate, fail_on = result.gate, result.policy.fail_on
     if gate.passed:
-        out.append(paint("Gate: passed", _GRN) + f" (fail-on {fail_on})")
-    else:
-        out.append(paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {fail_on}): " + "; ".join(s(r, 2000) for r in gate.reasons))
-    return guard("\n".join(out) + "\n")
+        return [paint("Gate: passed", _GRN) + f" (fail-on {fail_on})"]
+    return [paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {fail_on}): " + "; ".join(s(r, 2000) for r in gate.reasons)]
 
 
 def _worst(findings):

@@ -144,24 +144,32 @@ def check_key(ctx: TraceContext, k: int) -> list[Finding]:
             for c in reversed(kids):
                 stack.append((c, ncs, ncv, nh))
 
-    leak_on, gap_on = on("ATTR001"), on("ATTR004")
+    out.extend(_leaks(ctx, k, regions))
+    return out
+
+
+def _leaks(ctx: TraceContext, k: int, regions: dict[str, _Region]) -> list[Finding]:
+    """ATTR001 once per leaking region (at its hop), ATTR004 where the key reappears below it."""
+    spans, parent, values, tid = ctx.trace.spans, ctx.trace.parent, ctx.values, ctx.trace.trace_id
+    key = ctx.compiled.keys[k].name
+    leak_on = ctx.enabled("ATTR001")
+    gap_on = ctx.enabled("ATTR004") and ctx.compiled.schema.scope != "llm"
+    out: list[Finding] = []
     for h, region in regions.items():
         if not region.leak:
             continue
-        p, c = spans[region.carrier], spans[h]
-        b = boundary(p, c)
+        b = boundary(spans[region.carrier], spans[h])
         if leak_on:
-            n_llm = len(region.llm)
             out.append(
                 ATTR001.finding(
                     tid, h,
-                    f"{key} is lost at {b}: {region.spans} span(s) and {n_llm} LLM call(s) below carry no {key}.",
+                    f"{key} is lost at {b}: {region.spans} span(s) and {len(region.llm)} LLM call(s) below carry no {key}.",
                     key=key, parent_span_id=region.carrier, boundary=b,
                     parent_value=values[region.carrier][k], child_value=None,
                     spans_affected=region.spans, llm_calls_affected=tuple(sorted(region.llm)),
                 )
             )
-        if gap_on and scope != "llm":
+        if gap_on:
             for g in region.gaps:
                 gp = parent[g]
                 out.append(
@@ -174,7 +182,6 @@ def check_key(ctx: TraceContext, k: int) -> list[Finding]:
                     )
                 )
     return out
-
 
 RULES = (ATTR001, ATTR002, ATTR003, ATTR004, ATTR005)
 CHECKS = (Check(Visit.KEY, ("ATTR001", "ATTR002", "ATTR003", "ATTR004", "ATTR005"), check_key),)
