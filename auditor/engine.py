@@ -19,10 +19,10 @@ from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
 from auditor import examples as examples_mod
 from auditor.compiled import Compiled
-from auditor.model import AuditResult, Counts, Finding, LlmCall, Parts, Rejected, RunInfo, Span
+from auditor.model import AuditResult, Counts, Finding, Headless, LlmCall, Parts, Rejected, RunInfo, Span
 from auditor.plan import Plan
 from auditor.rollup import finish
-from auditor.rules import REGISTRY, Visit
+from auditor.rules import REGISTRY, Visit, structure
 from auditor.rules.context import TraceContext
 from auditor.rules.tool import TOOL001
 
@@ -32,8 +32,9 @@ _SPAN = REGISTRY.checks_for(Visit.SPAN)
 _CALL = REGISTRY.checks_for(Visit.CALL)
 
 
-def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCall], list[str]]:
-    """Findings, priced call records, and the spans that look like LLM calls but are not read as one."""
+def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCall], list[str], list[Headless]]:
+    """Findings, priced call records, the spans that look like LLM calls but are not read as
+    one, and the LLM calls that are roots of the trace (judged over the whole result)."""
     spans = trace.spans
     order = list(trace.walk())
     is_llm_fn = c.is_llm
@@ -79,7 +80,8 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
             span, call = spans[sid], calls.get(sid)
             for check in _SPAN:
                 findings.extend(check.fn(ctx, span, call))
-    return _with_code_locations(findings, spans), list(calls.values()), unread
+    headless = structure.headless_roots(trace, is_llm, _code_location)
+    return _with_code_locations(findings, spans), list(calls.values()), unread, headless
 
 
 def _with_code_locations(findings: list[Finding], spans: dict[str, Span]) -> list[Finding]:
@@ -119,6 +121,8 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
     enabled = _enabled(plan)
     n_traces = n_spans = n_unread = 0
     example: tuple[str, str] | None = None
+    headless: list[Headless] = []
+    serving: set[str] = set()
     for t in traces:
         n_traces += 1
         n_spans += len(t.spans)
@@ -126,10 +130,12 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
         spoken.update(found)
         keys.update(c.key_names)
         required.update(c.required_names)
+        serving |= structure.serving_services(t)
         try:
-            f, cl, unread = audit_trace(t, c, enabled)
+            f, cl, unread, roots = audit_trace(t, c, enabled)
         except Exception as e:  # a crashing rule is a finding, never a crash of the run
-            f, cl, unread = [_crashed(t, e)], [], []
+            f, cl, unread, roots = [_crashed(t, e)], [], [], []
+        headless.extend(roots)
         if unread:
             n_unread += len(unread)
             first = (t.trace_id, min(unread))
@@ -150,6 +156,8 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
         key_order=order,
         llm_like_unread=n_unread,
         llm_like_example=example,
+        headless=tuple(headless),
+        serving=tuple(sorted(serving)),
     )
 
 

@@ -227,6 +227,22 @@ class RunInfo:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Headless:
+    """An LLM call that is the root of its own trace. Whether that lost a request's context
+    (TRACE004) or is a job's call (TRACE006) depends on whether its service ever serves a
+    request: a fact of the whole input, so it is judged in ``finish``."""
+
+    trace_id: str
+    span_id: str
+    service: str
+    name: str
+    endpoint: Endpoint
+    code_location: tuple[str, int | None, str | None] | None = None
+
+
+SPAN_KIND_SERVER, SPAN_KIND_CONSUMER = 2, 5
+
 SEVERITY_OFF = "off"
 FAIL_LEVELS = {"error": 3, "warning": 2, "note": 1, "never": 99}
 
@@ -287,6 +303,8 @@ class Parts:
     # none as one: how many, and the smallest (trace id, span id) as an example (GENAI005).
     llm_like_unread: int = 0
     llm_like_example: tuple[str, str] | None = None
+    headless: tuple[Headless, ...] = ()  # LLM calls that are trace roots (TRACE004 / TRACE006)
+    serving: tuple[str, ...] = ()  # services with a SERVER or CONSUMER span, sorted
 
 
 @dataclass(frozen=True, slots=True)

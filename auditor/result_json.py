@@ -21,6 +21,7 @@ from auditor.model import (
     ExampleSpan,
     ExampleTrace,
     Finding,
+    Headless,
     LlmCall,
     Parts,
     Policy,
@@ -136,6 +137,12 @@ def to_json(result: AuditResult) -> dict:
         "keys": list(result.parts.keys),
         "required_keys": list(result.parts.required_keys),
         "key_order": list(result.parts.key_order),
+        "headless": [
+            {"trace_id": h.trace_id, "span_id": h.span_id, "service": h.service, "name": h.name,
+             "endpoint": h.endpoint.to_json(), "code_location": _location_json(h.code_location)}
+            for h in sorted(result.parts.headless, key=lambda h: (h.trace_id, h.span_id))
+        ],
+        "serving_services": list(result.parts.serving),
         "llm_like_unread": {
             "spans": result.parts.llm_like_unread,
             "example": None if result.parts.llm_like_example is None
@@ -180,10 +187,12 @@ def finding_json(f: Finding) -> dict:
         "values": {"parent": jsonable(f.parent_value), "child": jsonable(f.child_value)},
         "spans_affected": f.spans_affected,
         "llm_calls_affected": list(f.llm_calls_affected),
-        "code_location": None
-        if f.code_location is None
-        else {"filepath": f.code_location[0], "lineno": f.code_location[1], "function": f.code_location[2]},
+        "code_location": _location_json(f.code_location),
     }
+
+
+def _location_json(loc) -> dict | None:
+    return None if loc is None else {"filepath": loc[0], "lineno": loc[1], "function": loc[2]}
 
 
 def call_json(c: LlmCall, result: AuditResult | None = None) -> dict:
@@ -256,12 +265,20 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
         ex = unread.get("example")
         parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]), examples,
                       policy, dialects, tuple(doc.get("key_order") or doc["keys"]),
-                      int(unread.get("spans") or 0), None if ex is None else (str(ex["trace_id"]), str(ex["span_id"])))
+                      int(unread.get("spans") or 0), None if ex is None else (str(ex["trace_id"]), str(ex["span_id"])),
+                      tuple(_headless(h) for h in doc.get("headless") or ()),
+                      tuple(str(x) for x in doc.get("serving_services") or ()))
         return parts, RunInfo(tuple(run.get("inputs") or ()), run.get("schema") or "", float(run.get("seconds") or 0))
     except InputError:
         raise
     except (KeyError, TypeError, ValueError, InvalidOperation) as e:
         raise InputError(f"{where}: not a complete auditor JSON result ({type(e).__name__}: {e})") from None
+
+
+def _headless(d: dict) -> Headless:
+    loc = d.get("code_location")
+    return Headless(str(d["trace_id"]), str(d["span_id"]), str(d["service"]), str(d["name"]), _endpoint(d["endpoint"]),
+                    None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]))
 
 
 def _endpoint(d) -> Endpoint | None:

@@ -60,6 +60,7 @@ def merge_parts(a: Parts, b: Parts) -> Parts:
         pick_examples(a.examples + b.examples), a.policy, tuple(sorted(spoken.items())), a.key_order,
         a.llm_like_unread + b.llm_like_unread,
         min((e for e in (a.llm_like_example, b.llm_like_example) if e is not None), default=None),
+        a.headless + b.headless, tuple(sorted(set(a.serving) | set(b.serving))),
     )
 
 
@@ -114,7 +115,8 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
     unique, dup_of, folds = fold_duplicates(calls_sorted)
     off = {code for code, v in policy.severity.items() if v == "off"}
     ctx = ResultContext(unique, folds, parts.keys, parts.required_keys, lambda code: code not in off,
-                        parts.llm_like_unread, parts.llm_like_example, parts.dialects)
+                        parts.llm_like_unread, parts.llm_like_example, parts.dialects,
+                        tuple(sorted(parts.headless, key=lambda h: (h.trace_id, h.span_id))), frozenset(parts.serving))
     derived = [f for check in _RESULT_CHECKS for f in check.fn(ctx)]
     # A folded record's own pricing findings would speak of a call counted elsewhere: drop them.
     kept = [f for f in parts.findings if not (f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of)]

@@ -1,5 +1,7 @@
 """The attribution semantics of DESIGN.md, one behaviour per test, asserted exactly."""
 
+from dataclasses import replace
+
 from auditor.model import BoundaryClass
 from builders import LLM, Tree, mk, sid, tid
 from conftest import codes, run, simple_schema
@@ -93,12 +95,27 @@ def test_empty_string_counts_as_absent():
 
 
 def test_headless_llm_call_is_trace004_and_never_minted():
-    spans = [mk(1, 1, None, "request", attrs=T), mk(2, 2, None, "chat gpt-4o-mini", attrs=LLM)]
+    """The service serves requests (a SERVER span elsewhere): a root LLM call lost its context."""
+    spans = [replace(mk(1, 1, None, "request", attrs=T), kind=2), mk(2, 2, None, "chat gpt-4o-mini", attrs=LLM)]
     r = run(spans)
-    assert sorted((f.code, f.trace_id, f.span_id) for f in r.findings) == [
-        ("ATTR002", tid(2), sid(2)),
-        ("TRACE004", tid(2), sid(2)),
+    assert sorted((f.code, f.severity.value, f.trace_id, f.span_id) for f in r.findings) == [
+        ("ATTR002", "error", tid(2), sid(2)),
+        ("TRACE004", "error", tid(2), sid(2)),
     ]
+
+
+def test_a_jobs_root_llm_call_is_trace006_a_note_not_a_lost_context():
+    """No span of the service serves a request or consumes a message: a nightly job's calls."""
+    spans = [mk(1, 1, None, "chat gpt-4o-mini", attrs=LLM), mk(2, 2, None, "chat gpt-4o-mini", attrs=LLM, start=10)]
+    r = run(spans)
+    assert sorted((f.code, f.severity.value, f.span_id) for f in r.findings) == [
+        ("ATTR002", "error", sid(1)), ("ATTR002", "error", sid(2)),
+        ("TRACE006", "note", sid(1)), ("TRACE006", "note", sid(2)),
+    ]
+    assert "serves no request and consumes no message in this input" in r.findings[-1].message
+    # a consumer span of the same service anywhere in the input makes them lost contexts again
+    consumer = replace(mk(3, 3, None, "process job", attrs=T), kind=5)
+    assert {f.code for f in run(spans + [consumer]).findings} == {"ATTR002", "TRACE004"}
 
 
 def test_network_and_library_boundaries():

@@ -233,7 +233,7 @@ def test_share_is_by_calls_only_when_nothing_is_priced(tmp_path):
 def test_registry_lists_every_code_once_with_what_it_visits():
     assert len(REGISTRY.rules) == len(set(REGISTRY.rules))
     assert {r.visits for r in REGISTRY.all()} <= set(Visit)
-    assert REGISTRY.codes_visiting(Visit.RESULT) == {"TRACE005", "AGENT001", "AGENT002", "GENAI005"}
+    assert REGISTRY.codes_visiting(Visit.RESULT) == {"TRACE004", "TRACE005", "TRACE006", "AGENT001", "AGENT002", "GENAI005"}
     with pytest.raises(ValueError, match="duplicate rule code ATTR001"):
         from auditor.rules import attribution
         from auditor.rules.registry import Registry

@@ -61,7 +61,7 @@ EXPECTED = {
         boundaries=[],
         total='0.001508',
         unattributed={'tenant_id': '0.000661', 'workflow_id': '0.000661'},
-        findings={'ATTR002': 4, 'TRACE004': 2},
+        findings={'ATTR002': 4, 'TRACE006': 2},  # a script: no span serves a request
     ),
     'litellm': dict(
         detected=('litellm',),

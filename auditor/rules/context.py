@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from auditor.model import LlmCall
+from auditor.model import Headless, LlmCall
 
 if TYPE_CHECKING:  # the engine's compiled schema; rules only read it
     from auditor.assemble import Trace
@@ -46,6 +46,8 @@ class ResultContext:
     llm_like_unread: int = 0  # spans that look like LLM calls but no selector picked
     llm_like_example: tuple[str, str] | None = None
     dialects: tuple[tuple[str, int], ...] = ()  # dialect -> traces that speak it
+    headless: tuple[Headless, ...] = ()  # LLM calls that are trace roots, sorted
+    serving: frozenset[str] = frozenset()  # services that serve a request or consume a message
 
 
 def lacks(call: LlmCall, key: str) -> bool:

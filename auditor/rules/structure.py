@@ -1,15 +1,16 @@
-"""TRACE001-005: what is wrong with a trace's shape, and LLM calls recorded twice.
+"""TRACE001-006: what is wrong with a trace's shape, calls outside any request, calls recorded twice.
 
-TRACE001-003 report the defects assembly repaired (it keeps them as data); TRACE004 an LLM
-call that is the root of its own trace; TRACE005, over the whole result, records folded
-into one call (derived in ``finish`` so it is exact under merge).
+TRACE001-003 report the defects assembly repaired (it keeps them as data). Over the whole
+result (derived in ``finish``, so exact under merge): TRACE004 an LLM call that is the root of
+its own trace in a service that serves requests (its context was lost), TRACE006 the same in a
+service that never serves one (a job or script), TRACE005 records folded into one call.
 """
 
 from __future__ import annotations
 
 from auditor.assemble import CYCLE, DUPLICATE_ID, ORPHAN, SELF_PARENT
 from auditor.boundary import endpoint
-from auditor.model import Finding, LlmCall, Severity
+from auditor.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, Headless, LlmCall, Severity
 from auditor.rules.context import ResultContext, TraceContext
 from auditor.rules.registry import Check, Rule, Visit
 
@@ -31,7 +32,14 @@ TRACE004 = Rule(
     "TRACE004", "headless-llm-call", "structure", E, "headless LLM call: an LLM call that is a trace root",
     "The LLM call started a trace of its own: the request's context did not reach it at all. The classic "
     "cause is a thread pool or run_in_executor that does not copy contextvars.",
-    Visit.TRACE)
+    Visit.RESULT)
+TRACE006 = Rule(
+    "TRACE006", "llm-call-in-job", "structure", N,
+    "an LLM call that is a trace root in a service that serves no request: a job or script",
+    "The call starts a trace of its own, but its service serves no request and consumes no message anywhere "
+    "in the input: a batch job or script, not a lost context. Give the job a root span that carries the "
+    "attribution keys; ATTR002 still says which are missing.",
+    Visit.RESULT)
 TRACE005 = Rule(
     "TRACE005", "duplicate-llm-call", "structure", N, "the same LLM call recorded by several spans (counted once)",
     "Two instrumentations recorded one call (e.g. a framework's span and the client library's). "
@@ -70,21 +78,39 @@ def defects(ctx: TraceContext) -> list[Finding]:
     return out
 
 
-def headless_calls(ctx: TraceContext) -> list[Finding]:
-    t = ctx.trace
+def headless_roots(trace, is_llm, code_location) -> list[Headless]:
+    """LLM calls that are roots of their trace. A log record (e.g. Claude Code's api_request
+    event) is not a span: having no parent says nothing about lost context."""
     out = []
-    for r in t.roots:
-        s = t.spans[r]
-        # A log record (e.g. Claude Code's api_request event) is not a span: having no parent
-        # says nothing about lost context.
-        if ctx.is_llm[r] and not s.parent_span_id and not s.is_log_record:
-            out.append(TRACE004.finding(
-                t.trace_id, r,
-                f"LLM call {s.name!r} in {s.service} is the root of its own trace: the request's context never "
-                "reached it. Usually a thread pool or run_in_executor without contextvars.copy_context(), or a "
-                "client created outside the request.",
-                endpoint=endpoint(s)))
+    for r in trace.roots:
+        s = trace.spans[r]
+        if is_llm[r] and not s.parent_span_id and not s.is_log_record:
+            out.append(Headless(trace.trace_id, r, s.service, s.name, endpoint(s), code_location(s.attributes)))
     return out
+
+
+def serving_services(trace) -> set[str]:
+    return {s.service for s in trace.spans.values() if s.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)}
+
+
+def lost_context(ctx: ResultContext) -> list[Finding]:
+    """TRACE004: a headless call in a service that serves requests: the request's context was lost."""
+    return [TRACE004.finding(
+        h.trace_id, h.span_id,
+        f"LLM call {h.name!r} in {h.service} is the root of its own trace: the request's context never "
+        "reached it. Usually a thread pool or run_in_executor without contextvars.copy_context(), or a "
+        "client created outside the request.",
+        endpoint=h.endpoint, code_location=h.code_location) for h in ctx.headless if h.service in ctx.serving]
+
+
+def job_calls(ctx: ResultContext) -> list[Finding]:
+    """TRACE006: a headless call in a service that never serves: a job's call, not a lost context."""
+    return [TRACE006.finding(
+        h.trace_id, h.span_id,
+        f"LLM call {h.name!r} in {h.service} starts its own trace, and {h.service} serves no request and "
+        "consumes no message in this input: a job or script rather than a lost request context. Give the job "
+        "a root span that carries the keys (ATTR002 says which are missing).",
+        endpoint=h.endpoint, code_location=h.code_location) for h in ctx.headless if h.service not in ctx.serving]
 
 
 def duplicate_records(ctx: ResultContext) -> list[Finding]:
@@ -112,9 +138,10 @@ def usage_summary(c: LlmCall) -> str:
     return ", ".join(parts)
 
 
-RULES = (TRACE001, TRACE002, TRACE003, TRACE004, TRACE005)
+RULES = (TRACE001, TRACE002, TRACE003, TRACE004, TRACE005, TRACE006)
 CHECKS = (
     Check(Visit.TRACE, ("TRACE001", "TRACE002", "TRACE003"), defects),
-    Check(Visit.TRACE, ("TRACE004",), headless_calls),
+    Check(Visit.RESULT, ("TRACE004",), lost_context),
     Check(Visit.RESULT, ("TRACE005",), duplicate_records),
+    Check(Visit.RESULT, ("TRACE006",), job_calls),
 )
