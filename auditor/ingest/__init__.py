@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from auditor.errors import InputError
-from auditor.ingest import otlp_logs, otlp_proto
+from auditor.ingest import clickhouse, otlp_logs, otlp_proto
 from auditor.ingest.formats import decode_json_document
 from auditor.ingest.limits import TooLarge, max_input_bytes, too_large  # noqa: F401  (TooLarge re-exported)
 from auditor.model import Rejected, Span
@@ -146,6 +146,9 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
             offset += len(chunk)
             if offset > limit:
                 raise too_large(where, 0, limit, "leading whitespace")
+    if head[:4] == clickhouse.PARQUET_MAGIC:  # SELECT * FROM otel_traces FORMAT Parquet
+        yield from clickhouse.iter_parquet(_seekable(stream, where, limit), projection, where)
+        return
     if stripped[:1] in (b"{", b"[") and not _binary(head):
         yield from _iter_json(stream, where, projection, limit)
         return
@@ -158,13 +161,28 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
         return
     if head[:1] != b"\x0a":  # told from the first byte, before reading the rest
         raise InputError(
-            f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
+            f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, ClickHouse otel_traces Parquet/JSONEachRow, "
             f"length-prefixed records or gzip; found byte 0x{head[0]:02x}"
         )
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise too_large(where, 0, limit, "one protobuf message")
     yield decode_protobuf(data, projection, where)
+
+
+def _seekable(stream: io.BufferedReader, where: str, limit: int):
+    """Parquet needs its footer first: the file itself when it can seek, else (stdin, gzip)
+    the bytes in memory, at most ``limit``."""
+    try:
+        if stream.seekable():
+            stream.seek(0)
+            return stream
+    except (OSError, ValueError):
+        pass
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise too_large(where, 0, limit, "one Parquet file (not seekable: stdin or gzip)")
+    return io.BytesIO(data)
 
 
 def decode_protobuf(data: bytes, projection: Projection, where: str) -> Batch:

@@ -1,0 +1,99 @@
+"""Real ClickHouse (chdb, in-process) holding the Collector clickhouseexporter's ``otel_traces``.
+
+The table is created from the exporter's own DDL (``fixtures/clickhouse/otel_traces.sql``);
+rows are inserted as the exporter's ``pushTraceData`` writes them (hex ids, the kind and status
+as words, ``ServiceName`` from the resource, every attribute value through pdata's
+``AsString``); files are exported by ClickHouse SQL (``SELECT * ... FORMAT Parquet`` /
+``JSONEachRow``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+DDL = (Path(__file__).parent / "fixtures" / "clickhouse" / "otel_traces.sql").read_text()
+KIND_WORDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
+
+
+def _raw(v):
+    if isinstance(v, tuple):
+        return [_raw(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _raw(x) for k, x in v.items()}
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
+    return v
+
+
+def as_string(v) -> str:
+    """pdata ``Value.AsString`` (what the exporter's ``attributesToMap`` stores)."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):  # float64AsString: ES6 number formatting
+        if math.isinf(v) or math.isnan(v):
+            return f"json: unsupported value: {v}"
+        if v.is_integer() and abs(v) < 1e21:
+            return str(int(v))
+        return repr(v)
+    if isinstance(v, bytes):
+        return base64.b64encode(v).decode()
+    return json.dumps(_raw(v), separators=(",", ":"))
+
+
+def _ts(ns: int) -> str:
+    s = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{s}.{ns % 1_000_000_000:09d}"
+
+
+def exporter_row(span) -> dict:
+    return {
+        "Timestamp": _ts(span.start_ns),
+        "TraceId": span.trace_id,
+        "SpanId": span.span_id,
+        "ParentSpanId": span.parent_span_id,
+        "TraceState": "",
+        "SpanName": span.name,
+        "SpanKind": KIND_WORDS.get(span.kind, "Unspecified"),
+        "ServiceName": span.resource.get("service.name", "") if isinstance(span.resource.get("service.name"), str) else "",
+        "ResourceAttributes": {k: as_string(v) for k, v in span.resource.items()},
+        "ScopeName": span.scope,
+        "ScopeVersion": "",
+        "SpanAttributes": {k: as_string(v) for k, v in span.attributes.items()},
+        "Duration": max(0, span.end_ns - span.start_ns),
+        "StatusCode": "Unset",
+        "StatusMessage": "",
+    }
+
+
+class ClickHouse:
+    """A chdb session with the exporter's table in database ``otel``."""
+
+    def __init__(self, path: str):
+        from chdb import session
+
+        self.s = session.Session(path)
+        self.s.query("CREATE DATABASE IF NOT EXISTS otel")
+        self.s.query("USE otel")
+        self.s.query(DDL)
+
+    def insert(self, rows) -> None:
+        body = "\n".join(json.dumps(r) for r in rows)
+        self.s.query(f"INSERT INTO otel.otel_traces SETTINGS session_timezone='UTC' FORMAT JSONEachRow\n{body}\n")
+
+    def export(self, fmt: str, where: str = "") -> bytes:
+        q = f"SELECT * FROM otel.otel_traces {where} ORDER BY ServiceName, SpanName, Timestamp SETTINGS session_timezone='UTC' FORMAT {fmt}"
+        return self.s.query(q).bytes()
+
+    def truncate(self) -> None:
+        self.s.query("TRUNCATE TABLE otel.otel_traces")
+
+    def close(self) -> None:
+        self.s.close()
