@@ -86,7 +86,7 @@ def test_stdin():
 
 
 BAD = [
-    (b"\x00\x01garbage", "x.bin: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, length-prefixed records or gzip; found byte 0x00"),
+    (b"\x00\x01garbage", "x.bin: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, length-prefixed records, Parquet or gzip; found byte 0x00"),
     (b'{"resourceSpans": [', "x.bin: line 1 column 20 (offset 19): invalid JSON: Expecting value"),
     (b'{"resourceSpans": {}}', "x.bin: line 1: $.resourceSpans: expected an array, got dict"),
     (b'{"hello": 1}', "x.bin: line 1: $: expected OTLP JSON (resourceSpans)"),

@@ -161,8 +161,8 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
         return
     if head[:1] != b"\x0a":  # told from the first byte, before reading the rest
         raise InputError(
-            f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, ClickHouse otel_traces Parquet/JSONEachRow, "
-            f"length-prefixed records or gzip; found byte 0x{head[0]:02x}"
+            f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
+            f"length-prefixed records, Parquet or gzip; found byte 0x{head[0]:02x}"
         )
     data = stream.read(limit + 1)
     if len(data) > limit:
