@@ -91,17 +91,26 @@ def audit_files(
     ``window`` audits traces as they complete, ``window`` records after their last span."""
     t0 = time.perf_counter()
     paths = tuple(paths)
+    if window is None and paths and all(ingest.clickhouse_server.is_url(p) for p in paths):
+        window = 1  # rows arrive ordered by trace id, in batches of whole traces: audit each batch as it comes
     if window is not None or shard is not None:
         parts = _audit_batches(paths, plan, stdin, shard, window, note)
     else:
         loaded = ingest.load(paths, plan.projection, stdin=stdin)
-        _note_rejected(loaded.rejected, len(loaded.rejected), note)
+        note_rejected(loaded.rejected, len(loaded.rejected), note)
         parts = audit_spans(loaded.spans, plan, loaded.rejected)
         paths = loaded.inputs
+    return conclude(parts, plan, paths, time.perf_counter() - t0, overrides, note)
+
+
+def conclude(parts: Parts, plan: Plan, inputs: tuple[str, ...], seconds: float, overrides: Overrides | None = None,
+             note: Note = _quiet) -> AuditResult:
+    """Merged parts of a run -> its result: what it says on stderr, then ``judge``. The cluster
+    engine (``auditor.cluster``) ends here too."""
     _note_dialects(plan, parts, note)
     if not parts.counts.spans:
-        note(f"warning: no spans in {', '.join(paths)}: the gate fails unless --allow-empty")
-    return judge(parts, RunInfo(inputs=paths, schema=plan.describe(parts), seconds=time.perf_counter() - t0), overrides)
+        note(f"warning: no spans in {', '.join(inputs)}: the gate fails unless --allow-empty")
+    return judge(parts, RunInfo(inputs=inputs, schema=plan.describe(parts), seconds=seconds), overrides)
 
 
 def audit_bytes(sources: Iterable[tuple[str, bytes]], plan: Plan, overrides: Overrides | None = None) -> AuditResult:
@@ -166,7 +175,7 @@ def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | 
                 tw.add(batch)
             else:
                 spans.extend(batch)
-    _note_rejected(first_bad, n_rejected, note)
+    note_rejected(first_bad, n_rejected, note)
     if tw is None:
         return audit_traces(iter_traces(spans), plan, rejected=n_rejected)
     if tw.late_spans:
@@ -175,7 +184,7 @@ def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | 
     return tw.finish(n_rejected)
 
 
-def _note_rejected(first: list[Rejected], n: int, note: Note) -> None:
+def note_rejected(first: list[Rejected], n: int, note: Note) -> None:
     if n:
         note(f"warning: {n} span(s) rejected; first: {first[0].where}: {first[0].reason}")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from auditor.errors import InputError
-from auditor.ingest import clickhouse, otlp_logs, otlp_proto
+from auditor.ingest import clickhouse, clickhouse_server, otlp_logs, otlp_proto
 from auditor.ingest.formats import decode_json_document
 from auditor.ingest.limits import TooLarge, max_input_bytes, too_large  # noqa: F401  (TooLarge re-exported)
 from auditor.model import Rejected, Span
@@ -55,6 +55,9 @@ def load(sources: Iterable[str], projection: Projection, stdin: BinaryIO | None 
 
 def iter_source(source: str, projection: Projection, stdin: BinaryIO | None = None) -> Iterator[Batch]:
     """Batches of spans from one path (or '-' for stdin), streamed where the format allows."""
+    if clickhouse_server.is_url(source):
+        yield from clickhouse_server.iter_server(source, projection)
+        return
     if source == "-":
         raw = stdin if stdin is not None else sys.stdin.buffer
         yield from iter_stream(raw, "<stdin>", projection)
