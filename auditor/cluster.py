@@ -142,7 +142,7 @@ def audit_on_dask(
                 raise UsageError(f"--scheduler {scheduler}: cannot connect: {e}") from None
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40)
+                                   dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=40)
             client = Client(cluster)
         with client:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
