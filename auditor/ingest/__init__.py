@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import sys
 import zlib
 from dataclasses import dataclass
@@ -209,10 +210,9 @@ def _size_hint(stream, head: bytes) -> int:
     raw = getattr(stream, "raw", None)
     try:
         if raw is not None and hasattr(raw, "seekable") and raw.seekable() and not isinstance(raw, gzip.GzipFile):
-            pos = raw.tell()
-            end = raw.seek(0, io.SEEK_END)
-            raw.seek(pos)
-            return end - pos + len(head)
+            # The stream's logical position: the raw file's is ahead by what the buffer holds
+            # (up to a megabyte), which made a file of one record larger than the peek look short.
+            return os.fstat(raw.fileno()).st_size - stream.tell()
     except (OSError, ValueError):
         pass
     return 1 << 62  # unknown (stdin, gzip): trust the prefix, check record by record
