@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -156,11 +157,12 @@ def audit_on_dask(
             rejected = items.filter(_is_rejected)
             grouped = spans.groupby(_trace_id, npartitions=nparts, shuffle="tasks")
             parts_bag = grouped.map_partitions(_audit, plan)
-            parts_f, rejected_f = client.compute([parts_bag, rejected], optimize_graph=True)
+            futures = client.compute([*parts_bag.to_delayed(), rejected], optimize_graph=True)
             if progress:
-                _progress([parts_f, rejected_f], note)
-            parts: list[Parts] = parts_f.result()
-            bad: list[Rejected] = rejected_f.result()
+                _progress(futures)
+            done = client.gather(futures)
+            parts: list[Parts] = [p for chunk in done[:-1] for p in chunk]
+            bad: list[Rejected] = list(done[-1])
     finally:
         if cluster is not None:
             cluster.close()
@@ -169,10 +171,11 @@ def audit_on_dask(
     return conclude(merged, plan, names, time.perf_counter() - t0, overrides, note)
 
 
-def _progress(futures, note: Note) -> None:
-    """A progress bar on stderr while the cluster works (only when stderr is a terminal)."""
-    try:
-        from distributed import progress
-    except ImportError:  # pragma: no cover
-        return
-    progress(futures)
+def _progress(futures) -> None:
+    """A progress bar on stderr (tqdm) while the cluster audits its partitions."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    with tqdm(total=len(futures), desc="auditing on the cluster", unit="partition", file=sys.stderr, leave=False) as bar:
+        for _ in as_completed(futures):
+            bar.update(1)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import click
 
+from auditor.commands.progress import progress_bar
 from auditor.commands.options import emit, exit_gate, gate_options, note, output_options, parse_max_pct, schema_option
 from auditor.pipeline import Overrides, audit_files
 from auditor.plan import Plan
@@ -71,8 +72,8 @@ def command(paths, schema_ref, shard_spec, stream, window, engine, scheduler, wo
         emit(result, formats, output, color, verbose)
         exit_gate(result.gate.passed)
         return
-    with no_cyclic_gc():
+    with no_cyclic_gc(), progress_bar("decoding", "span") as progress:
         result = audit_files(paths, Plan.of(schema_ref), stdin=sys.stdin.buffer, shard=shard,
-                             window=window if stream else None, overrides=overrides, note=note)
+                             window=window if stream else None, overrides=overrides, note=note, progress=progress)
     emit(result, formats, output, color, verbose)
     exit_gate(result.gate.passed)
