@@ -103,3 +103,44 @@ def test_bad_rows_and_files_are_one_line_errors(tmp_path):
     rows.write_text(json.dumps({"TraceId": "zz", "SpanId": "b7ad6b7169203331", "SpanName": "x", "Timestamp": 0}) + "\n")
     spans, rejected = decode_bytes(rows.read_bytes(), str(rows), EVERYTHING)
     assert spans == [] and "line 1" in rejected[0].where and "TraceId" in rejected[0].reason
+
+
+def test_gzipped_parquet_on_stdin(clickhouse, tmp_path):
+    import gzip
+
+    sample = ROOT / "core" / "threadpool.otlp.json"
+    spans, _ = decode_bytes(sample.read_bytes(), str(sample), EVERYTHING)
+    clickhouse.truncate()
+    clickhouse.insert(exporter_row(s) for s in spans)
+    data = gzip.compress(clickhouse.export("Parquet"))
+    res = CliRunner().invoke(cli, ["check", "--format", "json", "-"], input=data, catch_exceptions=False)
+    doc = json.loads(res.stdout)
+    doc.pop("run")
+    assert doc == check_json(sample)
+
+
+def test_clickhouse_url_is_parsed_into_one_bounded_query():
+    from auditor.ingest import clickhouse_server as srv
+
+    p = srv.parse("clickhouse://bob:s3cret@ch.internal:9000/otel?table=otel_traces&since=2026-05-01&until=2026-05-02&part=1/4")
+    assert (p["host"], p["port"], p["username"], p["password"], p["database"]) == ("ch.internal", 9000, "bob", "s3cret", "otel")
+    sql, params = srv.query(p)
+    assert sql.startswith("SELECT Timestamp, TraceId, SpanId") and "FROM otel.otel_traces WHERE" in sql
+    assert "cityHash64(TraceId) % 4 = 1" in sql and sql.endswith("ORDER BY TraceId")
+    assert params == {"since": "2026-05-01", "until": "2026-05-02"}
+    assert srv._safe("clickhouse://bob:s3cret@h/otel") == "clickhouse://bob:***@h/otel"
+    with pytest.raises(Exception, match="plain ClickHouse identifier"):
+        srv.parse("clickhouse://h/otel?table=x;DROP")
+
+
+def test_unreachable_clickhouse_server_is_a_one_line_error_without_the_password():
+    import socket
+
+    pytest.importorskip("clickhouse_connect")
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = CliRunner().invoke(cli, ["check", f"clickhouse://u:pw@127.0.0.1:{port}/otel?table=otel_traces"])
+    assert res.exit_code == 2, res.output
+    assert "127.0.0.1" in res.output and "pw@" not in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1

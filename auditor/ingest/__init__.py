@@ -177,12 +177,12 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
 def _seekable(stream: io.BufferedReader, where: str, limit: int):
     """Parquet needs its footer first: the file itself when it can seek, else (stdin, gzip)
     the bytes in memory, at most ``limit``."""
-    try:
-        if stream.seekable():
+    if isinstance(getattr(stream, "raw", None), io.FileIO):
+        try:
             stream.seek(0)
             return stream
-    except (OSError, ValueError):
-        pass
+        except (OSError, ValueError):
+            pass
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise too_large(where, 0, limit, "one Parquet file (not seekable: stdin or gzip)")
