@@ -27,10 +27,23 @@ REPORTED_COST = ("gen_ai.cost.total_cost", "llm.cost.total", "gen_ai.cost.total"
 
 ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_COST + usage_mod.ATTRIBUTES
 
+# What makes a span look like an LLM call whichever schema reads it: token counts, or an LLM
+# span kind of the SDKs that mark one (read for GENAI005: LLM-like spans no selector picks).
+TOKEN_NAMES = frozenset(usage_mod.INPUT + usage_mod.OUTPUT)
+LLM_KINDS = (("openinference.span.kind", "LLM"), ("fi.span.kind", "LLM"), ("gen_ai.span.kind", "LLM"),
+             ("langfuse.observation.type", "generation"))
+
+
+def looks_like_llm(attrs: Mapping[str, Any]) -> bool:
+    if not attrs.keys().isdisjoint(TOKEN_NAMES):
+        return True
+    return any(attrs.get(k) == v for k, v in LLM_KINDS)
+
 
 def attributes(dialect: Dialect = NO_DIALECT) -> tuple[str, ...]:
     """Every attribute a call record reads, the dialect's extra names included (projection)."""
-    return ATTRIBUTES + dialect.token_attributes() + dialect.model + dialect.provider + dialect.reported_cost
+    return (ATTRIBUTES + tuple(k for k, _ in LLM_KINDS) + dialect.token_attributes() + dialect.model
+            + dialect.provider + dialect.reported_cost)
 
 
 def _str(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:

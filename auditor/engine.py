@@ -32,7 +32,8 @@ _SPAN = REGISTRY.checks_for(Visit.SPAN)
 _CALL = REGISTRY.checks_for(Visit.CALL)
 
 
-def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCall]]:
+def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCall], list[str]]:
+    """Findings, priced call records, and the spans that look like LLM calls but are not read as one."""
     spans = trace.spans
     order = list(trace.walk())
     is_llm_fn = c.is_llm
@@ -51,12 +52,16 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
         below[sid] = b
 
     calls: dict[str, LlmCall] = {}
+    unread: list[str] = []
     names = c.key_names
+    looks_like_llm = calls_mod.looks_like_llm
     for sid in order:
         if is_llm[sid]:
             call = calls_mod.make_call(spans[sid], dict(zip(names, values[sid])), c.dialect)
             cost, note = c.pricer.price(call)
             calls[sid] = replace(call, cost_usd=cost, price_note=note)
+        elif looks_like_llm(spans[sid].attributes):
+            unread.append(sid)
 
     ctx = TraceContext(trace, c, is_llm, values, below, calls, enabled)
     findings: list[Finding] = []
@@ -74,7 +79,7 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
             span, call = spans[sid], calls.get(sid)
             for check in _SPAN:
                 findings.extend(check.fn(ctx, span, call))
-    return _with_code_locations(findings, spans), list(calls.values())
+    return _with_code_locations(findings, spans), list(calls.values()), unread
 
 
 def _with_code_locations(findings: list[Finding], spans: dict[str, Span]) -> list[Finding]:
@@ -112,7 +117,8 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
     keys: set[str] = set()
     required: set[str] = set()
     enabled = _enabled(plan)
-    n_traces = n_spans = 0
+    n_traces = n_spans = n_unread = 0
+    example: tuple[str, str] | None = None
     for t in traces:
         n_traces += 1
         n_spans += len(t.spans)
@@ -121,9 +127,13 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
         keys.update(c.key_names)
         required.update(c.required_names)
         try:
-            f, cl = audit_trace(t, c, enabled)
+            f, cl, unread = audit_trace(t, c, enabled)
         except Exception as e:  # a crashing rule is a finding, never a crash of the run
-            f, cl = [_crashed(t, e)], []
+            f, cl, unread = [_crashed(t, e)], [], []
+        if unread:
+            n_unread += len(unread)
+            first = (t.trace_id, min(unread))
+            example = first if example is None else min(example, first)
         findings.extend(f)
         calls.extend(cl)
         examples_mod.offer(examples, t, f, c)
@@ -138,6 +148,8 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
         policy=plan.policy,
         dialects=tuple(sorted(spoken.items())),
         key_order=order,
+        llm_like_unread=n_unread,
+        llm_like_example=example,
     )
 
 

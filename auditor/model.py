@@ -297,6 +297,10 @@ class Parts:
     # Every key the plan may ask for, in its order: ``keys`` is kept sorted by it, so merging
     # the key sets of shards that detected different dialects is order-free.
     key_order: tuple[str, ...] = ()
+    # Spans that look like LLM calls (token counts, an LLM span kind) but the schema selects
+    # none as one: how many, and the smallest (trace id, span id) as an example (GENAI005).
+    llm_like_unread: int = 0
+    llm_like_example: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,13 @@ def note_rejected(first: list[Rejected], n: int, note: Note) -> None:
 
 
 def _note_dialects(plan: Plan, parts: Parts, note: Note) -> None:
-    if plan.detecting and parts.dialects:
+    if not plan.detecting:
+        unread = plan.unread_dialects(name for name, _ in parts.dialects)
+        if unread:
+            said = ", ".join(f"{n} ({dict(parts.dialects)[n]} trace{'s' if dict(parts.dialects)[n] != 1 else ''})" for n in unread)
+            note(f"warning: spans speak {said}, which schema {plan.name} does not read: add "
+                 f"extends: [{', '.join('preset:' + n for n in unread)}] or drop --schema to detect dialects per trace")
+        return
+    if parts.dialects:
         said = ", ".join(f"{name} ({n} trace{'s' if n != 1 else ''})" for name, n in parts.dialects)
         note(f"dialects detected: {said}; each trace is read by the default schema plus its dialects' presets")

@@ -67,7 +67,7 @@ class Plan:
     def projection(self) -> Projection:
         """What to decode: every attribute any trace's schema reads, and what detection reads."""
         if not self.detecting:
-            return self._compiled[()].projection
+            return self._compiled[()].projection | dialects.projection()
         p = self._compiled.get(("*",))
         if p is None:
             p = self._compiled[("*",)] = Compiled(self._widest)
@@ -75,9 +75,9 @@ class Plan:
 
     def for_trace(self, trace: Trace) -> tuple[Compiled, tuple[str, ...]]:
         """The compiled schema that reads this trace, and the dialects it speaks."""
-        if not self.detecting:
-            return self._compiled[()], ()
         found = tuple(dialects.detect(trace.spans.values()))
+        if not self.detecting:
+            return self._compiled[()], found
         c = self._compiled.get(found)
         if c is None:
             c = self._compiled[found] = Compiled(self._ordered(self._adapt(compose_refs(dialects.refs(found)))))
@@ -89,6 +89,22 @@ class Plan:
         rank = {k: i for i, k in enumerate(self.key_order)}
         keys = tuple(sorted(schema.keys, key=lambda k: rank.get(k.name, len(rank))))
         return replace(schema, keys=keys)
+
+    def unread_dialects(self, found) -> list[str]:
+        """Dialects spoken in the input whose preset a fixed schema does not read (its LLM-call
+        selectors or key sources are missing): their calls or keys may be invisible."""
+        if self.detecting:
+            return []
+        mine = self._widest
+        sources = {k.name: set(k.sources) for k in mine.keys}
+        out = []
+        for name in found:
+            preset = compose_refs([f"preset:{name}"])
+            missing_sel = not set(preset.llm_calls) <= set(mine.llm_calls)
+            missing_src = any(not set(k.sources) <= sources.get(k.name, set(k.sources)) for k in preset.keys)
+            if missing_sel or missing_src:
+                out.append(name)
+        return out
 
     def describe(self, parts: Parts) -> str:
         """The schema as a run names it: a detecting plan says which presets its traces used."""

@@ -136,6 +136,11 @@ def to_json(result: AuditResult) -> dict:
         "keys": list(result.parts.keys),
         "required_keys": list(result.parts.required_keys),
         "key_order": list(result.parts.key_order),
+        "llm_like_unread": {
+            "spans": result.parts.llm_like_unread,
+            "example": None if result.parts.llm_like_example is None
+            else {"trace_id": result.parts.llm_like_example[0], "span_id": result.parts.llm_like_example[1]},
+        },
         "examples": [example_json(e) for e in result.parts.examples],
     }
 
@@ -247,8 +252,11 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
             allow_empty=bool(pol.get("allow_empty", False)),
         )
         dialects = tuple(sorted((str(k), int(v)) for k, v in (s.get("dialects") or {}).items()))
+        unread = doc.get("llm_like_unread") or {}
+        ex = unread.get("example")
         parts = Parts(counts, findings, calls, tuple(doc["keys"]), tuple(doc["required_keys"]), examples,
-                      policy, dialects, tuple(doc.get("key_order") or doc["keys"]))
+                      policy, dialects, tuple(doc.get("key_order") or doc["keys"]),
+                      int(unread.get("spans") or 0), None if ex is None else (str(ex["trace_id"]), str(ex["span_id"])))
         return parts, RunInfo(tuple(run.get("inputs") or ()), run.get("schema") or "", float(run.get("seconds") or 0))
     except InputError:
         raise

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Iterable
 
 from auditor.boundary import fix_hint
+from auditor.duplicates import duplicate_clusters
 from auditor.examples import pick as pick_examples
 from auditor.model import (
     SHARE_CALLS,
@@ -57,6 +58,8 @@ def merge_parts(a: Parts, b: Parts) -> Parts:
         a.counts + b.counts, a.findings + b.findings, a.calls + b.calls,
         union(a.keys, b.keys), union(a.required_keys, b.required_keys),
         pick_examples(a.examples + b.examples), a.policy, tuple(sorted(spoken.items())), a.key_order,
+        a.llm_like_unread + b.llm_like_unread,
+        min((e for e in (a.llm_like_example, b.llm_like_example) if e is not None), default=None),
     )
 
 
@@ -65,80 +68,6 @@ def merge_all(parts: list[Parts]) -> Parts:
     while len(parts) > 1:
         parts = [merge_parts(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
     return parts[0]
-
-
-# ---------------------------------------------------------------- duplicate LLM calls
-
-
-class _UnionFind:
-    def __init__(self):
-        self.p: dict = {}
-
-    def find(self, x):
-        p = self.p
-        root = x
-        while p.get(root, root) != root:
-            root = p[root]
-        while p.get(x, x) != root:
-            p[x], x = root, p[x]
-        return root
-
-    def union(self, a, b):
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            lo, hi = (ra, rb) if ra < rb else (rb, ra)
-            self.p[hi] = lo
-
-
-def _models_compatible(a: str | None, b: str | None) -> bool:
-    if not a or not b:
-        return True
-    a, b = a.lower(), b.lower()
-    return a == b or a.startswith(b) or b.startswith(a) or a.split("/")[-1] == b.split("/")[-1]
-
-
-def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
-    """Records of one LLM call made by several instrumentations.
-
-    Same ``gen_ai.response.id`` when both carry one; otherwise compatible model, identical
-    token counts, overlapping time and *different* instrumentation scopes (two identical
-    parallel calls from one instrumentation are two calls, not one), within one service or
-    within one trace (an app's LLM span and its gateway's span for the same call).
-    """
-    calls = list(calls)
-    uf = _UnionFind()
-    by_rid: dict[str, list[LlmCall]] = defaultdict(list)
-    by_shape: dict[tuple, list[LlmCall]] = defaultdict(list)
-    for c in calls:
-        if c.response_id:
-            by_rid[c.response_id].append(c)
-        tin, out = c.usage.token_tuple()
-        if tin or out:
-            by_shape[("service", c.service, tin, out)].append(c)
-            by_shape[("trace", c.trace_id, tin, out)].append(c)
-    for group in by_rid.values():
-        for c in group[1:]:
-            uf.union(group[0].ref, c.ref)
-    for group in by_shape.values():
-        if len(group) < 2:
-            continue
-        group.sort(key=lambda c: (c.start_ns, c.ref))
-        active: list[LlmCall] = []
-        for c in group:
-            active = [a for a in active if a.end_ns >= c.start_ns]
-            for a in active:
-                if a.scope == c.scope:
-                    continue
-                if a.response_id and c.response_id:
-                    continue  # both identified: only the id decides
-                if not _models_compatible(a.model, c.model):
-                    continue
-                uf.union(a.ref, c.ref)
-            active.append(c)
-    clusters: dict = defaultdict(list)
-    for c in calls:
-        clusters[uf.find(c.ref)].append(c)
-    return [sorted(v, key=lambda c: c.ref) for v in clusters.values() if len(v) > 1]
 
 
 def _best_record(records: list[LlmCall]) -> LlmCall:
@@ -184,7 +113,8 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
     calls_sorted = sorted(parts.calls, key=lambda c: c.ref)
     unique, dup_of, folds = fold_duplicates(calls_sorted)
     off = {code for code, v in policy.severity.items() if v == "off"}
-    ctx = ResultContext(unique, folds, parts.keys, parts.required_keys, lambda code: code not in off)
+    ctx = ResultContext(unique, folds, parts.keys, parts.required_keys, lambda code: code not in off,
+                        parts.llm_like_unread, parts.llm_like_example, parts.dialects)
     derived = [f for check in _RESULT_CHECKS for f in check.fn(ctx)]
     # A folded record's own pricing findings would speak of a call counted elsewhere: drop them.
     kept = [f for f in parts.findings if not (f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of)]

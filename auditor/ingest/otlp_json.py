@@ -13,6 +13,7 @@ import binascii
 from typing import Any
 
 from auditor.errors import InputError
+from auditor.ingest.otlp_values import BadJson as _Bad
 from auditor.ingest.interning import canonical, share
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
@@ -27,14 +28,6 @@ _KIND_NAMES = {
     "SPAN_KIND_PRODUCER": 4,
     "SPAN_KIND_CONSUMER": 5,
 }
-
-
-class _Bad(Exception):
-    """Raised deep inside with a relative path; turned into an InputError with the full path."""
-
-    def __init__(self, path: str, expected: str):
-        self.path = path
-        self.expected = expected
 
 
 def _get(obj: dict, camel: str, snake: str, default=None):

@@ -28,7 +28,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from auditor.errors import InputError
-from auditor.ingest import otlp_json, otlp_proto
+from auditor.ingest import otlp_json
+from auditor.ingest.otlp_values import BadJson, any_value, service_of
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -208,12 +209,12 @@ def records_of(msg, projection: Projection, where: str) -> tuple[list[Span], lis
     """Walk a decoded ExportLogsServiceRequest (or LogsData) into span-like records."""
     spans: list[Span] = []
     rejected: list[Rejected] = []
-    value = otlp_proto._value
+    value = any_value
     for ri, rl in enumerate(msg.resource_logs):
         rkvs = rl.resource.attributes
         resource_all = {kv.key: value(kv.value) for kv in rkvs}
         resource = {k: v for k, v in resource_all.items() if projection.wants(k)}
-        service = otlp_proto._service(rkvs)
+        service = service_of(rkvs)
         for si, sl in enumerate(rl.scope_logs):
             scope = sl.scope.name
             rkey = resource_key(resource_all, scope)
@@ -258,7 +259,7 @@ def decode_json(obj: Any, projection: Projection, where: str, root: str = "$") -
     """Decode one OTLP JSON LogsData / ExportLogsServiceRequest object."""
     try:
         return _decode_json(obj, projection, where, root)
-    except otlp_json._Bad as bad:
+    except BadJson as bad:
         raise InputError(f"{where}: {bad.path}: {bad.expected}") from None
     except RecursionError:
         raise InputError(f"{where}: {root}: nesting too deep") from None

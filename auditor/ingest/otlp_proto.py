@@ -12,46 +12,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from auditor.errors import InputError
 from auditor.ingest.interning import canonical, share
 from auditor.ingest.limits import max_input_bytes, too_large
+from auditor.ingest.otlp_values import any_value as _value, service_of as _service
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
-MAX_DEPTH = 32
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
-
-
-def _value(v, depth: int = 0):
-    which = v.WhichOneof("value")
-    if which == "string_value":
-        return share(v.string_value)
-    if which == "int_value":
-        return v.int_value
-    if which == "bool_value":
-        return v.bool_value
-    if which == "double_value":
-        return v.double_value
-    if which is None:
-        return None
-    if depth >= MAX_DEPTH:
-        return "<nested too deep>"
-    if which == "array_value":
-        return tuple(_value(x, depth + 1) for x in v.array_value.values)
-    if which == "kvlist_value":
-        return {kv.key: _value(kv.value, depth + 1) for kv in v.kvlist_value.values}
-    return bytes(v.bytes_value)
 
 
 def _project(kvs, projection: Projection) -> dict:
     wants = projection.wants
     return {kv.key: _value(kv.value) for kv in kvs if wants(kv.key)}
-
-
-def _service(resource_kvs) -> str:
-    for kv in resource_kvs:
-        if kv.key == "service.name":
-            v = _value(kv.value)
-            return v if isinstance(v, str) and v else "unknown_service"
-    return "unknown_service"
 
 
 def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[Rejected]]:

@@ -43,6 +43,9 @@ class ResultContext:
     keys: tuple[str, ...]
     required_keys: tuple[str, ...]
     enabled: Callable[[str], bool]
+    llm_like_unread: int = 0  # spans that look like LLM calls but no selector picked
+    llm_like_example: tuple[str, str] | None = None
+    dialects: tuple[tuple[str, int], ...] = ()  # dialect -> traces that speak it
 
 
 def lacks(call: LlmCall, key: str) -> bool:

@@ -28,7 +28,7 @@ from auditor.errors import SchemaError
 from auditor.model import Finding, LlmCall, Severity, Span
 from auditor.projection import Projection
 from auditor.resources import schemas_dir
-from auditor.rules.context import TraceContext
+from auditor.rules.context import ResultContext, TraceContext
 from auditor.rules.registry import Check, Rule, Visit
 
 DEFAULT_FILE = "genai-semconv.yaml"
@@ -254,7 +254,14 @@ GENAI004 = Rule(
     "tokens above input tokens where the instrumentation is declared to count cache inside input. The price "
     "of such a call is not trustworthy: fix the instrumentation or its dialect declaration.",
     Visit.CALL)
-RULES = (GENAI001, GENAI002, GENAI003, GENAI004)
+GENAI005 = Rule(
+    "GENAI005", "llm-calls-unread", "genai", Severity.ERROR,
+    "spans look like LLM calls, but the schema reads none as one",
+    "The input has spans with token counts or an LLM span kind, yet the schema's llm_calls selects none of "
+    "them: their spend is invisible, so no cost, share or gate can see it. Drop --schema (dialects are "
+    "detected per trace), add the preset of their dialect (extends: [preset:NAME]) or an llm_calls selector.",
+    Visit.RESULT)
+RULES = (GENAI001, GENAI002, GENAI003, GENAI004, GENAI005)
 _BY_CODE = {r.code: r for r in RULES}
 
 
@@ -295,7 +302,22 @@ def _contradictions(span: Span, dialect) -> list[str]:
     return msgs
 
 
+def unread_calls(ctx: ResultContext) -> list[Finding]:
+    """GENAI005: a result without one LLM call although spans look like calls."""
+    if ctx.calls or not ctx.llm_like_unread or ctx.llm_like_example is None:
+        return []
+    tid, sid = ctx.llm_like_example
+    spoken = ", ".join(f"preset:{name}" for name, _ in ctx.dialects)
+    hint = f" Their spans speak {spoken}." if spoken else ""
+    return [GENAI005.finding(
+        tid, sid,
+        f"{ctx.llm_like_unread} span(s) look like LLM calls (token counts or an LLM span kind) but the schema "
+        f"selects none as an LLM call: their spend is invisible.{hint} Drop --schema to detect dialects per "
+        "trace, or add the preset (extends) or an llm_calls selector.")]
+
+
 CHECKS = (
     Check(Visit.SPAN, ("GENAI001", "GENAI002", "GENAI003"), check_span),
     Check(Visit.CALL, ("GENAI004",), impossible_counts),
+    Check(Visit.RESULT, ("GENAI005",), unread_calls),
 )

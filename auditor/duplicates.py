@@ -1,0 +1,219 @@
+"""Records of one LLM call made by several instrumentations: ``duplicate_clusters``.
+
+Two records are one call when they carry the same ``gen_ai.response.id``; otherwise when they
+have compatible models, identical (total input, output) token counts, overlapping time and
+*different* instrumentation scopes (two identical parallel calls from one instrumentation are
+two calls, not one), within one service or within one trace (an app's LLM span and its
+gateway's span for the same call). Two records that both carry a response id are decided by
+the id alone. Clusters are the transitive closure of those pairs.
+
+"Overlapping" is the sweep's rule: with the records of one token shape sorted by
+(start_ns, ref), an earlier record ``a`` and a later ``c`` overlap when ``a.end_ns >= c.start_ns``.
+
+The sweep is O(n log n) in the number of records whatever their token shapes and times (a
+million calls at one instant with one token shape included). It never compares a new record
+with every active one; it keeps, per (model, carries a response id) bucket, the active
+records in *clumps* already known to be one cluster, each summarised by its latest end and
+the latest end among its other scopes (enough to answer "does this clump hold an active
+record of another scope?"):
+
+- a record of scope ``s`` joins every active record of another scope, so after it every
+  such clump and single record in the bucket is one clump: at most one mixed-scope clump
+  survives a visit;
+- single records (and clumps whose only active records share one scope) wait in a list per
+  scope; a record of that same scope skips the list in O(1), a record of another scope
+  empties it (each record is dropped or joined once);
+- records are dropped once their end is before the sweep's start; a bucket with nothing
+  left active is dropped whole.
+
+Per record it visits the live buckets of compatible models, so the cost is
+O(n log n + n * m), m the number of distinct model names sharing a token shape and active at
+the same time (one or two in practice; model names are compared case-insensitively, by
+prefix, or by their last path segment, a relation that is not transitive and so cannot be
+keyed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from auditor.model import LlmCall
+
+_NEVER = -(1 << 200)  # an end before any start: "no record of a second scope"
+_WILD = ""  # the model class of a record without a model: compatible with every model
+
+
+def models_compatible(a: str | None, b: str | None) -> bool:
+    """Whether two records' model names may name the same model (provider prefixes, dated aliases)."""
+    if not a or not b:
+        return True
+    a, b = a.lower(), b.lower()
+    return a == b or a.startswith(b) or b.startswith(a) or a.split("/")[-1] == b.split("/")[-1]
+
+
+class _UnionFind:
+    __slots__ = ("p",)
+
+    def __init__(self) -> None:
+        self.p: dict = {}
+
+    def find(self, x):
+        p = self.p
+        root = x
+        while True:
+            up = p.get(root, root)
+            if up == root:
+                break
+            root = up
+        while x != root:
+            up = p[x]
+            p[x] = root
+            x = up
+        return root
+
+    def union(self, a, b) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.p[rb] = ra
+
+
+class _Clump:
+    """Records of one bucket already known to be one cluster: a representative, the latest
+    end (``e1``, at scope ``s1``) and the latest end among the other scopes (``e2``)."""
+
+    __slots__ = ("rep", "e1", "s1", "e2")
+
+    def __init__(self, rep, e1: int, s1, e2: int) -> None:
+        self.rep, self.e1, self.s1, self.e2 = rep, e1, s1, e2
+
+
+class _Bucket:
+    """Active records of one model class and one response-id flag, within one token shape."""
+
+    __slots__ = ("mixed", "single", "max_end")
+
+    def __init__(self) -> None:
+        self.mixed: list[_Clump] = []  # clumps that may hold active records of two scopes
+        self.single: dict = {}  # scope -> clumps whose only active records have that scope
+        self.max_end = _NEVER
+
+    def join(self, t: int, scope, ref, uf: _UnionFind) -> _Clump | None:
+        """Union ``ref`` (starting at ``t``, of ``scope``) with every active record of another
+        scope here; return the clump they now form (None when there was none)."""
+        joined: list[_Clump] = []
+        mixed = self.mixed
+        if mixed:
+            self.mixed = []
+            for k in mixed:
+                if k.e1 < t:
+                    continue  # nothing in it is active any more
+                if k.e2 < t:
+                    self.single.setdefault(k.s1, []).append(k)  # one active scope left
+                else:
+                    joined.append(k)  # two active scopes: one of them is not ``scope``
+        single = self.single
+        if len(single) > 1 or (single and scope not in single):
+            for s in [s for s in single if s != scope]:
+                for k in single.pop(s):
+                    if k.e1 >= t:
+                        joined.append(k)
+        if not joined:
+            return None
+        e1, s1 = _NEVER, None
+        for k in joined:
+            uf.union(ref, k.rep)
+            if k.e1 > e1:
+                e1, s1 = k.e1, k.s1
+        e2 = _NEVER
+        for k in joined:
+            e = k.e1 if k.s1 != s1 else k.e2
+            if e > e2:
+                e2 = e
+        clump = _Clump(ref, e1, s1, e2)
+        self.mixed.append(clump)
+        return clump
+
+    def add(self, end: int, scope, ref, clump: _Clump | None) -> None:
+        """Insert a record; ``clump`` is the clump it just formed in this bucket, if any."""
+        if end > self.max_end:
+            self.max_end = end
+        if clump is None:
+            self.single.setdefault(scope, []).append(_Clump(ref, end, scope, _NEVER))
+        elif scope == clump.s1:
+            if end > clump.e1:
+                clump.e1 = end
+        elif end > clump.e1:
+            clump.e2, clump.e1, clump.s1 = clump.e1, end, scope
+        elif end > clump.e2:
+            clump.e2 = end
+
+
+def _sweep(group: list[tuple], uf: _UnionFind, compat: dict) -> None:
+    """Union the overlapping, compatible records of one token shape.
+
+    ``group`` holds (start_ns, ref, end_ns, scope, model class, has response id) tuples.
+    """
+    group.sort(key=lambda r: (r[0], r[1]))
+    buckets: dict[tuple[str, bool], _Bucket] = {}
+    for t, ref, end, scope, model, rid in group:
+        own_key = (model, rid)
+        own_clump = None
+        dead = None
+        for key, bucket in buckets.items():
+            if bucket.max_end < t:
+                (dead := dead or []).append(key)
+                continue
+            if rid and key[1]:
+                continue  # both identified: only the id decides
+            m = key[0]
+            ok = compat.get((m, model))
+            if ok is None:
+                ok = compat[(m, model)] = models_compatible(m, model)
+            if not ok:
+                continue
+            clump = bucket.join(t, scope, ref, uf)
+            if key == own_key:
+                own_clump = clump
+        if dead:
+            for key in dead:
+                del buckets[key]
+        bucket = buckets.get(own_key)
+        if bucket is None:
+            bucket = buckets[own_key] = _Bucket()
+        bucket.add(end, scope, ref, own_clump)
+
+
+def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
+    """Clusters (each sorted by ref, two records or more) of records of one LLM call."""
+    calls = list(calls)
+    uf = _UnionFind()
+    by_rid: dict[str, list] = defaultdict(list)
+    by_shape: dict[tuple, list] = defaultdict(list)
+    refs = []
+    for c in calls:
+        ref = c.ref
+        refs.append(ref)
+        rid = c.response_id
+        if rid:
+            by_rid[rid].append(ref)
+        u = c.usage
+        tin, out = u.token_tuple()
+        if tin or out:
+            row = (c.start_ns, ref, c.end_ns, c.scope, (c.model or _WILD).lower(), bool(rid))
+            by_shape[("service", c.service, tin, out)].append(row)
+            by_shape[("trace", c.trace_id, tin, out)].append(row)
+    for group in by_rid.values():
+        for r in group[1:]:
+            uf.union(group[0], r)
+    compat: dict = {}
+    for group in by_shape.values():
+        if len(group) < 2:
+            continue
+        if all(r[5] for r in group):
+            continue  # every record identified: the ids alone decide
+        _sweep(group, uf, compat)
+    clusters: dict = defaultdict(list)
+    for c, ref in zip(calls, refs):
+        clusters[uf.find(ref)].append(c)
+    return [sorted(v, key=lambda c: c.ref) for v in clusters.values() if len(v) > 1]
