@@ -12,7 +12,8 @@ Dask does the distributed work; this module only feeds it the pipeline's own pie
 5. the parts merged exactly (``rollup.merge_all``) and judged (``pipeline.conclude``).
 
 No rule, policy or merge is re-implemented here: the result equals ``check`` on one process.
-Without ``--scheduler`` a local cluster (processes) is started and stopped; with an address the
+Without ``--scheduler`` a local cluster (processes, listening on 127.0.0.1 only, its HTTP
+status server on a free port) is started and stopped; with an address the
 run joins an existing cluster, whose workers need this package installed (same version).
 """
 
@@ -143,7 +144,7 @@ def audit_on_dask(
                 raise UsageError(f"--scheduler {scheduler}: cannot connect: {e}") from None
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=40)
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
             client = Client(cluster)
         with client:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)

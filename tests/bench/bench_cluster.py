@@ -98,8 +98,8 @@ def main() -> None:
     from auditor.result_json import to_json
 
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      scheduler_kwargs={"dashboard": False}, silence_logs=40) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                      silence_logs=40) as cluster, Client(cluster) as client:
         t_start = time.perf_counter() - t0
         # Workers are started from this process, and ru_maxrss survives fork + exec: poll their
         # resident memory instead (psutil, a dependency of distributed), every 0.2 s.
