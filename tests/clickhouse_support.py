@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 DDL = (Path(__file__).parent / "fixtures" / "clickhouse" / "otel_traces.sql").read_text()
+OLDER_DDL = (Path(__file__).parent / "fixtures" / "clickhouse" / "otel_traces_older.sql").read_text()
 KIND_WORDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
 
 
@@ -53,6 +54,15 @@ def _ts(ns: int) -> str:
     return f"{s}.{ns % 1_000_000_000:09d}"
 
 
+def older_exporter_row(span) -> dict:
+    """An older exporter: the scope as otel.scope.name in SpanAttributes, no scope columns."""
+    row = exporter_row(span)
+    del row["ScopeName"], row["ScopeVersion"]
+    if span.scope:
+        row["SpanAttributes"]["otel.scope.name"] = span.scope
+    return row
+
+
 def exporter_row(span) -> dict:
     return {
         "Timestamp": _ts(span.start_ns),
@@ -76,13 +86,13 @@ def exporter_row(span) -> dict:
 class ClickHouse:
     """A chdb session with the exporter's table in database ``otel``."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, ddl: str = DDL):
         from chdb import session
 
         self.s = session.Session(path)
         self.s.query("CREATE DATABASE IF NOT EXISTS otel")
         self.s.query("USE otel")
-        self.s.query(DDL)
+        self.s.query(ddl)
 
     def insert(self, rows) -> None:
         body = "\n".join(json.dumps(r) for r in rows)

@@ -144,3 +144,18 @@ def test_unreachable_clickhouse_server_is_a_one_line_error_without_the_password(
     assert res.exit_code == 2, res.output
     assert "127.0.0.1" in res.output and "pw@" not in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_an_older_exporters_table_with_the_scope_in_span_attributes(tmp_path):
+    from clickhouse_support import OLDER_DDL, older_exporter_row
+
+    sample = ROOT / "dialects" / "openllmetry.otlp.json"
+    spans, _ = decode_bytes(sample.read_bytes(), str(sample), EVERYTHING)
+    old = ClickHouse(str(tmp_path / "older"), OLDER_DDL)
+    try:
+        old.insert(older_exporter_row(s) for s in spans)
+        f = tmp_path / "older.parquet"
+        f.write_bytes(old.export("Parquet"))
+    finally:
+        old.close()
+    assert check_json(f) == check_json(sample)

@@ -21,7 +21,7 @@ from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from auditor.errors import InputError
-from auditor.ingest.clickhouse import COLUMNS, decode_rows
+from auditor.ingest.clickhouse import COLUMNS, REQUIRED, decode_rows
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -67,7 +67,7 @@ def _safe(url: str) -> str:
     return url
 
 
-def query(p: dict) -> tuple[str, dict]:
+def query(p: dict, columns: tuple[str, ...] = COLUMNS) -> tuple[str, dict]:
     where, params = [], {}
     if p["since"]:
         where.append("Timestamp >= parseDateTime64BestEffort({since:String}, 9)")
@@ -77,7 +77,7 @@ def query(p: dict) -> tuple[str, dict]:
         params["until"] = p["until"]
     if p["part"]:
         where.append(f"cityHash64(TraceId) % {p['part'][1]} = {p['part'][0]}")
-    cols = ", ".join(COLUMNS)
+    cols = ", ".join(columns)
     sql = f"SELECT {cols} FROM {p['database']}.{p['table']}"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -91,7 +91,6 @@ def iter_server(url: str, projection: Projection) -> Iterator[tuple[list[Span], 
         raise InputError(f"{_safe(url)}: reading ClickHouse needs clickhouse-connect: "
                          "pip install 'trace-attribution-auditor[clickhouse]'") from None
     p = parse(url)
-    sql, params = query(p)
     where = _safe(url)
     try:
         client = clickhouse_connect.get_client(host=p["host"], port=p["port"], username=p["username"],
@@ -101,6 +100,16 @@ def iter_server(url: str, projection: Projection) -> Iterator[tuple[list[Span], 
     n = 0
     carry: list = []
     try:
+        # Older exporters' tables have no ScopeName column (the scope is otel.scope.name in
+        # SpanAttributes): select the columns this table has.
+        have = {r[0] for r in client.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+            parameters={"db": p["database"], "t": p["table"]}).result_rows}
+        missing = [c for c in REQUIRED if c not in have]
+        if missing:
+            raise InputError(f"{where}: column {missing[0]}: expected the clickhouseexporter's otel_traces table "
+                             f"{p['database']}.{p['table']} ({', '.join(REQUIRED)}, ...)")
+        sql, params = query(p, tuple(c for c in COLUMNS if c in have))
         with client.query_row_block_stream(sql, parameters=params) as stream:
             names = stream.source.column_names
             for block in stream:
