@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from auditor.bench import write_corpus
-from auditor.commands.check import load_and_audit
+from auditor.pipeline import audit_files
+from auditor.plan import Plan
 from auditor.report import Format, RenderOptions, render
 
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(d) / "corpus.pb"
         write_corpus(path, args.spans, "pb")
         t0 = time.perf_counter()
-        result = load_and_audit([str(path)], None, (None, {}))
+        result = audit_files([str(path)], Plan.of(None))
         audit_s = time.perf_counter() - t0
     print(
         f"corpus: {result.counts.spans} spans, {result.counts.traces} traces, {len(result.calls)} LLM calls, "

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.commands.check import load_and_audit
+from auditor.pipeline import audit_files
+from auditor.plan import Plan
 from auditor.regenerate_reports import scenarios
 from auditor.report.json_report import _orjson_safe, dumps
 from auditor.result_json import to_json
@@ -36,7 +37,7 @@ def same_or_same_error(doc) -> None:
 
 @pytest.mark.parametrize("path", scenarios(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_sample_document_encodes_as_json_dumps_does_and_takes_the_fast_path(path):
-    doc = to_json(load_and_audit([str(path)], None, (None, {})))
+    doc = to_json(audit_files([str(path)], Plan.of(None)))
     assert _orjson_safe(doc)
     assert dumps(doc) == reference(doc)
 
