@@ -9,10 +9,13 @@ as words, ``ServiceName`` from the resource, every attribute value through pdata
 
 from __future__ import annotations
 
+import atexit
 import base64
 import datetime as dt
 import json
 import math
+import shutil
+import tempfile
 from pathlib import Path
 
 DDL = (Path(__file__).parent / "fixtures" / "clickhouse" / "otel_traces.sql").read_text()
@@ -84,26 +87,39 @@ def exporter_row(span) -> dict:
 
 
 class ClickHouse:
-    """A chdb session with the exporter's table in database ``otel``."""
+    """A chdb session with the exporter's table in database ``otel``, and an older exporter's
+    table in ``otel_old``. chdb runs one embedded server per process: use ``shared()``."""
 
-    def __init__(self, path: str, ddl: str = DDL):
+    def __init__(self, path: str):
         from chdb import session
 
         self.s = session.Session(path)
-        self.s.query("CREATE DATABASE IF NOT EXISTS otel")
-        self.s.query("USE otel")
-        self.s.query(ddl)
+        for db, ddl in (("otel_old", OLDER_DDL), ("otel", DDL)):
+            self.s.query(f"CREATE DATABASE IF NOT EXISTS {db}")
+            self.s.query(f"USE {db}")
+            self.s.query(ddl)
 
-    def insert(self, rows) -> None:
+    def insert(self, rows, db: str = "otel") -> None:
         body = "\n".join(json.dumps(r) for r in rows)
-        self.s.query(f"INSERT INTO otel.otel_traces SETTINGS session_timezone='UTC' FORMAT JSONEachRow\n{body}\n")
+        self.s.query(f"INSERT INTO {db}.otel_traces SETTINGS session_timezone='UTC' FORMAT JSONEachRow\n{body}\n")
 
-    def export(self, fmt: str, where: str = "") -> bytes:
-        q = f"SELECT * FROM otel.otel_traces {where} ORDER BY ServiceName, SpanName, Timestamp SETTINGS session_timezone='UTC' FORMAT {fmt}"
+    def export(self, fmt: str, where: str = "", db: str = "otel", settings: str = "") -> bytes:
+        q = (f"SELECT * FROM {db}.otel_traces {where} ORDER BY ServiceName, SpanName, Timestamp "
+             f"SETTINGS session_timezone='UTC'{', ' + settings if settings else ''} FORMAT {fmt}")
         return self.s.query(q).bytes()
 
-    def truncate(self) -> None:
-        self.s.query("TRUNCATE TABLE otel.otel_traces")
+    def truncate(self, db: str = "otel") -> None:
+        self.s.query(f"TRUNCATE TABLE {db}.otel_traces")
 
-    def close(self) -> None:
-        self.s.close()
+
+_shared: ClickHouse | None = None
+
+
+def shared() -> ClickHouse:
+    """The process's one chdb server (a second path in one process is refused by chdb)."""
+    global _shared
+    if _shared is None:
+        path = tempfile.mkdtemp(prefix="chdb-tests-")
+        atexit.register(shutil.rmtree, path, True)
+        _shared = ClickHouse(path)
+    return _shared

@@ -17,7 +17,7 @@ from auditor.cli import cli
 from auditor.ingest import decode_bytes
 from auditor.ingest import clickhouse as ch
 from auditor.projection import EVERYTHING
-from clickhouse_support import ClickHouse, exporter_row
+from clickhouse_support import exporter_row, older_exporter_row, shared
 
 pytest.importorskip("chdb")
 pytest.importorskip("pyarrow")
@@ -27,10 +27,8 @@ SAMPLES = sorted(p for p in ROOT.glob("*/*.otlp.json") if "logs" not in p.name)
 
 
 @pytest.fixture(scope="module")
-def clickhouse(tmp_path_factory):
-    c = ClickHouse(str(tmp_path_factory.mktemp("chdb")))
-    yield c
-    c.close()
+def clickhouse():
+    return shared()
 
 
 def check_json(path: Path, *extra: str) -> dict:
@@ -146,16 +144,11 @@ def test_unreachable_clickhouse_server_is_a_one_line_error_without_the_password(
     assert len(res.output.strip().splitlines()) == 1
 
 
-def test_an_older_exporters_table_with_the_scope_in_span_attributes(tmp_path):
-    from clickhouse_support import OLDER_DDL, older_exporter_row
-
+def test_an_older_exporters_table_with_the_scope_in_span_attributes(clickhouse, tmp_path):
     sample = ROOT / "dialects" / "openllmetry.otlp.json"
     spans, _ = decode_bytes(sample.read_bytes(), str(sample), EVERYTHING)
-    old = ClickHouse(str(tmp_path / "older"), OLDER_DDL)
-    try:
-        old.insert(older_exporter_row(s) for s in spans)
-        f = tmp_path / "older.parquet"
-        f.write_bytes(old.export("Parquet"))
-    finally:
-        old.close()
+    clickhouse.truncate("otel_old")
+    clickhouse.insert((older_exporter_row(s) for s in spans), db="otel_old")
+    f = tmp_path / "older.parquet"
+    f.write_bytes(clickhouse.export("Parquet", db="otel_old"))
     assert check_json(f) == check_json(sample)

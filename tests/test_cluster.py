@@ -86,23 +86,20 @@ def test_corpus_split_over_files_and_the_default_schema_with_detection(scheduler
 def test_parquet_dataset_split_by_row_group(scheduler, tmp_path):
     chdb = pytest.importorskip("chdb")
     del chdb
-    from clickhouse_support import ClickHouse, exporter_row
+    from clickhouse_support import exporter_row, shared
     from pathlib import Path
 
     src = Path(__file__).resolve().parent.parent / "sample_traces" / "dialects" / "mixed-openinference-litellm.otlp.json"
     spans, _ = decode_bytes(src.read_bytes(), str(src), EVERYTHING)
-    ch = ClickHouse(str(tmp_path / "chdb"))
-    try:
-        ch.insert(exporter_row(s) for s in spans)
-        ds = tmp_path / "dataset"
-        ds.mkdir()
-        # small row groups and two files: a trace's rows lie in several units of work
-        for i, cond in enumerate(("WHERE cityHash64(SpanId) % 2 = 0", "WHERE cityHash64(SpanId) % 2 = 1")):
-            q = (f"SELECT * FROM otel.otel_traces {cond} ORDER BY SpanId SETTINGS session_timezone='UTC', "
-                 "output_format_parquet_row_group_size=3 FORMAT Parquet")
-            (ds / f"part-{i}.parquet").write_bytes(ch.s.query(q).bytes())
-    finally:
-        ch.close()
+    ch = shared()
+    ch.truncate()
+    ch.insert(exporter_row(s) for s in spans)
+    ds = tmp_path / "dataset"
+    ds.mkdir()
+    # small row groups and two files: a trace's rows lie in several units of work
+    for i in range(2):
+        (ds / f"part-{i}.parquet").write_bytes(ch.export(
+            "Parquet", where=f"WHERE cityHash64(SpanId) % 2 = {i}", settings="output_format_parquet_row_group_size=3"))
     todo, names = units([str(ds)], 4)
     assert len(names) == 2 and len(todo) > 2  # row groups are units
     plan = Plan.of(None)
