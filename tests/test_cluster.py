@@ -125,3 +125,20 @@ def test_unreadable_input_on_a_worker_is_the_same_one_line_error(scheduler, tmp_
         audit_on_dask([str(bad)], Plan.of(None), scheduler=scheduler)
     res = CliRunner().invoke(cli, ["check", "--engine", "dask", "--scheduler", scheduler, "--shard", "0/2", str(bad)])
     assert res.exit_code == 2 and "--engine dask" in res.output
+
+
+def test_cluster_progress_bar_on_a_terminal_stderr(scheduler, tmp_path, monkeypatch):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    src = tmp_path / "c.jsonl"
+    write_corpus(src, 200, "jsonl", seed=4, templates=3)
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    result = audit_on_dask([str(src)], Plan.of(None), scheduler=scheduler, progress=True)
+    assert result.counts.spans == 200
+    assert "auditing on the cluster" in err.getvalue()
