@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def main() -> None:
     got = json.loads(json.dumps(got))
     print(f"equal results: {got == want}  ({want['summary']['spans']:,} spans, {want['summary']['traces']:,} traces)")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    shutil.rmtree(tmp, ignore_errors=True)  # the corpus is about 1.2 GB at 1M spans
 
 
 if __name__ == "__main__":
