@@ -76,6 +76,20 @@ class Span:
         """What makes two deliveries of a span the same span (OTLP is at-least-once)."""
         return (self.parent_span_id, self.name, self.start_ns, self.end_ns, self.service, self.scope)
 
+    def __reduce__(self):
+        """Picklable (a cluster ships spans between processes): read-only mappings travel as dicts."""
+        a, r = self.attributes, self.resource
+        return (_span, (self.trace_id, self.span_id, self.parent_span_id, self.name, self.service, self.scope,
+                        self.kind, self.start_ns, self.end_ns, self.flags,
+                        a if isinstance(a, dict) else dict(a), r if isinstance(r, dict) else dict(r), self.is_log_record))
+
+
+def _span(*fields) -> Span:
+    span = Span(*fields)
+    if not span.resource:
+        object.__setattr__(span, "resource", EMPTY)
+    return span
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:

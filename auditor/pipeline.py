@@ -86,22 +86,33 @@ def audit_files(
     window: int | None = None,
     overrides: Overrides | None = None,
     note: Note = _quiet,
+    progress: Callable[[int], object] | None = None,
 ) -> AuditResult:
     """Files (or '-' for stdin) -> result. ``shard`` keeps one shard's traces (``--shard I/N``);
-    ``window`` audits traces as they complete, ``window`` records after their last span."""
+    ``window`` audits traces as they complete, ``window`` records after their last span.
+    ``progress`` is told how many spans each decoded batch held (the CLI's progress bar)."""
     t0 = time.perf_counter()
     paths = tuple(paths)
+    if window is None and paths and all(ingest.clickhouse_server.is_url(p) for p in paths):
+        window = 1  # rows arrive ordered by trace id, in batches of whole traces: audit each batch as it comes
     if window is not None or shard is not None:
-        parts = _audit_batches(paths, plan, stdin, shard, window, note)
+        parts = _audit_batches(paths, plan, stdin, shard, window, note, progress)
     else:
-        loaded = ingest.load(paths, plan.projection, stdin=stdin)
-        _note_rejected(loaded.rejected, len(loaded.rejected), note)
+        loaded = _load(paths, plan, stdin, progress)
+        note_rejected(loaded.rejected, len(loaded.rejected), note)
         parts = audit_spans(loaded.spans, plan, loaded.rejected)
         paths = loaded.inputs
+    return conclude(parts, plan, paths, time.perf_counter() - t0, overrides, note)
+
+
+def conclude(parts: Parts, plan: Plan, inputs: tuple[str, ...], seconds: float, overrides: Overrides | None = None,
+             note: Note = _quiet) -> AuditResult:
+    """Merged parts of a run -> its result: what it says on stderr, then ``judge``. The cluster
+    engine (``auditor.cluster``) ends here too."""
     _note_dialects(plan, parts, note)
     if not parts.counts.spans:
-        note(f"warning: no spans in {', '.join(paths)}: the gate fails unless --allow-empty")
-    return judge(parts, RunInfo(inputs=paths, schema=plan.describe(parts), seconds=time.perf_counter() - t0), overrides)
+        note(f"warning: no spans in {', '.join(inputs)}: the gate fails unless --allow-empty")
+    return judge(parts, RunInfo(inputs=inputs, schema=plan.describe(parts), seconds=seconds), overrides)
 
 
 def audit_bytes(sources: Iterable[tuple[str, bytes]], plan: Plan, overrides: Overrides | None = None) -> AuditResult:
@@ -146,7 +157,20 @@ def merge_results(parts_and_runs: Iterable[tuple[str, Parts, RunInfo]], override
     return judge(parts, run, overrides)
 
 
-def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | None, note: Note) -> Parts:
+def _load(paths, plan: Plan, stdin, progress) -> ingest.Loaded:
+    if progress is None:
+        return ingest.load(paths, plan.projection, stdin=stdin)
+    spans: list = []
+    rejected: list[Rejected] = []
+    for source in paths:
+        for batch, bad in ingest.iter_source(source, plan.projection, stdin):
+            spans.extend(batch)
+            rejected.extend(bad)
+            progress(len(batch) + len(bad))
+    return ingest.Loaded(spans, rejected, tuple(paths))
+
+
+def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | None, note: Note, progress=None) -> Parts:
     """Read batch by batch: keep one shard's traces, and/or audit traces as the window closes."""
     spans: list = []
     first_bad: list = []
@@ -155,6 +179,8 @@ def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | 
     projection = plan.projection
     for source in paths:
         for batch, bad in ingest.iter_source(source, projection, stdin):
+            if progress is not None:
+                progress(len(batch) + len(bad))
             if shard is not None:
                 batch = [s for s in batch if shard.owns(s.trace_id)]
                 bad = bad if shard.keeps_rejected else []
@@ -166,7 +192,7 @@ def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | 
                 tw.add(batch)
             else:
                 spans.extend(batch)
-    _note_rejected(first_bad, n_rejected, note)
+    note_rejected(first_bad, n_rejected, note)
     if tw is None:
         return audit_traces(iter_traces(spans), plan, rejected=n_rejected)
     if tw.late_spans:
@@ -175,7 +201,7 @@ def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | 
     return tw.finish(n_rejected)
 
 
-def _note_rejected(first: list[Rejected], n: int, note: Note) -> None:
+def note_rejected(first: list[Rejected], n: int, note: Note) -> None:
     if n:
         note(f"warning: {n} span(s) rejected; first: {first[0].where}: {first[0].reason}")
 

@@ -86,7 +86,7 @@ def test_stdin():
 
 
 BAD = [
-    (b"\x00\x01garbage", "x.bin: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, length-prefixed records or gzip; found byte 0x00"),
+    (b"\x00\x01garbage", "x.bin: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, length-prefixed records, Parquet or gzip; found byte 0x00"),
     (b'{"resourceSpans": [', "x.bin: line 1 column 20 (offset 19): invalid JSON: Expecting value"),
     (b'{"resourceSpans": {}}', "x.bin: line 1: $.resourceSpans: expected an array, got dict"),
     (b'{"hello": 1}', "x.bin: line 1: $: expected OTLP JSON (resourceSpans)"),
@@ -124,3 +124,17 @@ def test_a_bad_value_inside_a_span_rejects_that_span_only_with_a_json_path():
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match=r"nope.json: cannot open: No such file or directory"):
         load([str(tmp_path / "nope.json")], EVERYTHING)
+
+
+def test_a_file_of_one_large_length_prefixed_record_is_recognised(tmp_path):
+    """The length prefix is checked against the bytes left from the stream's own position (the
+    raw file's runs ahead by the read buffer): one 300 KB record alone in a file is fine."""
+    from builders import mk, to_length_prefixed
+    from auditor.ingest import load
+    from auditor.projection import EVERYTHING
+
+    spans = [mk(1, i + 1, None, attrs={"blob": "x" * 1000}) for i in range(300)]
+    f = tmp_path / "one-record.pb"
+    f.write_bytes(to_length_prefixed([spans]))
+    assert f.stat().st_size > 300_000
+    assert len(load([str(f)], EVERYTHING).spans) == 300

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 
 import click
 
+from auditor.commands.progress import progress_bar
 from auditor.commands.options import emit, exit_gate, gate_options, note, output_options, parse_max_pct, schema_option
 from auditor.pipeline import Overrides, audit_files
 from auditor.plan import Plan
 from auditor.commands.input_limit import max_input_bytes_option
+from auditor.errors import UsageError
 from auditor.shard import Shard
 
 STREAM_WINDOW = 100
@@ -41,17 +43,37 @@ def no_cyclic_gc():
               help="Audit each trace once no span of it arrived for --window records (JSON lines, records): bounded memory.")
 @click.option("--window", type=click.IntRange(min=1), default=STREAM_WINDOW, show_default=True, metavar="N",
               help="With --stream: records (lines) after a trace's last span at which it counts as complete.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="Where to audit: this process, or a Dask cluster (spans grouped by trace id across workers).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="With --engine dask: join this scheduler (tcp://host:8786) instead of starting a local cluster.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --engine dask and no --scheduler: worker processes of the local cluster.")
 @gate_options
 @output_options
-def command(paths, schema_ref, shard_spec, stream, window, fail_on, max_pct, allow_empty, formats, output, color, verbose):
-    """Audit trace files: OTLP protobuf or JSON (lines), Collector file exports, gzip; '-' reads stdin.
+def command(paths, schema_ref, shard_spec, stream, window, engine, scheduler, workers, fail_on, max_pct, allow_empty,
+            formats, output, color, verbose):
+    """Audit trace files: OTLP protobuf or JSON (lines), Collector file exports, ClickHouse otel_traces
+    (Parquet / JSONEachRow exports, or clickhouse://HOST:PORT/DB?table=otel_traces&since=..&until=..), gzip;
+    '-' reads stdin.
 
     Exit 0 when the gate passes, 1 when it fails, 2 on bad usage or unreadable input.
     """
     shard = Shard.parse(shard_spec) if shard_spec is not None else None
     overrides = Overrides(fail_on, parse_max_pct(max_pct), allow_empty)
-    with no_cyclic_gc():
+    if engine == "dask" or scheduler:
+        if shard is not None or stream:
+            raise UsageError("--engine dask partitions the work itself: drop --shard / --stream")
+        from auditor.cluster import audit_on_dask
+
+        with no_cyclic_gc():
+            result = audit_on_dask(paths, Plan.of(schema_ref), scheduler=scheduler, workers=workers,
+                                   overrides=overrides, note=note, progress=sys.stderr.isatty())
+        emit(result, formats, output, color, verbose)
+        exit_gate(result.gate.passed)
+        return
+    with no_cyclic_gc(), progress_bar("decoding", "span") as progress:
         result = audit_files(paths, Plan.of(schema_ref), stdin=sys.stdin.buffer, shard=shard,
-                             window=window if stream else None, overrides=overrides, note=note)
+                             window=window if stream else None, overrides=overrides, note=note, progress=progress)
     emit(result, formats, output, color, verbose)
     exit_gate(result.gate.passed)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import sys
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from auditor.errors import InputError
-from auditor.ingest import otlp_logs, otlp_proto
+from auditor.ingest import clickhouse, clickhouse_server, otlp_logs, otlp_proto
 from auditor.ingest.formats import decode_json_document
 from auditor.ingest.limits import TooLarge, max_input_bytes, too_large  # noqa: F401  (TooLarge re-exported)
 from auditor.model import Rejected, Span
@@ -55,6 +56,9 @@ def load(sources: Iterable[str], projection: Projection, stdin: BinaryIO | None 
 
 def iter_source(source: str, projection: Projection, stdin: BinaryIO | None = None) -> Iterator[Batch]:
     """Batches of spans from one path (or '-' for stdin), streamed where the format allows."""
+    if clickhouse_server.is_url(source):
+        yield from clickhouse_server.iter_server(source, projection)
+        return
     if source == "-":
         raw = stdin if stdin is not None else sys.stdin.buffer
         yield from iter_stream(raw, "<stdin>", projection)
@@ -146,6 +150,9 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
             offset += len(chunk)
             if offset > limit:
                 raise too_large(where, 0, limit, "leading whitespace")
+    if head[:4] == clickhouse.PARQUET_MAGIC:  # SELECT * FROM otel_traces FORMAT Parquet
+        yield from clickhouse.iter_parquet(_seekable(stream, where, limit), projection, where)
+        return
     if stripped[:1] in (b"{", b"[") and not _binary(head):
         yield from _iter_json(stream, where, projection, limit)
         return
@@ -159,12 +166,27 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
     if head[:1] != b"\x0a":  # told from the first byte, before reading the rest
         raise InputError(
             f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
-            f"length-prefixed records or gzip; found byte 0x{head[0]:02x}"
+            f"length-prefixed records, Parquet or gzip; found byte 0x{head[0]:02x}"
         )
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise too_large(where, 0, limit, "one protobuf message")
     yield decode_protobuf(data, projection, where)
+
+
+def _seekable(stream: io.BufferedReader, where: str, limit: int):
+    """Parquet needs its footer first: the file itself when it can seek, else (stdin, gzip)
+    the bytes in memory, at most ``limit``."""
+    if isinstance(getattr(stream, "raw", None), io.FileIO):
+        try:
+            stream.seek(0)
+            return stream
+        except (OSError, ValueError):
+            pass
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise too_large(where, 0, limit, "one Parquet file (not seekable: stdin or gzip)")
+    return io.BytesIO(data)
 
 
 def decode_protobuf(data: bytes, projection: Projection, where: str) -> Batch:
@@ -188,10 +210,9 @@ def _size_hint(stream, head: bytes) -> int:
     raw = getattr(stream, "raw", None)
     try:
         if raw is not None and hasattr(raw, "seekable") and raw.seekable() and not isinstance(raw, gzip.GzipFile):
-            pos = raw.tell()
-            end = raw.seek(0, io.SEEK_END)
-            raw.seek(pos)
-            return end - pos + len(head)
+            # The stream's logical position: the raw file's is ahead by what the buffer holds
+            # (up to a megabyte), which made a file of one record larger than the peek look short.
+            return os.fstat(raw.fileno()).st_size - stream.tell()
     except (OSError, ValueError):
         pass
     return 1 << 62  # unknown (stdin, gzip): trust the prefix, check record by record

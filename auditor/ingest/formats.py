@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from auditor.errors import InputError
-from auditor.ingest import jaeger, otlp_json, otlp_logs, tempo, zipkin
+from auditor.ingest import clickhouse, jaeger, otlp_json, otlp_logs, tempo, zipkin
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -21,6 +21,7 @@ JSON_FORMATS: list[tuple[str, Callable[[Any], bool], Decoder]] = [
     ("tempo-json", tempo.is_tempo, tempo.decode),
     ("jaeger-json", jaeger.is_jaeger, jaeger.decode),
     ("zipkin-json", zipkin.is_zipkin, zipkin.decode),
+    ("clickhouse-jsoneachrow", clickhouse.is_row, clickhouse.decode_json_row),
 ]
 
 
