@@ -12,8 +12,7 @@ import base64
 import binascii
 from typing import Any
 
-from auditor.errors import InputError
-from auditor.ingest.otlp_values import BadJson as _Bad
+from auditor.ingest.otlp_values import BadJson as _Bad, json_errors
 from auditor.ingest.interning import canonical, share
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
@@ -166,12 +165,8 @@ def is_otlp_traces(obj: Any) -> bool:
 
 def decode(obj: Any, projection: Projection, where: str, root: str = "$") -> tuple[list[Span], list[Rejected]]:
     """Decode one OTLP JSON TracesData / ExportTraceServiceRequest object."""
-    try:
+    with json_errors(where, root):
         return _decode(obj, projection, where, root)
-    except _Bad as bad:
-        raise InputError(f"{where}: {bad.path}: {bad.expected}") from None
-    except RecursionError:
-        raise InputError(f"{where}: {root}: nesting too deep") from None
 
 
 def _decode(obj: Any, projection: Projection, where: str, root: str):

@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from auditor.errors import InputError
 from auditor.ingest import otlp_json
-from auditor.ingest.otlp_values import BadJson, any_value, service_of
+from auditor.ingest.otlp_values import any_value, json_errors, service_of
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -257,12 +257,8 @@ def is_otlp_logs(obj: Any) -> bool:
 
 def decode_json(obj: Any, projection: Projection, where: str, root: str = "$") -> tuple[list[Span], list[Rejected]]:
     """Decode one OTLP JSON LogsData / ExportLogsServiceRequest object."""
-    try:
+    with json_errors(where, root):
         return _decode_json(obj, projection, where, root)
-    except BadJson as bad:
-        raise InputError(f"{where}: {bad.path}: {bad.expected}") from None
-    except RecursionError:
-        raise InputError(f"{where}: {root}: nesting too deep") from None
 
 
 def _decode_json(obj: Any, projection: Projection, where: str, root: str):

@@ -3,6 +3,10 @@ and the JSON decoder's error carrying a path (spans and log records are read ali
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+from auditor.errors import InputError
 from auditor.ingest.interning import share
 
 MAX_DEPTH = 32  # nested arrays / kvlists read deeper than this become a marker, never a recursion error
@@ -42,3 +46,14 @@ def service_of(resource_kvs) -> str:
             v = any_value(kv.value)
             return v if isinstance(v, str) and v else "unknown_service"
     return "unknown_service"
+
+
+@contextmanager
+def json_errors(where: str, root: str) -> Iterator[None]:
+    """A decoder's deep error, or nesting too deep, as one line naming the file and the JSON path."""
+    try:
+        yield
+    except BadJson as bad:
+        raise InputError(f"{where}: {bad.path}: {bad.expected}") from None
+    except RecursionError:
+        raise InputError(f"{where}: {root}: nesting too deep") from None

@@ -95,22 +95,24 @@ def serving_services(trace) -> set[str]:
 
 def lost_context(ctx: ResultContext) -> list[Finding]:
     """TRACE004: a headless call in a service that serves requests: the request's context was lost."""
-    return [TRACE004.finding(
-        h.trace_id, h.span_id,
-        f"LLM call {h.name!r} in {h.service} is the root of its own trace: the request's context never "
-        "reached it. Usually a thread pool or run_in_executor without contextvars.copy_context(), or a "
-        "client created outside the request.",
-        endpoint=h.endpoint, code_location=h.code_location) for h in ctx.headless if h.service in ctx.serving]
+    return _headless(ctx, TRACE004, True, (
+        "LLM call {name!r} in {service} is the root of its own trace: the request's context never reached it. "
+        "Usually a thread pool or run_in_executor without contextvars.copy_context(), or a client created "
+        "outside the request."))
 
 
 def job_calls(ctx: ResultContext) -> list[Finding]:
     """TRACE006: a headless call in a service that never serves: a job's call, not a lost context."""
-    return [TRACE006.finding(
-        h.trace_id, h.span_id,
-        f"LLM call {h.name!r} in {h.service} starts its own trace, and {h.service} serves no request and "
-        "consumes no message in this input: a job or script rather than a lost request context. Give the job "
-        "a root span that carries the keys (ATTR002 says which are missing).",
-        endpoint=h.endpoint, code_location=h.code_location) for h in ctx.headless if h.service not in ctx.serving]
+    return _headless(ctx, TRACE006, False, (
+        "LLM call {name!r} in {service} starts its own trace, and {service} serves no request and consumes no "
+        "message in this input: a job or script rather than a lost request context. Give the job a root span "
+        "that carries the keys (ATTR002 says which are missing)."))
+
+
+def _headless(ctx: ResultContext, rule: Rule, serving: bool, text: str) -> list[Finding]:
+    return [rule.finding(h.trace_id, h.span_id, text.format(name=h.name, service=h.service),
+                         endpoint=h.endpoint, code_location=h.code_location)
+            for h in ctx.headless if (h.service in ctx.serving) is serving]
 
 
 def duplicate_records(ctx: ResultContext) -> list[Finding]:
