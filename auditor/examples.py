@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from auditor.model import Boundary, ExampleSpan, ExampleTrace, Finding
+from auditor.rules import LEAK
 
 MAX_SPANS = 400  # a huge smallest trace is cut to the leak's ancestry and subtree
 MAX_VALUE_CHARS = 256
@@ -34,7 +35,7 @@ def offer(best: dict[Boundary, ExampleTrace], trace, findings: Iterable[Finding]
     """Replace the kept example of each boundary this trace leaks at, if this trace ranks better."""
     hops: dict[Boundary, dict[tuple[str, str], set[str]]] = {}
     for f in findings:
-        if f.code == "ATTR001" and f.boundary is not None:
+        if f.code == LEAK and f.boundary is not None:
             hops.setdefault(f.boundary, {}).setdefault((f.parent_span_id or "", f.span_id), set()).add(f.key or "")
     if not hops:
         return

@@ -31,7 +31,7 @@ from auditor.model import (
     Policy,
     RunInfo,
 )
-from auditor.rules import REGISTRY, Visit
+from auditor.rules import LEAK, REGISTRY, Visit
 from auditor.rules.context import Folded, ResultContext
 
 EXAMPLES = 5
@@ -220,7 +220,7 @@ def _boundaries(findings, by_ref, dup_of) -> tuple[BoundaryStats, ...]:
     agg: dict[Boundary, dict] = {}
     per_hop: dict[tuple[Boundary, str, str], int] = {}
     for f in findings:
-        if f.code != "ATTR001" or f.boundary is None:
+        if f.code != LEAK or f.boundary is None:
             continue
         a = agg.get(f.boundary)
         if a is None:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from auditor.model import AuditResult, Finding
 from auditor.report import summary
 from auditor.report.safe_text import guard, inline
-from auditor.rules import rule
+from auditor.rules import LEAK, rule
 
 MAX_LISTED = 20
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -96,7 +96,7 @@ def render(result: AuditResult, options=None) -> str:
             failure = None
             detail = [f"{len(fs)} finding(s) in {len(traces)} trace(s); worst severity {worst.severity.value}."]
             b = costs.get(worst.boundary) if worst.boundary is not None else None
-            if b is not None and code == "ATTR001":
+            if b is not None and code == LEAK:
                 detail.append(
                     f"{b.llm_calls_affected} LLM call(s), {summary.money(b.unattributed_cost_usd)} unattributed below; "
                     f"{b.boundary.cls.value} boundary. Fix: {b.fix}"

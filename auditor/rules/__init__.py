@@ -16,6 +16,12 @@ REGISTRY = Registry.of(
 )
 
 
+# The codes other layers aggregate on (boundaries are built from leaks; reports single out calls
+# that never had a key): named here, once, so no door writes a code out by hand.
+LEAK = attribution.ATTR001.code
+NEVER_MINTED = attribution.ATTR002.code
+
+
 def rule(code: str) -> Rule:
     return REGISTRY.rule(code)
 
@@ -24,4 +30,4 @@ def all_rules() -> tuple[Rule, ...]:
     return REGISTRY.all()
 
 
-__all__ = ["REGISTRY", "Registry", "Rule", "Visit", "all_rules", "rule"]
+__all__ = ["LEAK", "NEVER_MINTED", "REGISTRY", "Registry", "Rule", "Visit", "all_rules", "rule"]

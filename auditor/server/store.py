@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 from auditor.model import Counts, Parts, Span
 from auditor import rollup
+from auditor.rules import LEAK
 from auditor.server import codec
 
 SCHEMA = """
@@ -152,7 +153,7 @@ class Store:
             for f in p.findings:
                 b = str(f.boundary) if f.boundary else None
                 finding_rows.append((a.trace_id, f.code, f.severity.value, f.key, f.span_id, f.parent_span_id, b, f.message))
-                if f.code == "ATTR001" and f.boundary is not None:
+                if f.code == LEAK and f.boundary is not None:
                     hop_rows.append((a.trace_id, b, f.boundary.cls.value, f.key, f.span_id, f.spans_affected, len(f.llm_calls_affected)))
             missing: dict[str, list] = {}
             for call in p.calls:
