@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO, Callable, Iterable, Mapping
+from typing import BinaryIO, Callable, Iterable, Mapping, TypeVar
 
 from auditor import ingest
 from auditor.assemble import iter_traces
@@ -26,6 +26,7 @@ from auditor.shard import Shard
 from auditor.stream import TraceWindow
 
 Note = Callable[[str], None]
+T = TypeVar("T")
 
 
 def _quiet(_msg: str) -> None:
@@ -53,28 +54,27 @@ def judge(parts: Parts, run: RunInfo, overrides: Overrides | None = None) -> Aud
 
 
 def judge_traces(
-    parts_by_trace: Mapping[str, Parts], empty: Parts, run: RunInfo, check: Callable[[AuditResult], object],
-) -> AuditResult:
-    """Per-trace parts (the sidecar's store) -> one result; ``check`` (e.g. the JSON encoder)
-    must succeed on it. Should one trace's parts break the result, each trace is tried alone:
-    the ones that fail are left out and reported as TOOL002, so one poison value never takes
-    the report down for everyone. Costs nothing while every trace is sound."""
+    parts_by_trace: Mapping[str, Parts], empty: Parts, run: RunInfo, render: Callable[[AuditResult], T],
+) -> tuple[AuditResult, T]:
+    """Per-trace parts (the sidecar's store) -> one result and its rendering (e.g. the JSON).
+    Should one trace's parts break the result or its rendering, each trace is tried alone: the
+    ones that fail are left out and reported as TOOL002, so one poison value never takes the
+    report down for everyone. Costs nothing while every trace is sound."""
     result = finish(merge_all([empty, *parts_by_trace.values()]), run)
     try:
-        check(result)
-        return result
+        return result, render(result)
     except Exception:  # noqa: BLE001 - isolated below, trace by trace
         pass
     sound, broken = [], []
     for tid, p in parts_by_trace.items():
         try:
-            check(finish(merge_all([empty, p]), run))
+            render(finish(merge_all([empty, p]), run))
             sound.append(p)
         except Exception as e:  # noqa: BLE001
             broken.append(TOOL002.finding(tid, "", f"reporting this trace failed ({type(e).__name__}: {str(e)[:200]}); "
                                                    "it is left out of every figure. Please report it."))
-    bad = replace(empty, findings=tuple(broken))
-    return finish(merge_all([empty, *sound, bad]), run)
+    result = finish(merge_all([empty, *sound, replace(empty, findings=tuple(broken))]), run)
+    return result, render(result)
 
 
 def audit_files(

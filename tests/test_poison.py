@@ -117,12 +117,12 @@ def test_one_trace_that_breaks_the_report_is_left_out_as_tool002(tmp_path):
     bad_tid = sorted(by_trace)[6]  # the sound call's trace
     p = by_trace[bad_tid]
     by_trace[bad_tid] = replace(p, calls=tuple(replace(c, cost_usd=Decimal("1e308")) for c in p.calls))
-    result = judge_traces(by_trace, plan.empty_parts(), RunInfo(), to_json)
+    result, doc = judge_traces(by_trace, plan.empty_parts(), RunInfo(), to_json)
     tool = [f for f in result.findings if f.code == "TOOL002"]
     assert [(f.trace_id, f.severity.value) for f in tool] == [(bad_tid, "error")]
     assert tool[0].message.startswith("reporting this trace failed (InvalidOperation")
     assert result.counts.traces == 7 and not result.gate.passed
-    assert to_json(result)["summary"]["cost"]["total_usd"] == "0.000000"
+    assert doc == to_json(result) and doc["summary"]["cost"]["total_usd"] == "0.000000"
 
 
 def test_megabyte_names_and_values_are_clipped_in_every_finding(tmp_path):

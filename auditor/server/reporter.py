@@ -53,9 +53,9 @@ class Reporter:
             empty = self.plan.empty_parts(self._rejected)
             run = RunInfo(inputs=self.inputs, schema=self.plan.describe(_dialects(self._parts.values(), empty)),
                           seconds=time.perf_counter() - t0)
-            result = judge_traces(self._parts, empty, run, _encode)
+            result, encoded = judge_traces(self._parts, empty, run, _encode)
             self._result = (v, result)
-            self._json = (v, _encode(result))
+            self._json = (v, encoded)
         return self._result
 
     def _refresh(self) -> int:
