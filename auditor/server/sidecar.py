@@ -411,7 +411,7 @@ class _Retainer:
         self.failing = False
         if n and not self.told:
             self.told = True
-            _log(f"retention: removing traces from the store as they age out (the report and /healthz say what window is covered)")
+            _log("retention: removing traces from the store as they age out (the report and /healthz say what window is covered)")
 
     def close(self) -> None:
         self.store.close()
