@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from auditor.model import LlmCall
 from auditor.pricing import Pricer
+from auditor.rules.reconcile import OVERTRACED, UNGATED
 from auditor.reconcile import drift
 from auditor.reconcile.model import DEFAULT, Tokens, UsageExport
 from auditor.reconcile.provider_side import RateBook, build, in_window, merged_intervals
@@ -157,7 +158,7 @@ def reconcile(
     for g in groups:
         if g.ungated_usd < -OVERTRACED_TOLERANCE:
             findings.append(finding(
-                "RECON003", f"traced ${_m(g.traced_usd)} exceeds invoiced ${_m(g.provider_usd)} for {g.label()}: "
+                OVERTRACED, f"traced ${_m(g.traced_usd)} exceeds invoiced ${_m(g.provider_usd)} for {g.label()}: "
                 "calls outside this organisation's exports, a wrong model or tier on the spans, or double counting", g,
             ))
         if g.provider_unpriced:
@@ -278,7 +279,7 @@ def _untraced(groups: list[Group], used: dict[str, tuple[str, ...]], findings: l
                 "model": "a model called only outside the instrumented path",
             }[label]
             findings.append(ReconFinding(
-                "RECON001", _sev("RECON001"),
+                UNGATED, _sev(UNGATED),
                 f"{label} {v} ({p}) has ${_m(usd)} of invoiced spend and no traced call: {why}",
                 p, subject=(field_name, v), usd=usd,
             ))

@@ -28,8 +28,9 @@ OVER = 1.01  # more than the provider counted at all (1% slack)
 
 def check(groups: list[Group] | tuple[Group, ...]) -> list[ReconFinding]:
     from auditor.rules import rule
+    from auditor.rules.reconcile import DRIFT
 
-    sev = rule("RECON002").severity
+    sev = rule(DRIFT).severity
     sums: dict[tuple, list[Tokens]] = defaultdict(lambda: [Tokens(), Tokens()])
     for g in groups:
         if g.provider_tokens is None or g.traced_tokens is None or not g.traced_calls:
@@ -64,7 +65,7 @@ def check(groups: list[Group] | tuple[Group, ...]) -> list[ReconFinding]:
             "overall: an instrumentation drops or mislabels these tokens, so its costs are wrong"
         )
         out.append(ReconFinding(
-            "RECON002", sev, message, provider, ("model", model),
+            DRIFT, sev, message, provider, ("model", model),
             details={
                 "model": model, "api_key_id": key, "workspace_id": ws, "tier": tier,
                 "coverage": round(cover, 4),

@@ -20,7 +20,7 @@ import jinja2
 from auditor import __version__
 from auditor.model import AuditResult, ExampleSpan, ExampleTrace
 from auditor.report import charts, summary
-from auditor.rules import NEVER_MINTED, all_rules
+from auditor.rules import HEADLESS, NEVER_MINTED, all_rules
 
 MAX_FINDINGS = 2000
 MAX_TREES = 25  # example trees for the worst boundaries only: keeps big reports light
@@ -121,7 +121,7 @@ def context(result: AuditResult) -> dict:
         )
     findings = result.findings[:MAX_FINDINGS]
     never = {(f.trace_id, f.span_id) for f in result.findings if f.code == NEVER_MINTED}
-    headless = {(f.trace_id, f.span_id) for f in result.findings if f.code == "TRACE004"} & never
+    headless = {(f.trace_id, f.span_id) for f in result.findings if f.code == HEADLESS} & never
     refs = {result.duplicates.get(r, r) for r in never}
     never_cost = sum((calls[r].cost_usd for r in refs if r in calls and calls[r].cost_usd is not None), Decimal(0))
     unrooted = {

@@ -20,6 +20,7 @@ REGISTRY = Registry.of(
 # that never had a key): named here, once, so no door writes a code out by hand.
 LEAK = attribution.ATTR001.code
 NEVER_MINTED = attribution.ATTR002.code
+HEADLESS = structure.TRACE004.code
 
 
 def rule(code: str) -> Rule:
@@ -30,4 +31,4 @@ def all_rules() -> tuple[Rule, ...]:
     return REGISTRY.all()
 
 
-__all__ = ["LEAK", "NEVER_MINTED", "REGISTRY", "Registry", "Rule", "Visit", "all_rules", "rule"]
+__all__ = ["HEADLESS", "LEAK", "NEVER_MINTED", "REGISTRY", "Registry", "Rule", "Visit", "all_rules", "rule"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from auditor.model import Severity
 from auditor.rules.registry import Rule, Visit
 
+UNGATED, DRIFT, OVERTRACED = "RECON001", "RECON002", "RECON003"  # named once: reconcile builds them
+
 RULES = (
     Rule("RECON001", "ungated-source", "reconcile", Severity.WARNING,
          "ungated source: an api key, workspace or model with invoiced spend and no traced call",
