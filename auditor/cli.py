@@ -15,7 +15,7 @@ from auditor.commands.options import EXIT_GATE, EXIT_OK, EXIT_USAGE
 from auditor.errors import AuditorError
 
 # One module per command; each exposes ``command``.
-COMMANDS = ("check", "merge", "serve", "reconcile", "cost", "ui", "schema_cmd")
+COMMANDS = ("check", "baseline", "merge", "serve", "reconcile", "cost", "ui", "schema_cmd")
 
 
 class Failure(click.ClickException):

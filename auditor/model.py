@@ -393,6 +393,73 @@ class Gate:
 
 
 @dataclass(frozen=True, slots=True)
+class FindingGroup:
+    """Findings of one code and key at one place (normalised boundary, else endpoint), for people.
+
+    Its ``ident`` has no trace or span id in it, so the same leak found in other traces
+    tomorrow is the same group: it is what a baseline matches on (``auditor.baseline``)."""
+
+    ident: str
+    code: str
+    severity: Severity
+    key: str | None
+    boundary: Boundary | None
+    endpoint: Endpoint | None
+    findings: int
+    traces: int
+    llm_calls: int  # unique LLM calls the group's findings concern (at or below them)
+    cost_usd: Any  # Decimal: priced spend of those calls
+    unpriced_calls: int
+    example_trace_ids: tuple[str, ...]
+    example: Finding  # the first finding (by trace, span): its message and code location
+
+    @property
+    def where(self) -> str:
+        if self.boundary is not None:
+            return f"{self.boundary} [{self.boundary.cls.value}]"
+        return "" if self.endpoint is None else str(self.endpoint)
+
+
+NEW, UNCHANGED, UPDATED, ABSENT = "new", "unchanged", "updated", "absent"  # SARIF's baselineState values
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDelta:
+    """One key's unattributed share before (the baseline) and now; ``rise`` in percentage
+    points, None when the two are not comparable (a new key, or one basis by spend and the
+    other by calls because nothing was priced)."""
+
+    key: str
+    before_pct: float | None
+    after_pct: float | None
+    basis: str | None
+    before_usd: Any  # Decimal
+    after_usd: Any  # Decimal
+    rise: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineDiff:
+    """This run against an earlier report: which groups are new, known, changed or gone."""
+
+    source: str  # the baseline report's path
+    tolerance_pct: float
+    states: Mapping[str, str]  # group ident -> NEW | UNCHANGED | UPDATED (every group of this run)
+    absent: tuple[FindingGroup, ...]  # groups of the baseline that this run no longer has
+    keys: tuple[KeyDelta, ...]
+    new_leaks: tuple[BoundaryStats, ...]
+    fixed_leaks: tuple[BoundaryStats, ...]
+    cost_before: Any  # Decimal: total priced spend of the baseline
+    cost_after: Any
+
+    def state(self, group: FindingGroup) -> str:
+        return self.states.get(group.ident, NEW)
+
+    def count(self, state: str) -> int:
+        return len(self.absent) if state == ABSENT else sum(1 for s in self.states.values() if s == state)
+
+
+@dataclass(frozen=True, slots=True)
 class AuditResult:
     """Parts plus everything derived from them. Build with ``auditor.rollup.finish``."""
 
@@ -408,6 +475,8 @@ class AuditResult:
     unpriced_calls: int
     cost_by_code: Mapping[str, CodeCost]
     gate: Gate
+    groups: tuple[FindingGroup, ...] = ()  # findings grouped for people, worst first
+    baseline: BaselineDiff | None = None  # set when judged against an earlier report (--baseline)
 
     @property
     def counts(self) -> Counts:

@@ -10,16 +10,19 @@ on stderr; the page and the sidecar have their own channels); nothing here print
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Callable, Iterable, Mapping, TypeVar
 
-from auditor import ingest
+from auditor import baseline, ingest
+from auditor.baseline import BaselineRef
 from auditor.assemble import iter_traces
 from auditor.engine import audit_spans, audit_traces
 from auditor.errors import InputError, UsageError
 from auditor.model import AuditResult, Parts, Rejected, RunInfo
 from auditor.plan import Plan
+from auditor.result_json import parts_from_json
 from auditor.rollup import PartsMismatch, finish, merge_all
 from auditor.rules.tool import TOOL002
 from auditor.shard import Shard
@@ -40,17 +43,22 @@ class Overrides:
     fail_on: str | None = None
     max_unattributed_pct: Mapping[str, float] = field(default_factory=dict)
     allow_empty: bool = False
+    baseline: BaselineRef | None = None  # --baseline: gate on what is new or worse than it
 
 
 def judge(parts: Parts, run: RunInfo, overrides: Overrides | None = None) -> AuditResult:
-    """Parts -> result under the parts' policy, with the command line's gate flags applied."""
+    """Parts -> result under the parts' policy, with the command line's gate flags applied,
+    and judged against a baseline report when one is given."""
     if overrides is not None and (overrides.fail_on or overrides.max_unattributed_pct or overrides.allow_empty):
         unknown = [k for k in overrides.max_unattributed_pct if parts.key_order and k not in parts.key_order]
         if unknown:
             raise UsageError(f"--max-unattributed-pct: {unknown[0]!r} is not a key of the schema "
                              f"(keys: {', '.join(parts.key_order)})")
         parts = replace(parts, policy=parts.policy.overridden(overrides.fail_on, overrides.max_unattributed_pct, overrides.allow_empty))
-    return finish(parts, run)
+    result = finish(parts, run)
+    if overrides is not None and overrides.baseline is not None:
+        result = baseline.apply(result, overrides.baseline)
+    return result
 
 
 def judge_traces(
@@ -155,6 +163,31 @@ def merge_results(parts_and_runs: Iterable[tuple[str, Parts, RunInfo]], override
         seconds=sum(r.seconds for r in runs),
     )
     return judge(parts, run, overrides)
+
+
+def read_result(path: str) -> tuple[str, Parts, RunInfo]:
+    """A JSON report written by ``check --format json`` (or ``auditor baseline``), as parts."""
+    try:
+        with open(path, "rb") as fh:
+            doc = json.load(fh)
+    except OSError as e:
+        raise InputError(f"{path}: cannot open: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: line {e.lineno} column {e.colno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: offset {e.start}: expected UTF-8 JSON") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
+    parts, run = parts_from_json(doc, path)
+    return path, parts, run
+
+
+def read_baseline(path: str, tolerance_pct: float = 0.0) -> BaselineRef:
+    """An earlier report, judged under the policy it was written with."""
+    if not 0 <= tolerance_pct <= 100:
+        raise UsageError(f"--baseline-tolerance-pct {tolerance_pct:g}: expected a number of percentage points between 0 and 100")
+    _, parts, run = read_result(path)
+    return BaselineRef(path, finish(parts, run), tolerance_pct)
 
 
 def _load(paths, plan: Plan, stdin, progress) -> ingest.Loaded:

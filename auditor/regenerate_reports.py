@@ -20,7 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from auditor.model import RunInfo
-from auditor.pipeline import audit_files
+from auditor.baseline import BaselineRef
+from auditor.pipeline import Overrides, audit_files
 from auditor.plan import Plan
 from auditor.report import Format, RenderOptions, render
 
@@ -53,6 +54,7 @@ def render_all(root: Path = ROOT) -> dict[str, str]:
             f"| `{rel}` | {result.run.schema} | {len(result.calls)} | {len(result.boundaries)} | "
             f"{len(result.findings)} | {'passed' if result.gate.passed else 'failed'} |"
         )
+    out.update(_baseline_example(root))
     out[INDEX] = "\n".join(
         [
             "# Reports rendered from sample_traces/",
@@ -65,6 +67,10 @@ def render_all(root: Path = ROOT) -> dict[str, str]:
             "(the sidecar's `/live` page after thirty minutes of trace time), taken with headless chromium by",
             "`python -m auditor.regenerate_reports --screenshots`; fonts change their pixels, so they are not checked.",
             "",
+            f"`{BASELINE_DIR}/` shows a pull-request gate: `auditor check {' '.join(BASELINE_NOW)} --baseline OLD.json`,",
+            f"where OLD.json is `auditor baseline {' '.join(BASELINE_OLD)}`: the threadpool findings are known, the",
+            "baggage leak is new (the gate fails on it), the OpenInference findings are fixed.",
+            "",
             "| scenario | schema | LLM calls | leaking boundaries | findings | gate |",
             "|---|---|---:|---:|---:|---|",
             *rows,
@@ -72,6 +78,21 @@ def render_all(root: Path = ROOT) -> dict[str, str]:
         ]
     )
     return out
+
+
+BASELINE_DIR = "baseline"
+BASELINE_OLD = ("sample_traces/core/threadpool.otlp.json", "sample_traces/dialects/openinference.otlp.json")
+BASELINE_NOW = ("sample_traces/core/threadpool.otlp.json", "sample_traces/core/baggage_dropped.otlp.json")
+
+
+def _baseline_example(root: Path) -> dict[str, str]:
+    """reports/baseline/: the same pipeline as ``check --baseline`` (judge against a judged report)."""
+    old = audit_files([str(root / p) for p in BASELINE_OLD], Plan.detect())
+    ref = BaselineRef("OLD.json", old, 0.0)
+    result = audit_files([str(root / p) for p in BASELINE_NOW], Plan.detect(), overrides=Overrides(baseline=ref))
+    result = replace(result, run=RunInfo(inputs=BASELINE_NOW, schema=result.run.schema, seconds=0.0))
+    return {f"{BASELINE_DIR}/pull-request.{suffix(fmt)}": render(fmt, result, RenderOptions())
+            for fmt in (Format.TEXT, Format.MARKDOWN, Format.SARIF, Format.HTML)}
 
 
 def stale(root: Path = ROOT, want: dict[str, str] | None = None) -> list[str]:

@@ -13,6 +13,10 @@ from typing import Any
 from auditor import __version__, concentration
 from auditor.errors import InputError
 from auditor.model import (
+    ABSENT,
+    NEW,
+    UNCHANGED,
+    UPDATED,
     AuditResult,
     Boundary,
     BoundaryClass,
@@ -149,7 +153,37 @@ def to_json(result: AuditResult) -> dict:
             else {"trace_id": result.parts.llm_like_example[0], "span_id": result.parts.llm_like_example[1]},
         },
         "examples": [example_json(e) for e in result.parts.examples],
+        **({} if result.baseline is None else {"baseline": baseline_json(result)}),
     }
+
+
+def baseline_json(result: AuditResult) -> dict:
+    """Only for a run judged against a baseline: derived, so ``merge`` never reads it back."""
+    base = result.baseline
+
+    def group(g, state: str) -> dict:
+        return {"id": g.ident, "state": state, "code": g.code, "key": g.key, "severity": g.severity.value,
+                "findings": g.findings, "traces": g.traces, "llm_calls": g.llm_calls, "usd": usd(g.cost_usd)}
+
+    return {
+        "source": base.source,
+        "tolerance_pct": base.tolerance_pct,
+        "counts": {s: base.count(s) for s in (NEW, UNCHANGED, UPDATED, ABSENT)},
+        "groups": [group(g, base.state(g)) for g in result.groups] + [group(g, ABSENT) for g in base.absent],
+        "keys": [
+            {"key": k.key, "before_pct": _round(k.before_pct), "after_pct": _round(k.after_pct), "basis": k.basis,
+             "before_usd": usd(k.before_usd), "after_usd": usd(k.after_usd), "rise_points": _round(k.rise)}
+            for k in base.keys
+        ],
+        "new_leaks": [b.boundary.to_json() for b in base.new_leaks],
+        "fixed_leaks": [b.boundary.to_json() for b in base.fixed_leaks],
+        "cost": {"before_usd": usd(base.cost_before), "after_usd": usd(base.cost_after),
+                 "change_usd": usd(base.cost_after - base.cost_before)},
+    }
+
+
+def _round(p: float | None) -> float | None:
+    return None if p is None else round(p, 2)
 
 
 def example_json(e: ExampleTrace) -> dict:

@@ -16,6 +16,7 @@ from typing import Iterable
 from auditor.boundary import fix_hint
 from auditor.duplicates import duplicate_clusters
 from auditor.examples import pick as pick_examples
+from auditor.groups import group as group_findings
 from auditor.model import (
     SHARE_CALLS,
     SHARE_SPEND,
@@ -143,6 +144,7 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
         unpriced_calls=unpriced,
         cost_by_code=cost_by_code(findings, by_ref, dup_of),
         gate=evaluate_gate(findings, keys, policy, parts.counts.spans),
+        groups=group_findings(findings, by_ref, dup_of),
     )
 
 

@@ -149,11 +149,12 @@ def test_standalone_report_from_disk_expands_and_filters(browser, tmp_path):
     assert not below[0].is_displayed()
     browser.find_element(By.CSS_SELECTOR, "#example-1 li.leak > details > summary").click()
     assert below[0].is_displayed()
-    assert text(browser, "#f-shown") == "6 of 6 shown"
+    assert text(browser, "#f-shown") == "2 of 2 shown"  # one row per (code, key, boundary), not per span
     Select(browser.find_element(By.ID, "f-key")).select_by_visible_text("tenant_id")
-    assert text(browser, "#f-shown") == "3 of 6 shown"
+    assert text(browser, "#f-shown") == "1 of 2 shown"
     rows = browser.find_elements(By.CSS_SELECTOR, "#findings-table tbody tr")
-    assert [r.get_attribute("data-key") for r in rows if r.is_displayed()] == ["tenant_id"] * 3
+    assert [r.get_attribute("data-key") for r in rows if r.is_displayed()] == ["tenant_id"]
+    assert [c.text for c in rows[0].find_elements(By.CSS_SELECTOR, "td.num")][0] == "3 in 3 traces"
     shot(browser, "report-expanded", tmp_path)
 
 

@@ -103,7 +103,8 @@ def test_html_headline_boundary_tree_and_tables(baggage):
     assert 'class="leak" data-span="4da4f9fc3c6da5d7"' in html
     assert html.count('class="below"') == 2  # score_lead and the LLM call under the hop
     assert "tenant_id, workflow_id lost here" in html
-    assert html.count('<tr data-code="ATTR001"') == 6
+    assert html.count('<tr data-code="ATTR001"') == 2  # grouped: one row per key at the boundary
+    assert html.count('<td class="num">3 in 3 traces</td>') == 2
     assert "<code>sample_traces/core/baggage_dropped.otlp.json</code>" in html or str(BAGGAGE) in html
 
 
@@ -205,7 +206,7 @@ def test_sarif_rules_logical_and_physical_locations():
         idx = item.get("parentIndex")
     assert chain == [(XSS_NAME, "function"), ("worker.app", "namespace"), ("worker", "module")]
     assert results[0]["ruleIndex"] == list(rules).index("ATTR001")
-    assert results[0]["partialFingerprints"]["attributionLocation/v1"] != results[1]["partialFingerprints"]["attributionLocation/v1"]
+    assert results[0]["partialFingerprints"]["attributionGroup/v1"] != results[1]["partialFingerprints"]["attributionGroup/v1"]
 
 
 def test_sarif_absolute_code_path_becomes_a_file_uri():

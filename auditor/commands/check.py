@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import click
 
 from auditor.commands.progress import progress_bar
-from auditor.commands.options import emit, exit_gate, gate_options, note, output_options, parse_max_pct, schema_option
-from auditor.pipeline import Overrides, audit_files
+from auditor.commands.options import emit, exit_gate, gate_options, note, output_options, schema_option
+from auditor.pipeline import audit_files
 from auditor.plan import Plan
 from auditor.commands.input_limit import max_input_bytes_option
 from auditor.errors import UsageError
@@ -51,8 +51,8 @@ def no_cyclic_gc():
               help="With --engine dask and no --scheduler: worker processes of the local cluster.")
 @gate_options
 @output_options
-def command(paths, schema_ref, shard_spec, stream, window, engine, scheduler, workers, fail_on, max_pct, allow_empty,
-            formats, output, color, verbose):
+def command(paths, schema_ref, shard_spec, stream, window, engine, scheduler, workers, overrides, formats, output, color,
+            verbose):
     """Audit trace files: OTLP protobuf or JSON (lines), Collector file exports, ClickHouse otel_traces
     (Parquet / JSONEachRow exports, or clickhouse://HOST:PORT/DB?table=otel_traces&since=..&until=..), gzip;
     '-' reads stdin.
@@ -60,7 +60,6 @@ def command(paths, schema_ref, shard_spec, stream, window, engine, scheduler, wo
     Exit 0 when the gate passes, 1 when it fails, 2 on bad usage or unreadable input.
     """
     shard = Shard.parse(shard_spec) if shard_spec is not None else None
-    overrides = Overrides(fail_on, parse_max_pct(max_pct), allow_empty)
     if engine == "dask" or scheduler:
         if shard is not None or stream:
             raise UsageError("--engine dask partitions the work itself: drop --shard / --stream")

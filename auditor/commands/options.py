@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
 import click
 
 from auditor.errors import UsageError
+from auditor.pipeline import Overrides, read_baseline
 from auditor.report import Format, RenderOptions, parse_output_spec, render
 
 FAIL_ON = click.Choice(["error", "warning", "note", "never"])
@@ -49,7 +51,26 @@ def output_options(fn):
     return fn
 
 
-def gate_options(fn):
+def gate_options(command):
+    """The gate's flags, handed to the command as one ``overrides`` (pipeline.Overrides)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, fail_on, max_pct, allow_empty, baseline_path, tolerance, **kwargs):
+        ref = read_baseline(baseline_path, tolerance) if baseline_path else None
+        if ref is None and tolerance:
+            raise UsageError("--baseline-tolerance-pct needs --baseline")
+        return command(*args, overrides=Overrides(fail_on, parse_max_pct(max_pct), allow_empty, ref), **kwargs)
+
+    fn = wrapper
+    fn = click.option(
+        "--baseline-tolerance-pct", "tolerance", type=float, default=0.0, show_default=True, metavar="POINTS",
+        help="With --baseline: how many percentage points a key's unattributed share may rise before the gate fails.",
+    )(fn)
+    fn = click.option(
+        "--baseline", "baseline_path", type=click.Path(dir_okay=False), default=None, metavar="OLD.json",
+        help="Gate only on what is new or worse than this earlier JSON report (auditor baseline, or check -f json): "
+             "new finding groups at or above --fail-on, and keys whose unattributed share rose.",
+    )(fn)
     fn = click.option(
         "--max-unattributed-pct", "max_pct", multiple=True, metavar="KEY=N",
         help="Fail when more than N percent of LLM spend lacks KEY (by cost; by calls when nothing is priced).",

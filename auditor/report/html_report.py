@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from auditor import __version__
+from auditor.baseline import delta_text
 from auditor.model import AuditResult, ExampleSpan, ExampleTrace
 from auditor.report import charts, summary
 from auditor.rules import HEADLESS, NEVER_MINTED, all_rules
@@ -119,7 +120,7 @@ def context(result: AuditResult) -> dict:
                 "tree": tree(ex, calls) if ex is not None else [],
             }
         )
-    findings = result.findings[:MAX_FINDINGS]
+    groups = result.groups[:MAX_FINDINGS]
     never = {(f.trace_id, f.span_id) for f in result.findings if f.code == NEVER_MINTED}
     headless = {(f.trace_id, f.span_id) for f in result.findings if f.code == HEADLESS} & never
     refs = {result.duplicates.get(r, r) for r in never}
@@ -138,8 +139,12 @@ def context(result: AuditResult) -> dict:
         "boundaries": boundaries,
         "unrooted": unrooted,
         "by_cost": summary.ranked_by_cost(result),
-        "findings": findings,
-        "more_findings": len(result.findings) - len(findings),
+        "groups": groups,
+        "more_groups": len(result.groups) - len(groups),
+        "baseline": result.baseline,
+        "money": summary.money,
+        "delta_text": delta_text,
+        "states": {g.ident: result.baseline.state(g) for g in groups} if result.baseline is not None else {},
         "codes": used,
         "keys": sorted({f.key for f in result.findings if f.key}),
         "severities": [s for s in ("error", "warning", "note") if any(f.severity.value == s for f in result.findings)],

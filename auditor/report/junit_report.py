@@ -3,7 +3,8 @@
 One test suite per (attribution key, rule family) plus one per other rule family with
 findings; one test case per code and place (a boundary for hop findings, a span endpoint
 otherwise), failing when its findings break the gate; one test case per key for the
-unattributed-spend limit. Shaped to validate against the Apache Ant JUnit XSD.
+unattributed-spend limit. With a baseline, known groups pass (noted as known) and the key case
+fails only when the share rose past the tolerance, exactly as the gate decides. Shaped to validate against the Apache Ant JUnit XSD.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-from auditor.model import AuditResult, Finding
+from auditor.baseline import delta_text
+from auditor.groups import ident as group_ident
+from auditor.model import NEW, AuditResult, Finding
 from auditor.report import summary
 from auditor.report.safe_text import guard, inline
 from auditor.rules import LEAK, rule
@@ -81,6 +84,8 @@ def render(result: AuditResult, options=None) -> str:
     for k in result.parts.required_keys:
         groups[(k, "attribution")]  # every required key gets its suite, passing or not
     costs = {b.boundary: b for b in result.boundaries}
+    base = result.baseline  # with --baseline only new groups and a risen share fail, like the gate
+    deltas = {} if base is None else {d.key: d for d in base.keys}
     lines = {k.key: k for k in h.keys}
 
     root = ET.Element("testsuites")
@@ -106,8 +111,11 @@ def render(result: AuditResult, options=None) -> str:
             detail.extend(f"trace {inline(f.trace_id)} span {inline(f.span_id)}: {inline(f.message)}" for f in fs[:MAX_LISTED])
             if len(fs) > MAX_LISTED:
                 detail.append(f"... {len(fs) - MAX_LISTED} more")
-            if summary.breaks_gate(worst.severity, result):
+            known = base is not None and base.states.get(group_ident(worst)) != NEW
+            if summary.breaks_gate(worst.severity, result) and not known:
                 failure = (code, inline(worst.message), guard("\n".join(detail)))
+            elif known:
+                notes.append(f"{name}: {worst.severity.value}, known in the baseline {base.source} ({len(fs)} finding(s))")
             else:
                 notes.append(f"{name}: {worst.severity.value}, below the gate ({len(fs)} finding(s))")
             cases.append(_case(classname, name, failure))
@@ -116,9 +124,16 @@ def render(result: AuditResult, options=None) -> str:
             name = f"unattributed spend for {key}"
             figure = f"{k.share_text} ({k.unattributed}; {k.missing} of {k.llm_calls} LLM calls lack {key})"
             failure = None
-            if k.over_limit:
-                failure = ("max-unattributed-pct", f"{key}: {figure} is over the limit of {k.limit:g}%", figure)
-            notes.append(f"{name}: {figure}" + (f"; limit {k.limit:g}%" if k.limit is not None else "; no limit set"))
+            delta = deltas.get(key)
+            if base is not None and delta is not None:
+                change = f"{key}: unattributed {delta_text(delta)}"
+                if delta.rise is not None and delta.rise > base.tolerance_pct:
+                    failure = ("baseline-share-rise", f"{change}, over the tolerance of {base.tolerance_pct:g} points", figure)
+                notes.append(f"{name}: {figure}; against the baseline: {change}")
+            else:
+                if k.over_limit:
+                    failure = ("max-unattributed-pct", f"{key}: {figure} is over the limit of {k.limit:g}%", figure)
+                notes.append(f"{name}: {figure}" + (f"; limit {k.limit:g}%" if k.limit is not None else "; no limit set"))
             cases.append(_case(classname, name, failure))
         if not cases:
             cases.append(_case(classname, f"{family} findings", None))

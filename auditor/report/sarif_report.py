@@ -13,7 +13,8 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from auditor import __version__
-from auditor.model import AuditResult, Endpoint, Finding
+from auditor.groups import ident as group_ident
+from auditor.model import ABSENT, AuditResult, Endpoint, Finding
 from auditor.report import summary
 from auditor.report.safe_text import inline
 from auditor.rules import all_rules
@@ -106,8 +107,9 @@ def _physical(loc) -> dict | None:
 
 
 def _fingerprint(f: Finding) -> str:
-    where = str(f.boundary) if f.boundary else str(f.endpoint) if f.endpoint else ""
-    return hashlib.sha256(f"{f.code}|{f.key or ''}|{where}".encode()).hexdigest()[:32]
+    """The finding's group (code, key, normalised boundary or endpoint): no trace or span id, so
+    code scanning and ``--baseline`` match the same leak across runs alike."""
+    return hashlib.sha256(group_ident(f).encode()).hexdigest()[:32]
 
 
 def to_sarif(result: AuditResult) -> dict:
@@ -124,43 +126,12 @@ def to_sarif(result: AuditResult) -> dict:
     # audited stands in (when there was exactly one).
     inputs = [i for i in result.run.inputs if i != "-"]
     fallback = _physical((inputs[0], 1, None)) if len(inputs) == 1 and len(result.run.inputs) == 1 else None
+    base = result.baseline
+    state = {} if base is None else {g.ident: base.state(g) for g in result.groups}
     for f in findings:
-        ep = _endpoint(f)
-        location: dict = {}
-        if ep is not None:
-            idx = logical.add((ep.service, ep.scope, ep.name), KINDS)
-            location["logicalLocations"] = [logical.ref(idx)]
-        if f.code_location is not None:
-            phys = _physical(f.code_location)
-            if phys is not None:
-                location["physicalLocation"] = phys
-            if f.code_location[2] and "logicalLocations" in location:
-                location["logicalLocations"].append({"name": inline(f.code_location[2]), "kind": "function"})
-        if "physicalLocation" not in location and fallback is not None:
-            location["physicalLocation"] = fallback
-        props = {"trace_id": f.trace_id, "span_id": f.span_id}
-        if f.key:
-            props["key"] = f.key
-        if f.parent_span_id:
-            props["parent_span_id"] = f.parent_span_id
-        if f.boundary is not None:
-            props["boundary"] = inline(f.boundary, 1200)
-            props["boundary_class"] = f.boundary.cls.value
-        if f.spans_affected:
-            props["spans_affected"] = f.spans_affected
-            props["llm_calls_affected"] = len(f.llm_calls_affected)
-        res = {
-            "ruleId": f.code,
-            "level": f.severity.value,
-            "message": {"text": inline(f.message)},
-            "partialFingerprints": {"attributionLocation/v1": _fingerprint(f)},
-            "properties": props,
-        }
-        if f.code in rule_index:
-            res["ruleIndex"] = rule_index[f.code]
-        if location:
-            res["locations"] = [location]
-        results.append(res)
+        results.append(_result(f, rule_index, logical, fallback, state.get(group_ident(f))))
+    for g in () if base is None else base.absent:
+        results.append(_result(g.example, rule_index, logical, fallback, ABSENT))
     h = summary.headline(result)
     run = {
         "tool": {
@@ -200,6 +171,47 @@ def to_sarif(result: AuditResult) -> dict:
         "columnKind": "unicodeCodePoints",
     }
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+
+
+def _result(f: Finding, rule_index: dict, logical: _Logical, fallback: dict | None, baseline_state: str | None) -> dict:
+    ep = _endpoint(f)
+    location: dict = {}
+    if ep is not None:
+        idx = logical.add((ep.service, ep.scope, ep.name), KINDS)
+        location["logicalLocations"] = [logical.ref(idx)]
+    if f.code_location is not None:
+        phys = _physical(f.code_location)
+        if phys is not None:
+            location["physicalLocation"] = phys
+        if f.code_location[2] and "logicalLocations" in location:
+            location["logicalLocations"].append({"name": inline(f.code_location[2]), "kind": "function"})
+    if "physicalLocation" not in location and fallback is not None:
+        location["physicalLocation"] = fallback
+    props = {"trace_id": f.trace_id, "span_id": f.span_id}
+    if f.key:
+        props["key"] = f.key
+    if f.parent_span_id:
+        props["parent_span_id"] = f.parent_span_id
+    if f.boundary is not None:
+        props["boundary"] = inline(f.boundary, 1200)
+        props["boundary_class"] = f.boundary.cls.value
+    if f.spans_affected:
+        props["spans_affected"] = f.spans_affected
+        props["llm_calls_affected"] = len(f.llm_calls_affected)
+    res = {
+        "ruleId": f.code,
+        "level": f.severity.value,
+        "message": {"text": inline(f.message)},
+        "partialFingerprints": {"attributionGroup/v1": _fingerprint(f)},
+        "properties": props,
+    }
+    if baseline_state is not None:
+        res["baselineState"] = baseline_state
+    if f.code in rule_index:
+        res["ruleIndex"] = rule_index[f.code]
+    if location:
+        res["locations"] = [location]
+    return res
 
 
 def render(result: AuditResult, options=None) -> str:

@@ -10,6 +10,7 @@ from auditor import concentration
 from auditor.model import SHARE_CALLS
 from auditor.report.safe_text import guard, inline as s
 from auditor.result_json import usd
+from auditor.baseline import delta_text
 from auditor.rollup import share_text
 
 MAX_FINDINGS = 25
@@ -35,7 +36,7 @@ def render(result, options) -> str:
         return f"{code}{text}{_RST}" if c else text
 
     out: list[str] = []
-    for section in (_headline, _keys, _cost_by_code, _boundaries, _findings):
+    for section in (_headline, _baseline, _keys, _cost_by_code, _boundaries, _findings):
         out.extend(section(result, options, paint))
     out.extend(_gate(result, paint))
     return guard("\n".join(out) + "\n")
@@ -123,16 +124,65 @@ def _findings(result, options, paint) -> list[str]:
     if not result.findings:
         return []
     counts = Counter(f.code for f in result.findings)
-    out = [paint(f"Findings ({len(result.findings)})", _BOLD) + ": " + " · ".join(f"{n} {s(code)}" for code, n in sorted(counts.items()))]
-    shown = result.findings if options.verbose else _worst(result.findings)
-    for f in shown:
-        sev = f.severity.value
-        col = _RED if sev == "error" else _YEL if sev == "warning" else _DIM
-        where = f"trace {s(f.trace_id[:12])}… span {s(f.span_id)}"
-        key = f" {s(f.key)}" if f.key else ""
-        out.append(f"  {paint(f'{sev:<7}', col)} {s(f.code)}{key} {where}: {s(f.message)}")
-    if len(shown) < len(result.findings):
-        out.append(paint(f"  ... {len(result.findings) - len(shown)} more (--verbose, or --format json)", _DIM))
+    groups = result.groups
+    out = [paint(f"Findings ({len(result.findings)} in {len(groups)} group(s))", _BOLD) + ": "
+           + " · ".join(f"{n} {s(code)}" for code, n in sorted(counts.items()))]
+    base = result.baseline
+    shown = groups if options.verbose else groups[:MAX_FINDINGS]
+    for g in shown:
+        out.extend(_group(g, base.state(g) if base else None, paint))
+    if len(shown) < len(groups):
+        out.append(paint(f"  ... {len(groups) - len(shown)} more group(s) (--verbose, or --format json)", _DIM))
+    if base is not None and base.absent:
+        out.append(paint(f"Fixed since the baseline ({len(base.absent)} group(s) gone):", _BOLD))
+        for g in base.absent[:MAX_FINDINGS]:
+            out.append(f"  {s(g.code)}{' ' + s(g.key) if g.key else ''} at {s(g.where) or '(the whole input)'}"
+                       f" · was {g.findings} finding(s) in {g.traces} trace(s)")
+    if options.verbose:
+        out.append("")
+        out.append(paint("Every finding:", _BOLD))
+        for f in result.findings:
+            out.append(f"  {paint(f'{f.severity.value:<7}', _SEV_COLOUR[f.severity.value])} {s(f.code)}"
+                       f"{' ' + s(f.key) if f.key else ''} trace {s(f.trace_id[:12])}… span {s(f.span_id)}: {s(f.message)}")
+    return out + [""]
+
+
+_SEV_COLOUR = {"error": _RED, "warning": _YEL, "note": _DIM}
+_STATE = {"new": "[new] ", "unchanged": "[known] ", "updated": "[updated] "}
+
+
+def _group(g, state, paint) -> list[str]:
+    sev = g.severity.value
+    mark = paint(_STATE[state], _RED if state == "new" else _DIM) if state else ""
+    key = f" {s(g.key)}" if g.key else ""
+    spend = ""
+    if g.llm_calls:
+        spend = f" · {g.llm_calls} LLM call(s)" + (f" · {money(g.cost_usd)}" if g.unpriced_calls < g.llm_calls else " unpriced")
+    out = [f"  {mark}{paint(f'{sev:<7}', _SEV_COLOUR[sev])} {s(g.code)}{key} · {g.findings} finding(s) in "
+           f"{g.traces} trace(s){spend}"]
+    if g.where:
+        out.append(f"      at {s(g.where)}")
+    loc = g.example.code_location
+    if loc is not None:
+        out.append(f"      code {s(loc[0])}{f':{loc[1]}' if loc[1] else ''}{f' ({s(loc[2])})' if loc[2] else ''}")
+    out.append(paint(f"      e.g. trace {s(g.example.trace_id[:12])}… span {s(g.example.span_id)}: {s(g.example.message)}", _DIM))
+    return out
+
+
+def _baseline(result, _options, paint) -> list[str]:
+    base = result.baseline
+    if base is None:
+        return []
+    head = (f"Against the baseline {s(base.source)}: {base.count('new')} new, {base.count('unchanged')} known, "
+            f"{base.count('updated')} updated, {base.count('absent')} fixed group(s); "
+            f"spend {money(base.cost_before)} -> {money(base.cost_after)}")
+    out = [paint(head, _BOLD)]
+    for k in base.keys:
+        out.append(f"  {s(k.key)}: unattributed {delta_text(k)}")
+    for b in base.new_leaks:
+        out.append(paint(f"  new leak [{b.boundary.cls.value}] {s(b.boundary)}", _RED))
+    for b in base.fixed_leaks:
+        out.append(paint(f"  fixed leak [{b.boundary.cls.value}] {s(b.boundary)}", _GRN))
     return out + [""]
 
 
@@ -142,7 +192,3 @@ def _gate(result, paint) -> list[str]:
         return [paint("Gate: passed", _GRN) + f" (fail-on {fail_on})"]
     return [paint("Gate: FAILED", _RED + _BOLD) + f" (fail-on {fail_on}): " + "; ".join(s(r, 2000) for r in gate.reasons)]
 
-
-def _worst(findings):
-    ranked = sorted(findings, key=lambda f: (-f.severity.rank, f.code, f.sort_key()))
-    return ranked[:MAX_FINDINGS]
