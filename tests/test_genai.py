@@ -141,17 +141,27 @@ def _pinned(version):
 
 
 def test_a_schema_pins_the_semconv_version_it_checks_against():
-    attrs = CLEAN | {"gen_ai.request.top_k": 40.0, "gen_ai.workflow.name": "travel"}
-    assert genai(attrs) == []  # the base (semconv 1.41): top_k is a double, no workflow rename
+    """genai-0.1.0 is what open-telemetry/semantic-conventions-genai's migration guide lists
+    since v1.41.0: top_k an int (#217), cache_creation -> cache_write (#440), no provider on the
+    invoke_agent internal span (#289); and no workflow rename (the repository has none)."""
+    old_cache = {k: v for k, v in CLEAN.items() if k != "gen_ai.usage.cache_write.input_tokens"}
+    attrs = old_cache | {"gen_ai.request.top_k": 40.0, "gen_ai.workflow.name": "travel",
+                         "gen_ai.usage.cache_creation.input_tokens": 10}
+    assert genai(attrs) == []  # the base (semconv 1.41): top_k a double, cache_creation current
     assert genai(attrs, _pinned("genai-0.1.0")) == [
-        ("GENAI002", "gen_ai.workflow.name was renamed to gen_ai.agent.name (semconv semantic-conventions-genai 0.1.0); write gen_ai.agent.name"),
+        ("GENAI002", "gen_ai.usage.cache_creation.input_tokens was renamed to gen_ai.usage.cache_write.input_tokens "
+                     "(semconv semantic-conventions-genai (#440)); write gen_ai.usage.cache_write.input_tokens"),
         ("GENAI003", "gen_ai.request.top_k should be int, got double 40.0"),
     ]
-    assert genai(CLEAN | {"gen_ai.request.top_k": 40}, _pinned("v0.1.0")) == []
+    current = {k: v for k, v in CLEAN.items() if k != "gen_ai.usage.cache_creation.input_tokens"}
+    assert genai(current | {"gen_ai.request.top_k": 40}, _pinned("v0.1.0")) == []
     missing = {k: v for k, v in CLEAN.items() if k != "gen_ai.provider.name"}
     assert genai(missing, _pinned("v0.1.0"))[0][1].endswith(
         "(operation chat; semconv semantic-conventions-genai v0.1.0 (built on semconv v1.45.0))")
     assert genai(missing, _pinned("1.41.0"))[0][1].endswith("(operation chat; semconv 1.41.0 + semantic-conventions-genai (2026-05))")
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}
+    assert [c for c, _ in genai(agent, _pinned("v0.1.0"))] == []
+    assert [c for c, _ in genai(agent, _pinned("1.41.0"))] == ["GENAI001"]
 
 
 def test_an_unknown_semconv_version_names_the_known_ones():
