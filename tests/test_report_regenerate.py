@@ -18,4 +18,6 @@ def test_reports_are_current(want):
 
 def test_reports_cover_every_scenario_in_every_format(want):
     assert "core/baggage_dropped.html" in want and "core/threadpool.sarif" in want
-    assert len(want) == 1 + len(scenarios()) * len(Format)
+    baseline = ["baseline/pull-request.html", "baseline/pull-request.md", "baseline/pull-request.sarif", "baseline/pull-request.txt"]
+    assert sorted(k for k in want if k.startswith("baseline/")) == baseline
+    assert len(want) == 1 + len(scenarios()) * len(Format) + len(baseline)
