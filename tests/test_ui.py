@@ -60,7 +60,8 @@ def test_several_uploads_are_audited_together(client):
     cli_result = audit_files([str(BAGGAGE), str(THREADPOOL_PB)], Plan.of("default"))
     assert f"{cli_result.counts.traces} traces · {cli_result.counts.spans} spans · 2 inputs" in r.text
     assert "<code>baggage.otlp.json</code>, <code>threadpool.pb.gz</code>" in r.text
-    assert r.text.count('<tr data-code="TRACE004"') == 4
+    assert r.text.count('<tr data-code="TRACE004"') == 1  # one group: the 4 headless calls at one place
+    assert '<td class="num">4 in 4 traces</td>' in r.text.split('<tr data-code="TRACE004"')[1]
 
 
 def test_uploaded_schema_is_used(client):
@@ -71,7 +72,8 @@ def test_uploaded_schema_is_used(client):
     )
     assert r.status_code == 200, error_of(r.text)
     assert "schema <code>mine.yaml</code>" in r.text
-    assert r.text.count('<tr data-code="ATTR001" data-key="tenant_id"') == 3
+    assert r.text.count('<tr data-code="ATTR001" data-key="tenant_id"') == 1  # the group of 3 at one boundary
+    assert '<td class="num">3 in 3 traces</td>' in r.text.split('<tr data-code="ATTR001" data-key="tenant_id"')[1]
     assert 'data-key="workflow_id"' not in r.text
 
 
