@@ -131,6 +131,8 @@ def _findings(result, options, paint) -> list[str]:
         where = f"trace {s(f.trace_id[:12])}… span {s(f.span_id)}"
         key = f" {s(f.key)}" if f.key else ""
         out.append(f"  {paint(f'{sev:<7}', col)} {s(f.code)}{key} {where}: {s(f.message)}")
+        if f.mechanism is not None:
+            out.append(f"          {s(f.mechanism.line(), 3000)}")
     if len(shown) < len(result.findings):
         out.append(paint(f"  ... {len(result.findings) - len(shown)} more (--verbose, or --format json)", _DIM))
     return out + [""]
