@@ -225,7 +225,7 @@ def for_hop(p: Span, c: Span) -> Mechanism:
         return _mk(CLOSED_SCOPE, "high",
                    f"{_text(c.name)} started {_gap(c.start_ns - p.end_ns)} after its parent "
                    f"{_text(p.name)} ended: deferred work (a callback, stream or task) ran after {_block(p)} "
-                   "had closed.", c)
+                   "had closed.", p)
     return Mechanism(UNKNOWN, "none",
                      "no thread, timing, span-kind, remote-parent or gateway evidence distinguishes the cause at this hop.",
                      PATCHES[UNKNOWN])
