@@ -136,6 +136,8 @@ def code_location(a) -> Location | None:
     if not path and not func:
         return None
     line = a.get("code.lineno") or a.get("code.line.number")
+    if isinstance(line, str) and line.isdigit() and len(line) < 10:  # stringified by Zipkin, Jaeger, ClickHouse
+        line = int(line)
     return (str(path or "")[:1000], line if isinstance(line, int) and not isinstance(line, bool) else None,
             str(func)[:200] if func else None)
 
@@ -192,8 +194,7 @@ def for_hop(p: Span, c: Span) -> Mechanism:
         system = msg_c or msg_p
         ev = (f"a message hop: {_kind(p)} {_text(p.name)} -> {_kind(c)} {_text(c.name)}"
               + (f" over {_text(system, 40)}" if system else "")
-              + ("; the trace context crossed (remote parent) but the key did not" if c.remote_parent else "")
-              + ".")
+              + ": the trace context crossed, the key did not.")
         return _mk(QUEUE_HOP, "high" if both else "medium", ev, c)
     meta = _gateway_metadata(c)
     if meta:
@@ -201,16 +202,13 @@ def for_hop(p: Span, c: Span) -> Mechanism:
                    f"the gateway span {_text(c.name)} ({_text(c.scope, 40)}) logged its allow-listed metadata "
                    f"({', '.join(m.removeprefix('metadata.') for m in meta[:4])}) but not the key its caller "
                    f"{_text(p.name)} carried.", p)
-    if c.remote_parent:
+    if c.remote_parent or (p.service != c.service and c.kind == SPAN_KIND_SERVER):
+        # The remote-parent flag and a SERVER span of another service say the same: the trace
+        # context crossed a service hop (formats that drop span flags keep the kinds).
         return _mk(RECEIVER_NO_BAGGAGE, "high",
-                   f"{_text(c.name)} in {_text(c.service, 60)} has a remote parent ({_text(p.name)} in "
-                   f"{_text(p.service, 60)}): traceparent was extracted, the key was not (baggage not extracted, "
-                   "or not sent).", c)
-    if p.service != c.service and c.kind == SPAN_KIND_SERVER:
-        return _mk(RECEIVER_NO_BAGGAGE, "medium",
-                   f"{_text(c.name)} is a SERVER span in {_text(c.service, 60)} under {_text(p.name)} in "
-                   f"{_text(p.service, 60)}: the trace id crossed the hop, the key did not (the remote-parent "
-                   "flag is not recorded).", c)
+                   f"{_text(c.name)} in {_text(c.service, 60)} continues the trace of {_text(p.name)} in "
+                   f"{_text(p.service, 60)} across a service hop: traceparent was extracted, the key was not "
+                   "(baggage not extracted, or not sent).", c)
     (pid, pname), (cid, cname) = _thread(p), _thread(c)
     pool = _executor(cname)
     if pool is not None and cname != pname:
@@ -250,6 +248,15 @@ def for_headless(s: Span) -> Mechanism:
     return Mechanism(UNKNOWN, "none",
                      "the span records no thread (thread.name) or other evidence of how its context was lost.",
                      PATCHES[UNKNOWN])
+
+
+def in_job(m: Mechanism) -> Mechanism:
+    """A headless call's mechanism where its service serves no request (TRACE006): on the main
+    thread that is the job's own call, not a task that lost a request's context."""
+    if m.name != ASYNC_TASK:
+        return m
+    return Mechanism(UNKNOWN, "none", "the call ran on the main thread of a service that serves no request: a job's "
+                     "own call; no request context was there to lose.", PATCHES[UNKNOWN], m.location)
 
 
 def _gap(ns: int) -> str:

@@ -106,7 +106,9 @@ def test_hop_kinds_flags_timing_and_gateway_metadata():
     assert mechanism.for_hop(p, _k(c, 5)).confidence == "medium"
     remote = mechanism.for_hop(_k(p, 3), _k(c, 2, FLAG_REMOTE_KNOWN | FLAG_REMOTE_PARENT))
     assert (remote.name, remote.confidence) == ("receiver-no-baggage", "high")
-    assert (mechanism.for_hop(_k(p, 3), _k(c, 2, FLAG_REMOTE_KNOWN)).confidence) == "medium"  # flag: not remote, kinds say so
+    # Formats without span flags (ClickHouse, Zipkin) keep the kinds: a SERVER span of another service.
+    assert mechanism.for_hop(_k(p, 3), _k(c, 2)) == remote
+    assert mechanism.for_hop(_k(p, 3), _k(c, 1)).name == "unknown"  # an INTERNAL span: no hop evidence
     late = mk(1, 2, 1, service="a", start=200, dur=10)
     m = mechanism.for_hop(p, late)
     assert (m.name, m.confidence) == ("closed-scope", "high")
@@ -135,6 +137,8 @@ def test_hostile_evidence_is_clipped_and_the_location_bounded():
     m = mechanism.for_headless(mk(1, 1, None, name=huge, attrs=attrs))
     assert len(m.evidence) < 400
     assert m.location == ("x" * 1000, None, "x" * 200)  # a bool is not a line number
+    assert mechanism.code_location({"code.file.path": "a.py", "code.line.number": "42"}) == ("a.py", 42, None)
+    assert mechanism.code_location({"code.file.path": "a.py", "code.line.number": "9" * 40}) == ("a.py", None, None)
     p = mk(1, 1, None, name=huge, service=huge, attrs={"messaging.system": huge})
     assert len(mechanism.for_hop(p, _k(mk(1, 2, 1, name=huge), 5)).evidence) < 400
 
@@ -189,3 +193,17 @@ def test_a_malformed_mechanism_in_a_merged_result_is_a_one_line_error(tmp_path):
     res = CliRunner().invoke(cli, ["merge", str(part)])
     assert res.exit_code == 2
     assert len(res.output.strip().splitlines()) == 1 and "not a complete auditor JSON result" in res.output
+
+
+def test_a_jobs_main_thread_call_is_not_called_an_async_task():
+    """TRACE006 (the service serves no request): a call on the main thread is the job's own."""
+    from builders import LLM, to_json_bytes
+
+    attrs = {**LLM, "thread.name": "MainThread"}
+    src = to_json_bytes([mk(1, 1, None, name="chat gpt-4o-mini", service="nightly-job", attrs=attrs)])
+    res = CliRunner().invoke(cli, ["check", "--format", "json", "-"], input=src)
+    (f,) = [f for f in json.loads(res.stdout)["findings"] if f["code"] == "TRACE006"]
+    assert (f["mechanism"]["name"], f["mechanism"]["confidence"]) == ("unknown", "none")
+    assert f["mechanism"]["evidence"].startswith("the call ran on the main thread of a service that serves no request")
+    doc = json.loads(res.stdout)
+    assert doc["headless"][0]["mechanism"]["name"] == "async-task"  # the per-trace fact; judged in finish

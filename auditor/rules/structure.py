@@ -115,7 +115,8 @@ def job_calls(ctx: ResultContext) -> list[Finding]:
 
 def _headless(ctx: ResultContext, rule: Rule, serving: bool, text: str) -> list[Finding]:
     return [rule.finding(h.trace_id, h.span_id, text.format(name=h.name, service=h.service),
-                         endpoint=h.endpoint, code_location=h.code_location, mechanism=h.mechanism)
+                         endpoint=h.endpoint, code_location=h.code_location,
+                         mechanism=h.mechanism if serving or h.mechanism is None else mechanism.in_job(h.mechanism))
             for h in ctx.headless if (h.service in ctx.serving) is serving]
 
 
