@@ -359,6 +359,8 @@ class BoundaryStats:
     unattributed_cost_usd: Any  # Decimal
     example_trace_ids: tuple[str, ...]
     fix: str
+    # (mechanism, confidence, traces it explains here), most traces first: the root cause(s).
+    mechanisms: tuple[tuple[str, str, int], ...] = ()
 
 
 SHARE_SPEND, SHARE_CALLS = "spend", "calls"

@@ -130,6 +130,7 @@ def to_json(result: AuditResult) -> dict:
                 "unattributed_cost_usd": usd(b.unattributed_cost_usd),
                 "example_trace_ids": list(b.example_trace_ids),
                 "fix": b.fix,
+                "mechanisms": [{"name": n, "confidence": c, "traces": t} for n, c, t in b.mechanisms],
             }
             for b in result.boundaries
         ],

@@ -207,3 +207,19 @@ def test_a_jobs_main_thread_call_is_not_called_an_async_task():
     assert f["mechanism"]["evidence"].startswith("the call ran on the main thread of a service that serves no request")
     doc = json.loads(res.stdout)
     assert doc["headless"][0]["mechanism"]["name"] == "async-task"  # the per-trace fact; judged in finish
+
+
+def test_a_boundary_counts_the_traces_each_mechanism_explains():
+    doc = json.loads(check("--format", "json", str(ROOT / "sample_traces/core/baggage_dropped.otlp.json")).stdout)
+    assert [b["mechanisms"] for b in doc["boundaries"]] == [[{"name": "receiver-no-baggage", "confidence": "high", "traces": 3}]]
+    doc = json.loads(check("--format", "json", *map(str, sorted(MECH.glob("*.otlp.json")))).stdout)
+    got = {(b["parent"]["name"], b["child"]["name"]): [(m["name"], m["traces"]) for m in b["mechanisms"]]
+           for b in doc["boundaries"]}
+    assert got == {
+        ("fan_out", "summarise_section"): [("thread-pool", 1)],
+        ("agent.run", "ChatCompletion"): [("closed-scope", 1)],
+        ("POST /v1/notes", "ChatCompletion"): [("unknown", 1)],
+        ("POST /v1/invoices/summary", "litellm_request"): [("gateway-allow-list", 1)],
+        ("POST", "POST /score"): [("receiver-no-baggage", 1)],
+        ("summaries publish", "summaries process"): [("queue-hop", 1)],
+    }
