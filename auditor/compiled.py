@@ -13,13 +13,13 @@ import jsonschema
 from auditor import calls as calls_mod
 from auditor import jsonschema_local
 from auditor.pricing import Pricer
+from auditor.mechanism import ATTRIBUTES as EVIDENCE_ATTRIBUTES
 from auditor.projection import Projection
 from auditor.rules import agents
 from auditor.schema import Schema
 from auditor.values import make_resolver, make_selector, make_values
 from auditor.usage import Dialect
 
-CODE_ATTRIBUTES = ("code.filepath", "code.file.path", "code.lineno", "code.line.number", "code.function", "code.function.name")
 
 
 class Compiled:
@@ -39,7 +39,7 @@ class Compiled:
 
     @property
     def projection(self) -> Projection:
-        p = self.schema.projection() | Projection.of(calls_mod.attributes(self.dialect) + CODE_ATTRIBUTES)
+        p = self.schema.projection() | Projection.of(calls_mod.attributes(self.dialect) + EVIDENCE_ATTRIBUTES)
         if self.genai is not None:
             p = p | self.genai.projection()
         return p

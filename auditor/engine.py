@@ -19,6 +19,7 @@ from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
 from auditor import examples as examples_mod
 from auditor.compiled import Compiled
+from auditor.mechanism import code_location
 from auditor.model import AuditResult, Counts, Finding, Headless, LlmCall, Parts, Rejected, RunInfo, Span
 from auditor.plan import Plan
 from auditor.rollup import finish
@@ -80,26 +81,20 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
             span, call = spans[sid], calls.get(sid)
             for check in _SPAN:
                 findings.extend(check.fn(ctx, span, call))
-    headless = structure.headless_roots(trace, is_llm, _code_location)
+    headless = structure.headless_roots(trace, is_llm)
     return _with_code_locations(findings, spans), list(calls.values()), unread, headless
 
 
 def _with_code_locations(findings: list[Finding], spans: dict[str, Span]) -> list[Finding]:
+    """Each finding points at code: where its mechanism says the patch goes, else its own span's."""
     out = []
     for f in findings:
-        s = spans.get(f.span_id)
-        loc = _code_location(s.attributes) if s is not None else None
+        loc = f.mechanism.location if f.mechanism is not None else None
+        if loc is None:
+            s = spans.get(f.span_id)
+            loc = code_location(s.attributes) if s is not None else None
         out.append(replace(f, code_location=loc) if loc else f)
     return out
-
-
-def _code_location(a) -> tuple[str, int | None, str | None] | None:
-    path = a.get("code.filepath") or a.get("code.file.path")
-    func = a.get("code.function") or a.get("code.function.name")
-    if not path and not func:
-        return None
-    line = a.get("code.lineno") or a.get("code.line.number")
-    return (str(path or ""), int(line) if isinstance(line, int) else None, str(func) if func else None)
 
 
 def _crashed(t, e: Exception) -> Finding:

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from auditor.mechanism import Mechanism
 
 # Attribute values as decoded from OTLP: str, bool, int, float, bytes, tuple (array) or
 # dict (kvlist). Kept as plain Python values; a Mapping so resources can be shared.
@@ -147,6 +150,8 @@ class Finding:
     llm_calls_affected: tuple[str, ...] = ()
     # Source location from OTel code attributes (code.filepath / lineno / function), if any.
     code_location: tuple[str, int | None, str | None] | None = None
+    # What dropped the context (leaks, headless calls), from the trace's own spans.
+    mechanism: "Mechanism | None" = None
 
     def sort_key(self) -> tuple:
         return (self.trace_id, self.span_id, self.code, self.key or "", self.parent_span_id or "")
@@ -253,6 +258,7 @@ class Headless:
     name: str
     endpoint: Endpoint
     code_location: tuple[str, int | None, str | None] | None = None
+    mechanism: "Mechanism | None" = None
 
 
 SPAN_KIND_SERVER, SPAN_KIND_CONSUMER = 2, 5
@@ -353,6 +359,8 @@ class BoundaryStats:
     unattributed_cost_usd: Any  # Decimal
     example_trace_ids: tuple[str, ...]
     fix: str
+    # (mechanism, confidence, traces it explains here), most traces first: the root cause(s).
+    mechanisms: tuple[tuple[str, str, int], ...] = ()
 
 
 SHARE_SPEND, SHARE_CALLS = "spend", "calls"

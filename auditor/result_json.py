@@ -12,6 +12,7 @@ from typing import Any
 
 from auditor import __version__, concentration
 from auditor.errors import InputError
+from auditor.mechanism import Mechanism
 from auditor.model import (
     ABSENT,
     NEW,
@@ -133,6 +134,7 @@ def to_json(result: AuditResult) -> dict:
                 "unattributed_cost_usd": usd(b.unattributed_cost_usd),
                 "example_trace_ids": list(b.example_trace_ids),
                 "fix": b.fix,
+                "mechanisms": [{"name": n, "confidence": c, "traces": t} for n, c, t in b.mechanisms],
             }
             for b in result.boundaries
         ],
@@ -143,7 +145,8 @@ def to_json(result: AuditResult) -> dict:
         "key_order": list(result.parts.key_order),
         "headless": [
             {"trace_id": h.trace_id, "span_id": h.span_id, "service": h.service, "name": h.name,
-             "endpoint": h.endpoint.to_json(), "code_location": _location_json(h.code_location)}
+             "endpoint": h.endpoint.to_json(), "code_location": _location_json(h.code_location),
+             "mechanism": None if h.mechanism is None else h.mechanism.to_json()}
             for h in sorted(result.parts.headless, key=lambda h: (h.trace_id, h.span_id))
         ],
         "serving_services": list(result.parts.serving),
@@ -222,6 +225,7 @@ def finding_json(f: Finding) -> dict:
         "spans_affected": f.spans_affected,
         "llm_calls_affected": list(f.llm_calls_affected),
         "code_location": _location_json(f.code_location),
+        "mechanism": None if f.mechanism is None else f.mechanism.to_json(),
     }
 
 
@@ -312,7 +316,11 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
 def _headless(d: dict) -> Headless:
     loc = d.get("code_location")
     return Headless(str(d["trace_id"]), str(d["span_id"]), str(d["service"]), str(d["name"]), _endpoint(d["endpoint"]),
-                    None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]))
+                    None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]), _mechanism(d.get("mechanism")))
+
+
+def _mechanism(d) -> Mechanism | None:
+    return None if d is None else Mechanism.from_json(d)
 
 
 def _endpoint(d) -> Endpoint | None:
@@ -338,6 +346,7 @@ def _finding(d: dict, where: str) -> Finding:
         spans_affected=int(d.get("spans_affected") or 0),
         llm_calls_affected=tuple(d.get("llm_calls_affected") or ()),
         code_location=None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]),
+        mechanism=_mechanism(d.get("mechanism")),
     )
 
 

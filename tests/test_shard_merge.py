@@ -58,6 +58,8 @@ def trace(draw, no: int):
             attrs["tenant_id"] = draw(st.sampled_from(["acme", "acme", "globex"]))
         if draw(st.booleans()):
             attrs["workflow_id"] = "wf"
+        if draw(st.integers(0, 2)) == 0:  # evidence for the mechanism of a leak or headless call
+            attrs["thread.name"] = draw(st.sampled_from(["MainThread", "ThreadPoolExecutor-0_1", "asyncio_0"]))
         if draw(st.integers(0, 2)) == 0:
             attrs.update(LLM)
             attrs["gen_ai.usage.input_tokens"] = draw(st.integers(0, 3000))

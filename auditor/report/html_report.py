@@ -116,6 +116,7 @@ def context(result: AuditResult) -> dict:
                 "rank": i,
                 "stats": b,
                 "cost": summary.money(b.unattributed_cost_usd),
+                "cause": summary.cause(b),
                 "example": ex,
                 "tree": tree(ex, calls) if ex is not None else [],
             }

@@ -65,19 +65,20 @@ def render(result: AuditResult, options=None) -> str:
         title = f"### Leaking boundaries ({n}, worst first by {basis}"
         out.append(title + (f"; top {TOP})" if n > TOP else ")"))
         out.append("")
-        out.append("| # | class | parent → child | keys | traces | LLM calls | unattributed |")
-        out.append("|---:|---|---|---|---:|---:|---:|")
-        for i, b in enumerate(shown, 1):
+        out.append("| # | class | parent → child | keys | traces | LLM calls | unattributed | cause |")
+        out.append("|---:|---|---|---|---:|---:|---:|---|")
+        causes = [summary.cause(b) for b in shown]
+        for i, (b, c) in enumerate(zip(shown, causes), 1):
             hop = f"{esc(b.boundary.parent)} → {esc(b.boundary.child)}"
             keys = ", ".join(code(k) for k in b.keys)
             out.append(
                 f"| {i} | {b.boundary.cls.value} | {hop} | {keys} | {b.traces} | {b.llm_calls_affected} | "
-                f"{summary.money(b.unattributed_cost_usd)} |"
+                f"{summary.money(b.unattributed_cost_usd)} | {esc(c.label) if c else 'unknown'} |"
             )
         out.append("")
         fixes: dict[str, list[int]] = {}
-        for i, b in enumerate(shown, 1):
-            fixes.setdefault(b.fix, []).append(i)
+        for i, (b, c) in enumerate(zip(shown, causes), 1):
+            fixes.setdefault(c.patch if c else b.fix, []).append(i)
         out.append("<details><summary>How to fix</summary>")
         out.append("")
         for fix, idx in fixes.items():

@@ -2,7 +2,9 @@
 
 Every result carries logical locations (service > instrumentation scope > span) and, when
 the span recorded OTel code attributes (code.filepath / code.lineno / code.function), a
-physical location so a code-scanning UI can annotate the line where context was lost.
+physical location so a code-scanning UI can annotate the line where context was lost: for a
+leak or headless call with a named mechanism, the span where its patch goes. The mechanism
+and its patch are in the message and in ``properties.mechanism``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import quote
 
 from auditor import __version__
 from auditor.groups import ident as group_ident
+from auditor.mechanism import UNKNOWN
 from auditor.model import ABSENT, AuditResult, Endpoint, Finding
 from auditor.report import summary
 from auditor.report.safe_text import inline
@@ -198,10 +201,17 @@ def _result(f: Finding, rule_index: dict, logical: _Logical, fallback: dict | No
     if f.spans_affected:
         props["spans_affected"] = f.spans_affected
         props["llm_calls_affected"] = len(f.llm_calls_affected)
+    text = f.message
+    if f.mechanism is not None:
+        m = f.mechanism
+        props["mechanism"] = {"name": m.name, "confidence": m.confidence, "evidence": inline(m.evidence, 2000),
+                              "patch": inline(m.patch, 2000)}
+        if m.name != UNKNOWN:
+            text = f"{text} Cause: {m.name} ({m.confidence} confidence): {m.evidence} Patch: {m.patch}"
     res = {
         "ruleId": f.code,
         "level": f.severity.value,
-        "message": {"text": inline(f.message)},
+        "message": {"text": inline(text, 4000)},
         "partialFingerprints": {"attributionGroup/v1": _fingerprint(f)},
         "properties": props,
     }

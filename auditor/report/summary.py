@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from auditor import mechanism
 from auditor.model import SHARE_CALLS, AuditResult, BoundaryStats, ExampleTrace, KeyStats
 from auditor.result_json import usd
 from auditor.rollup import share_text
@@ -88,6 +89,24 @@ def headline(result: AuditResult) -> Headline:
         gate_reasons=tuple(gate.reasons),
         fail_on=policy.fail_on,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """A boundary's most evidenced mechanism (``auditor.mechanism``), as every format words it."""
+
+    label: str  # "receiver-no-baggage (high confidence, 3 of 3 traces)"
+    patch: str
+
+
+def cause(b: BoundaryStats) -> Cause | None:
+    """The mechanism that explains most of a boundary's traces; None when none is evidenced."""
+    named = [(n, c, t) for n, c, t in b.mechanisms if n != mechanism.UNKNOWN]
+    if not named:
+        return None
+    name, confidence, traces = max(named, key=lambda m: (m[2], m[0]))
+    return Cause(f"{name} ({confidence} confidence, {traces} of {b.traces} trace{'s' if b.traces != 1 else ''})",
+                 mechanism.PATCHES.get(name, b.fix))
 
 
 def breaks_gate(severity, result: AuditResult) -> bool:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from auditor import concentration
 from auditor.model import SHARE_CALLS
 from auditor.report.safe_text import guard, inline as s
+from auditor.report.summary import cause
 from auditor.result_json import usd
 from auditor.baseline import delta_text
 from auditor.rollup import share_text
@@ -115,7 +116,10 @@ def _boundaries(result, _options, paint) -> list[str]:
             f"     keys: {s(', '.join(b.keys))} · {b.traces} trace(s) · {b.spans_affected} span(s) · "
             f"{b.llm_calls_affected} LLM call(s) · {money(b.unattributed_cost_usd)} unattributed below"
         )
-        out.append(f"     fix: {s(b.fix, 2000)}")
+        c = cause(b)
+        if c is not None:
+            out.append(f"     cause: {s(c.label)}")
+        out.append(f"     fix: {s(c.patch if c else b.fix, 2000)}")
         out.append(paint(f"     e.g. trace {s(', '.join(b.example_trace_ids[:3]))}", _DIM))
     return out + [""]
 
@@ -144,6 +148,8 @@ def _findings(result, options, paint) -> list[str]:
         for f in result.findings:
             out.append(f"  {paint(f'{f.severity.value:<7}', _SEV_COLOUR[f.severity.value])} {s(f.code)}"
                        f"{' ' + s(f.key) if f.key else ''} trace {s(f.trace_id[:12])}… span {s(f.span_id)}: {s(f.message)}")
+            if f.mechanism is not None:
+                out.append(f"          {s(f.mechanism.line(), 3000)}")
     return out + [""]
 
 
@@ -166,6 +172,8 @@ def _group(g, state, paint) -> list[str]:
     if loc is not None:
         out.append(f"      code {s(loc[0])}{f':{loc[1]}' if loc[1] else ''}{f' ({s(loc[2])})' if loc[2] else ''}")
     out.append(paint(f"      e.g. trace {s(g.example.trace_id[:12])}… span {s(g.example.span_id)}: {s(g.example.message)}", _DIM))
+    if g.example.mechanism is not None:
+        out.append(f"      {s(g.example.mechanism.line(), 3000)}")
     return out
 
 

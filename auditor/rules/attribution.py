@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor import mechanism
 from auditor.boundary import boundary, endpoint
 from auditor.model import Finding, Severity
 from auditor.rules.context import TraceContext
@@ -167,6 +168,7 @@ def _leaks(ctx: TraceContext, k: int, regions: dict[str, _Region]) -> list[Findi
                     key=key, parent_span_id=region.carrier, boundary=b,
                     parent_value=values[region.carrier][k], child_value=None,
                     spans_affected=region.spans, llm_calls_affected=tuple(sorted(region.llm)),
+                    mechanism=mechanism.for_hop(spans[region.carrier], spans[h]),
                 )
             )
         if gap_on:

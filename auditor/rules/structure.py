@@ -9,7 +9,9 @@ service that never serves one (a job or script), TRACE005 records folded into on
 from __future__ import annotations
 
 from auditor.assemble import CYCLE, DUPLICATE_ID, ORPHAN, SELF_PARENT
+from auditor import mechanism
 from auditor.boundary import endpoint
+from auditor.mechanism import code_location
 from auditor.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, Headless, LlmCall, Severity
 from auditor.rules.context import ResultContext, TraceContext
 from auditor.rules.registry import Check, Rule, Visit
@@ -78,14 +80,16 @@ def defects(ctx: TraceContext) -> list[Finding]:
     return out
 
 
-def headless_roots(trace, is_llm, code_location) -> list[Headless]:
-    """LLM calls that are roots of their trace. A log record (e.g. Claude Code's api_request
-    event) is not a span: having no parent says nothing about lost context."""
+def headless_roots(trace, is_llm) -> list[Headless]:
+    """LLM calls that are roots of their trace, with the mechanism their own spans evidence. A log
+    record (e.g. Claude Code's api_request event) is not a span: having no parent says nothing
+    about lost context."""
     out = []
     for r in trace.roots:
         s = trace.spans[r]
         if is_llm[r] and not s.parent_span_id and not s.is_log_record:
-            out.append(Headless(trace.trace_id, r, s.service, s.name, endpoint(s), code_location(s.attributes)))
+            m = mechanism.for_headless(s)
+            out.append(Headless(trace.trace_id, r, s.service, s.name, endpoint(s), m.location or code_location(s.attributes), m))
     return out
 
 
@@ -111,7 +115,8 @@ def job_calls(ctx: ResultContext) -> list[Finding]:
 
 def _headless(ctx: ResultContext, rule: Rule, serving: bool, text: str) -> list[Finding]:
     return [rule.finding(h.trace_id, h.span_id, text.format(name=h.name, service=h.service),
-                         endpoint=h.endpoint, code_location=h.code_location)
+                         endpoint=h.endpoint, code_location=h.code_location,
+                         mechanism=h.mechanism if serving or h.mechanism is None else mechanism.in_job(h.mechanism))
             for h in ctx.headless if (h.service in ctx.serving) is serving]
 
 
