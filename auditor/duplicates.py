@@ -2,8 +2,9 @@
 
 Two records are one call when they carry the same ``gen_ai.response.id``; otherwise when they
 have compatible models, identical (total input, output) token counts, overlapping time and
-*different* instrumentation scopes (two identical parallel calls from one instrumentation are
-two calls, not one), within one service or within one trace (an app's LLM span and its
+*different* recorders (instrumentation scopes; a raw-payload record is a recorder of its own
+even in its parent's scope: ``recorder``; two identical parallel calls from one instrumentation
+are two calls, not one), within one service or within one trace (an app's LLM span and its
 gateway's span for the same call). Two records that both carry a response id are decided by
 the id alone. Clusters are the transitive closure of those pairs.
 
@@ -39,9 +40,17 @@ from collections import defaultdict
 from typing import Iterable
 
 from auditor.model import LlmCall
+from auditor.rawpayload import SOURCE as RAW_SOURCE
 
 _NEVER = -(1 << 200)  # an end before any start: "no record of a second scope"
 _WILD = ""  # the model class of a record without a model: compatible with every model
+
+
+def recorder(c: LlmCall) -> tuple[str, bool]:
+    """Who recorded a call: its scope, and whether from the provider's raw payload. LiteLLM's
+    ``raw_gen_ai_request`` shares the scope of its ``litellm_request`` parent, yet it is a
+    second record of the parent's call, not a second identical call."""
+    return (c.scope, c.usage.source == RAW_SOURCE)
 
 
 def models_compatible(a: str | None, b: str | None) -> bool:
@@ -200,7 +209,7 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
         u = c.usage
         tin, out = u.token_tuple()
         if tin or out:
-            row = (c.start_ns, ref, c.end_ns, c.scope, (c.model or _WILD).lower(), bool(rid))
+            row = (c.start_ns, ref, c.end_ns, recorder(c), (c.model or _WILD).lower(), bool(rid))
             by_shape[("service", c.service, tin, out)].append(row)
             by_shape[("trace", c.trace_id, tin, out)].append(row)
     for group in by_rid.values():

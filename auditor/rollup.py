@@ -16,6 +16,7 @@ from typing import Iterable
 from auditor.boundary import fix_hint
 from auditor.duplicates import duplicate_clusters
 from auditor.examples import pick as pick_examples
+from auditor.rawpayload import SOURCE as RAW_SOURCE
 from auditor.model import (
     SHARE_CALLS,
     SHARE_SPEND,
@@ -72,8 +73,9 @@ def merge_all(parts: list[Parts]) -> Parts:
 
 
 def _best_record(records: list[LlmCall]) -> LlmCall:
-    """The record to count and price: most detailed usage, then unambiguous, then priced."""
-    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.ref))
+    """The record to count and price: most detailed usage, then unambiguous, then priced, then
+    an instrumentation's record over a raw payload's (it carries the metadata and reported cost)."""
+    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.usage.source == RAW_SOURCE, c.ref))
 
 
 def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], dict, tuple[Folded, ...]]:
