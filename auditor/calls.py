@@ -73,7 +73,7 @@ def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALE
         return LlmCall(
             trace_id=span.trace_id, span_id=span.span_id, service=span.service, scope=span.scope, name=span.name,
             start_ns=span.start_ns, end_ns=span.end_ns, provider=raw.provider, model=raw.model,
-            response_id=raw.response_id, usage=raw.usage, values=values, tier=raw.tier,
+            response_id=raw.response_id, usage=raw.usage, values=values, tier=raw.tier, server_tools=raw.server_tools,
         )
     a = span.attributes
     provider = _str(a, PROVIDER + dialect.provider)
@@ -93,4 +93,5 @@ def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALE
         values=values,
         tier=_str(a, TIER),
         reported_cost_usd=_money(a, REPORTED_COST + dialect.reported_cost),
+        server_tools=usage_mod.server_tools_of(a),
     )

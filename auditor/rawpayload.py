@@ -15,12 +15,10 @@ parent's values (``inherit``), so the leak is found above the call, not at this 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from auditor.pyrepr import parse_pyrepr
-from auditor.usage import EXCLUDING, INCLUDING, Dialect, Raw, as_int, excludes_natively, from_raw
+from auditor.usage import EXCLUDING, INCLUDING, Dialect, Raw, as_int, excludes_natively, from_raw, server_tools, usage_object
 from auditor.model import Usage
 
 SOURCE = "raw payload"  # Usage.source of a call read from a raw payload
@@ -34,6 +32,7 @@ class RawCall:
     response_id: str | None
     tier: str | None
     usage: Usage
+    server_tools: tuple[tuple[str, int], ...]
 
 
 def attribute_names(dialect: Dialect) -> tuple[str, ...]:
@@ -53,7 +52,7 @@ def read(span, dialect: Dialect) -> RawCall | None:
     a = span.attributes
     for prov in dialect.raw_providers:
         base = f"{dialect.raw_prefix}{prov}."
-        obj = _object(a.get(base + "usage"))
+        obj = usage_object(a.get(base + "usage"))
         if obj is None:
             continue
         model = _text(a.get(base + "model"))
@@ -64,7 +63,7 @@ def read(span, dialect: Dialect) -> RawCall | None:
         if raw.input is None and raw.output is None:
             continue
         return RawCall(prov, model, _text(a.get(base + "id")), _text(a.get(base + "service_tier")),
-                       from_raw(raw, span.scope, provider=prov, model=model, known=known))
+                       from_raw(raw, span.scope, provider=prov, model=model, known=known), server_tools(obj))
     return None
 
 
@@ -75,20 +74,6 @@ def inherit(values: tuple, parent: tuple) -> tuple:
 
 def _text(v: Any) -> str | None:
     return v if isinstance(v, str) and v and v != "None" else None
-
-
-def _object(v: Any) -> Mapping | None:
-    if isinstance(v, dict):
-        return v
-    if not isinstance(v, str) or not v:
-        return None
-    obj = parse_pyrepr(v)
-    if obj is None and v[0] == "{":
-        try:
-            obj = json.loads(v)
-        except (ValueError, RecursionError):
-            return None
-    return obj if isinstance(obj, dict) else None
 
 
 def _num(obj: Mapping, *path: str) -> int | None:

@@ -96,7 +96,10 @@ def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], d
         reported = best.reported_cost_usd
         if reported is None:
             reported = next((r.reported_cost_usd for r in cluster if r.reported_cost_usd is not None), None)
-        kept = merged[best.ref] = replace(best, values=values, reported_cost_usd=reported)
+        tools = best.server_tools
+        if tools is None:  # e.g. the raw payload states the searches its parent's record does not
+            tools = next((r.server_tools for r in cluster if r.server_tools is not None), None)
+        kept = merged[best.ref] = replace(best, values=values, reported_cost_usd=reported, server_tools=tools)
         others = tuple(rec for rec in cluster if rec.ref != best.ref)
         for rec in others:
             dup_of[rec.ref] = best.ref

@@ -197,8 +197,8 @@ def implausible(raw: "Raw") -> str:
     return ""
 
 
-def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[str, int] | None:
-    raw = attrs.get(name)
+def usage_object(raw: Any) -> dict | None:
+    """A usage object written as a dict, Python-repr text (LiteLLM) or JSON text; never eval."""
     if raw is None:
         return None
     obj: Any = raw
@@ -211,7 +211,27 @@ def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[
                 obj = json.loads(raw)
             except (ValueError, RecursionError):
                 return None
-    if not isinstance(obj, dict):
+    return obj if isinstance(obj, dict) else None
+
+
+def server_tools(obj: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """Server-side tool requests in a usage object (``server_tool_use.web_search_requests``, as
+    Anthropic and LiteLLM write it); an object without them ran none."""
+    stu = obj.get("server_tool_use")
+    n = as_int(stu.get("web_search_requests")) if isinstance(stu, Mapping) else None
+    return (("web_search", n if n is not None and 0 <= n <= MAX_TOKENS else 0),)
+
+
+def server_tools_of(attrs: Mapping[str, Any]) -> tuple[tuple[str, int], ...] | None:
+    """From LiteLLM's usage object, which copies the provider's ``server_tool_use`` whenever
+    there is one; other usage objects (Langfuse's usage_details) do not say, so: None."""
+    obj = usage_object(attrs.get(LITELLM_USAGE))
+    return None if obj is None else server_tools(obj)
+
+
+def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[str, int] | None:
+    obj = usage_object(attrs.get(name))
+    if obj is None:
         return None
 
     def num(*path: str) -> int | None:
