@@ -3,7 +3,7 @@
     python -m venv /work/venv-litellm
     /work/venv-litellm/bin/pip install litellm==1.110.2 opentelemetry-sdk==1.45.2 \
         opentelemetry-exporter-otlp-proto-http==1.45.2 opentelemetry-proto==1.45.2
-    PYTHONPATH=. /work/venv-litellm/bin/python sample_traces/generate_litellm.py
+    LITELLM_LOCAL_MODEL_COST_MAP=True PYTHONPATH=. /work/venv-litellm/bin/python sample_traces/generate_litellm.py
 
 Writes sample_traces/litellm/raw-request.otlp.json: service ``invoice-app``, one trace per
 ``litellm.completion()`` against the kit's FakeProvider on 127.0.0.1. The app's request span
@@ -29,7 +29,10 @@ its logging thread pool (``executor.submit(ctx.run, success_handler, ...)``), af
 
 Timestamps: the kit's fake clock drives the SDK, and a subclass of LiteLLM's ``OpenTelemetry``
 maps the call's own start/end datetimes (``_to_ns``) to the fake-clock readings taken around
-``completion()``, so the file is reproducible; it overrides nothing else.
+``completion()``, so the file is reproducible; it overrides nothing else. (LiteLLM's
+``hidden_params`` (the fake provider's port, the HTTP date) and ``litellm.call_id`` (a uuid)
+so those bytes differ between runs; nothing the audit reads does.) Set
+LITELLM_LOCAL_MODEL_COST_MAP=True so LiteLLM does not try to fetch its price map.
 """
 
 from __future__ import annotations
