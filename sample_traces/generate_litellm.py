@@ -29,9 +29,9 @@ its logging thread pool (``executor.submit(ctx.run, success_handler, ...)``), af
 
 Timestamps: the kit's fake clock drives the SDK, and a subclass of LiteLLM's ``OpenTelemetry``
 maps the call's own start/end datetimes (``_to_ns``) to the fake-clock readings taken around
-``completion()``, so the file is reproducible; it overrides nothing else. (LiteLLM's
+``completion()``, so the file is reproducible; it overrides nothing else. Only LiteLLM's
 ``hidden_params`` (the fake provider's port, the HTTP date) and ``litellm.call_id`` (a uuid)
-so those bytes differ between runs; nothing the audit reads does.) Set
+differ between runs; nothing the audit reads does. Set
 LITELLM_LOCAL_MODEL_COST_MAP=True so LiteLLM does not try to fetch its price map.
 """
 
