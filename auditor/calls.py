@@ -26,7 +26,11 @@ TIER = (
 # Cost the source itself computed (LiteLLM, OpenInference, traceAI): kept beside our price.
 REPORTED_COST = ("gen_ai.cost.total_cost", "llm.cost.total", "gen_ai.cost.total", "gen_ai.usage.cost")
 
-ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_COST + usage_mod.ATTRIBUTES
+# The part of LiteLLM's reported cost that is server-side tool charges (web searches): AGENT003
+# compares the rest with our token price.
+TOOL_COST = "gen_ai.cost.tool_usage_cost"
+
+ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_COST + (TOOL_COST,) + usage_mod.ATTRIBUTES
 
 # What makes a span look like an LLM call whichever schema reads it: token counts, or an LLM
 # span kind of the SDKs that mark one (read for GENAI005: LLM-like spans no selector picks).

@@ -26,6 +26,10 @@ its logging thread pool (``executor.submit(ctx.run, success_handler, ...)``), af
 3. ``classify`` (b): as 2 with Anthropic claude-sonnet-4-5 (``llm.anthropic.usage``: input
    EXCLUDES cache tokens), 300 input, 2000 cache read, 500 cache write, 90 output. The handler's
    span carries tenant globex / workflow triage (attributed).
+4. ``research`` (a) with Anthropic web search: the answer's usage says
+   ``server_tool_use.web_search_requests`` = 2, which LiteLLM copies into the span's
+   ``metadata.usage_object`` and the raw child's ``llm.anthropic.usage``; 100 input, 50 output.
+   LiteLLM's ``gen_ai.cost.total_cost`` includes the searches (``gen_ai.cost.tool_usage_cost``).
 
 Timestamps: the kit's fake clock drives the SDK, and a subclass of LiteLLM's ``OpenTelemetry``
 maps the call's own start/end datetimes (``_to_ns``) to the fake-clock readings taken around
@@ -78,7 +82,7 @@ def main() -> None:
 
         def log_success_event(self, kwargs, response_obj, start_time, end_time):
             if self.hold is not None:
-                self.hold.wait(10)
+                self.hold.wait(120)
             Timed.pair = {start_time: Timed.times["start"], end_time: Timed.times["end"]}
             try:
                 super().log_success_event(kwargs, response_obj, start_time, end_time)
@@ -105,10 +109,10 @@ def main() -> None:
             with tracer.start_as_current_span(handler, attributes=keys if copy_keys else {}):
                 call(model, text, base)
                 if wait_inside:
-                    Timed.done.wait(10)
+                    Timed.done.wait(120)
             if hold is not None:
                 hold.set()  # the handler's span has ended: now let the callback run
-                Timed.done.wait(10)
+                Timed.done.wait(120)
         time.sleep(0.05)
 
     openai_base = fake.url + "/v1"
@@ -118,6 +122,8 @@ def main() -> None:
             "openai/gpt-4o-mini", "Draft a reply to ticket 12. [[usage:800:0:60]]", openai_base, False)
     request("/tickets/{id}/classify", "classify", {"tenant_id": "globex", "workflow_id": "triage"}, True,
             "anthropic/claude-sonnet-4-5", "Classify ticket 9. [[usage:300:2000:500:90]]", fake.url, False)
+    request("/vendors/{id}/research", "research", {"tenant_id": "acme", "workflow_id": "vendor_research"}, True,
+            "anthropic/claude-sonnet-4-5", "Research vendor 5 on the web. [[usage:100:0:0:50]] [[search:2]]", fake.url, True)
     fake.close()
     print(kit.write_spans("raw-request", exp.get_finished_spans()))
 

@@ -152,3 +152,24 @@ def test_bad_tool_count_is_a_one_line_error(tmp_path):
     res = CliRunner().invoke(cli, ["reconcile", str(TRACES), "-u", str(f)])
     assert res.exit_code == 2
     assert res.output.count("\n") <= 1 and "server_tool_use.web_search_requests" in res.output
+
+
+def test_real_litellm_traces_web_searches_against_a_usage_report(tmp_path):
+    """The traced side as LiteLLM 1.110.2 writes it (sample_traces/litellm: the research call ran
+    2 searches, classify none) against one Anthropic usage-report bucket (the API's format) that
+    counts 3: 1 untraced. The tokens match exactly, so the dollar gap is 0."""
+    page = {"data": [{"starting_at": "2026-01-01T00:00:00Z", "ending_at": "2026-01-02T00:00:00Z", "results": [{
+        "uncached_input_tokens": 400, "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 500},
+        "cache_read_input_tokens": 2000, "output_tokens": 140, "server_tool_use": {"web_search_requests": 3},
+        "api_key_id": None, "workspace_id": None, "model": "claude-sonnet-4-5-20250929", "service_tier": None,
+        "context_window": None}]}], "has_more": False, "next_page": None}
+    f = tmp_path / "usage.json"
+    f.write_text(json.dumps(page))
+    res = CliRunner().invoke(cli, ["reconcile", str(ROOT / "sample_traces" / "litellm" / "raw-request.otlp.json"), "-u", str(f), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert [(t["provider"], t["tool"], t["provider_requests"], t["traced_requests"], t["gap"]) for t in doc["tools"]] == [
+        ("anthropic", "web_search", 3, 2, 1)]
+    (g,) = doc["groups"]
+    assert (g["ungated_usd"], g["traced_calls"], g["tools"]) == ("0.000000", 2, {"provider": {"web_search": 3}, "traced": {"web_search": 2}})
