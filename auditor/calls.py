@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from auditor import rawpayload
 from auditor import usage as usage_mod
 from auditor.model import LlmCall, Span
 from auditor.usage import NO_DIALECT, Dialect
@@ -25,7 +26,11 @@ TIER = (
 # Cost the source itself computed (LiteLLM, OpenInference, traceAI): kept beside our price.
 REPORTED_COST = ("gen_ai.cost.total_cost", "llm.cost.total", "gen_ai.cost.total", "gen_ai.usage.cost")
 
-ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_COST + usage_mod.ATTRIBUTES
+# The part of LiteLLM's reported cost that is server-side tool charges (web searches): AGENT003
+# compares the rest with our token price.
+TOOL_COST = "gen_ai.cost.tool_usage_cost"
+
+ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_COST + (TOOL_COST,) + usage_mod.ATTRIBUTES
 
 # What makes a span look like an LLM call whichever schema reads it: token counts, or an LLM
 # span kind of the SDKs that mark one (read for GENAI005: LLM-like spans no selector picks).
@@ -43,7 +48,7 @@ def looks_like_llm(attrs: Mapping[str, Any]) -> bool:
 def attributes(dialect: Dialect = NO_DIALECT) -> tuple[str, ...]:
     """Every attribute a call record reads, the dialect's extra names included (projection)."""
     return (ATTRIBUTES + tuple(k for k, _ in LLM_KINDS) + dialect.token_attributes() + dialect.model
-            + dialect.provider + dialect.reported_cost)
+            + dialect.provider + dialect.reported_cost + rawpayload.attribute_names(dialect))
 
 
 def _str(attrs: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
@@ -67,6 +72,13 @@ def _money(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Decimal | None:
 
 
 def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> LlmCall:
+    raw = rawpayload.read(span, dialect)
+    if raw is not None:  # the provider's raw payload (LiteLLM's raw_gen_ai_request)
+        return LlmCall(
+            trace_id=span.trace_id, span_id=span.span_id, service=span.service, scope=span.scope, name=span.name,
+            start_ns=span.start_ns, end_ns=span.end_ns, provider=raw.provider, model=raw.model,
+            response_id=raw.response_id, usage=raw.usage, values=values, tier=raw.tier, server_tools=raw.server_tools,
+        )
     a = span.attributes
     provider = _str(a, PROVIDER + dialect.provider)
     model = _str(a, MODEL + dialect.model)
@@ -85,4 +97,5 @@ def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALE
         values=values,
         tier=_str(a, TIER),
         reported_cost_usd=_money(a, REPORTED_COST + dialect.reported_cost),
+        server_tools=usage_mod.server_tools_of(a),
     )

@@ -12,6 +12,7 @@ import jsonschema
 
 from auditor import calls as calls_mod
 from auditor import jsonschema_local
+from auditor import rawpayload
 from auditor.pricing import Pricer
 from auditor.mechanism import ATTRIBUTES as EVIDENCE_ATTRIBUTES
 from auditor.projection import Projection
@@ -30,10 +31,10 @@ class Compiled:
         self.required_names = tuple(k.name for k in schema.keys if k.required)
         self.resolvers = tuple(make_resolver(k) for k in schema.keys)
         self.values_of = make_values(schema.keys)
-        self.is_llm = make_selector(schema.llm_calls)
         self.reported_cost_tolerance = agents.tolerance_pct(schema.dialects)
         self.pricer = pricer if pricer is not None else Pricer(schema)
         self.dialect = Dialect.from_mapping(schema.dialects)
+        self.is_llm = _with_raw_payloads(make_selector(schema.llm_calls), self.dialect)
         self._validators = {k.name: _value_checker(k.value_schema) for k in schema.keys}
         self.genai = _genai_rules(schema)
 
@@ -46,6 +47,13 @@ class Compiled:
 
     def validator(self, key: str) -> Callable[[Any], str | None]:
         return self._validators[key]
+
+
+def _with_raw_payloads(selected: Callable[[Any], bool], dialect: Dialect) -> Callable[[Any], bool]:
+    """The selector, plus spans that record a call only as a raw payload with a usage object."""
+    if not dialect.raw_spans:
+        return selected
+    return lambda span: selected(span) or rawpayload.read(span, dialect) is not None
 
 
 def _value_checker(value_schema) -> Callable[[Any], str | None]:

@@ -2,10 +2,12 @@
 
 Two records are one call when they carry the same ``gen_ai.response.id``; otherwise when they
 have compatible models, identical (total input, output) token counts, overlapping time and
-*different* instrumentation scopes (two identical parallel calls from one instrumentation are
-two calls, not one), within one service or within one trace (an app's LLM span and its
+*different* recorders (instrumentation scopes; a raw-payload record is a recorder of its own
+even in its parent's scope: ``recorder``; two identical parallel calls from one instrumentation
+are two calls, not one), within one service or within one trace (an app's LLM span and its
 gateway's span for the same call). Two records that both carry a response id are decided by
-the id alone. Clusters are the transitive closure of those pairs.
+the id alone, except a raw payload's (its id is the provider's, and its parent's record may carry
+the gateway's own: LiteLLM answers an Anthropic ``msg_`` with ``chatcmpl-<uuid>``). Clusters are the transitive closure of those pairs.
 
 "Overlapping" is the sweep's rule: with the records of one token shape sorted by
 (start_ns, ref), an earlier record ``a`` and a later ``c`` overlap when ``a.end_ns >= c.start_ns``.
@@ -39,9 +41,17 @@ from collections import defaultdict
 from typing import Iterable
 
 from auditor.model import LlmCall
+from auditor.rawpayload import SOURCE as RAW_SOURCE
 
 _NEVER = -(1 << 200)  # an end before any start: "no record of a second scope"
 _WILD = ""  # the model class of a record without a model: compatible with every model
+
+
+def recorder(c: LlmCall) -> tuple[str, bool]:
+    """Who recorded a call: its scope, and whether from the provider's raw payload. LiteLLM's
+    ``raw_gen_ai_request`` shares the scope of its ``litellm_request`` parent, yet it is a
+    second record of the parent's call, not a second identical call."""
+    return (c.scope, c.usage.source == RAW_SOURCE)
 
 
 def models_compatible(a: str | None, b: str | None) -> bool:
@@ -200,7 +210,10 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
         u = c.usage
         tin, out = u.token_tuple()
         if tin or out:
-            row = (c.start_ns, ref, c.end_ns, c.scope, (c.model or _WILD).lower(), bool(rid))
+            # A raw payload's id is the provider's; its parent's record may carry the gateway's own
+            # (LiteLLM writes chatcmpl-<uuid> for an Anthropic msg_ id), so the shape decides.
+            rec = recorder(c)
+            row = (c.start_ns, ref, c.end_ns, rec, (c.model or _WILD).lower(), bool(rid) and not rec[1])
             by_shape[("service", c.service, tin, out)].append(row)
             by_shape[("trace", c.trace_id, tin, out)].append(row)
     for group in by_rid.values():

@@ -18,6 +18,7 @@ from typing import Iterable
 from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
 from auditor import examples as examples_mod
+from auditor import rawpayload
 from auditor.compiled import Compiled
 from auditor.mechanism import code_location
 from auditor.model import AuditResult, Counts, Finding, Headless, LlmCall, Parts, Rejected, RunInfo, Span
@@ -42,6 +43,10 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
     is_llm = {sid: is_llm_fn(spans[sid]) for sid in order}
     values_of = c.values_of
     values = {sid: values_of(s.attributes, s.resource) for sid, s in spans.items()}
+    parent = trace.parent
+    for sid in order:  # parents first: a raw-payload span takes its parent's key values
+        if sid in parent and rawpayload.is_raw_span(spans[sid], c.dialect):
+            values[sid] = rawpayload.inherit(values[sid], values[parent[sid]])
     below: dict[str, bool] = {}
     children = trace.children
     for sid in reversed(order):

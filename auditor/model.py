@@ -217,6 +217,9 @@ class LlmCall:
     price_note: str = ""  # how the price was found (or why not)
     tier: str | None = None
     reported_cost_usd: Any = None  # Decimal the source itself reported, kept beside our price
+    # Server-side tool requests the record states, e.g. (("web_search", 2),); None: not stated
+    # (only a usage object, LiteLLM's or a raw payload's, says how many searches a call ran).
+    server_tools: tuple[tuple[str, int], ...] | None = None
 
     @property
     def ref(self) -> tuple[str, str]:

@@ -267,6 +267,8 @@ def call_json(c: LlmCall, result: AuditResult | None = None) -> dict:
         "price_note": c.price_note,
         "reported_cost_usd": None if c.reported_cost_usd is None else str(c.reported_cost_usd),
     }
+    if c.server_tools is not None:
+        out["server_tools"] = dict(c.server_tools)
     if result is not None:
         canon = result.duplicates.get(c.ref)
         out["duplicate_of"] = None if canon is None else {"trace_id": canon[0], "span_id": canon[1]}
@@ -370,6 +372,14 @@ def _example(d: dict) -> ExampleTrace:
     )
 
 
+def _tools(v: Any) -> tuple[tuple[str, int], ...] | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict) or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in v.values()):
+        raise TypeError("server_tools: expected an object of request counts")
+    return tuple(sorted((str(k), n) for k, n in v.items()))
+
+
 def _call(d: dict, where: str) -> LlmCall:
     u = d["usage"]
     return LlmCall(
@@ -403,4 +413,5 @@ def _call(d: dict, where: str) -> LlmCall:
         price_note=d.get("price_note", ""),
         tier=d.get("tier"),
         reported_cost_usd=None if d.get("reported_cost_usd") is None else Decimal(d["reported_cost_usd"]),
+        server_tools=_tools(d.get("server_tools")),
     )

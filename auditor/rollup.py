@@ -17,6 +17,7 @@ from auditor.boundary import fix_hint
 from auditor.duplicates import duplicate_clusters
 from auditor.examples import pick as pick_examples
 from auditor.groups import group as group_findings
+from auditor.rawpayload import SOURCE as RAW_SOURCE
 from auditor.model import (
     SHARE_CALLS,
     SHARE_SPEND,
@@ -73,8 +74,9 @@ def merge_all(parts: list[Parts]) -> Parts:
 
 
 def _best_record(records: list[LlmCall]) -> LlmCall:
-    """The record to count and price: most detailed usage, then unambiguous, then priced."""
-    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.ref))
+    """The record to count and price: most detailed usage, then unambiguous, then priced, then
+    an instrumentation's record over a raw payload's (it carries the metadata and reported cost)."""
+    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.usage.source == RAW_SOURCE, c.ref))
 
 
 def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], dict, tuple[Folded, ...]]:
@@ -95,7 +97,10 @@ def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], d
         reported = best.reported_cost_usd
         if reported is None:
             reported = next((r.reported_cost_usd for r in cluster if r.reported_cost_usd is not None), None)
-        kept = merged[best.ref] = replace(best, values=values, reported_cost_usd=reported)
+        tools = best.server_tools
+        if tools is None:  # e.g. the raw payload states the searches its parent's record does not
+            tools = next((r.server_tools for r in cluster if r.server_tools is not None), None)
+        kept = merged[best.ref] = replace(best, values=values, reported_cost_usd=reported, server_tools=tools)
         others = tuple(rec for rec in cluster if rec.ref != best.ref)
         for rec in others:
             dup_of[rec.ref] = best.ref

@@ -92,6 +92,11 @@ class Dialect:
     # Attributes holding a whole OpenAI-shaped usage object as JSON or Python-repr text, read
     # like LiteLLM's metadata.usage_object (e.g. langfuse.observation.usage_details).
     usage_object: tuple[str, ...] = ()
+    # Spans that record a call only as the provider's raw payload, ``PREFIX<provider>.<field>``
+    # (LiteLLM's raw_gen_ai_request): read by ``auditor.rawpayload``.
+    raw_spans: tuple[str, ...] = ()
+    raw_prefix: str = ""
+    raw_providers: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any] | None) -> "Dialect":
@@ -104,6 +109,7 @@ class Dialect:
             return tuple(x for x in (v or ()) if isinstance(x, str) and x)
 
         conv = d.get("convention") or {}
+        raw = d.get("raw_payload") or {}
         conventions = tuple(
             sorted(
                 ((str(p), str(c)) for p, c in conv.items() if c in (INCLUDING, EXCLUDING)),
@@ -124,6 +130,9 @@ class Dialect:
             provider=names(d.get("provider")),
             reported_cost=names(d.get("reported_cost")),
             usage_object=names(d.get("usage_object")),
+            raw_spans=names(raw.get("spans")),
+            raw_prefix=str(raw.get("prefix") or ""),
+            raw_providers=names(raw.get("providers")),
         )
 
     def token_attributes(self) -> tuple[str, ...]:
@@ -188,8 +197,8 @@ def implausible(raw: "Raw") -> str:
     return ""
 
 
-def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[str, int] | None:
-    raw = attrs.get(name)
+def usage_object(raw: Any) -> dict | None:
+    """A usage object written as a dict, Python-repr text (LiteLLM) or JSON text; never eval."""
     if raw is None:
         return None
     obj: Any = raw
@@ -202,7 +211,27 @@ def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[
                 obj = json.loads(raw)
             except (ValueError, RecursionError):
                 return None
-    if not isinstance(obj, dict):
+    return obj if isinstance(obj, dict) else None
+
+
+def server_tools(obj: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """Server-side tool requests in a usage object (``server_tool_use.web_search_requests``, as
+    Anthropic and LiteLLM write it); an object without them ran none."""
+    stu = obj.get("server_tool_use")
+    n = as_int(stu.get("web_search_requests")) if isinstance(stu, Mapping) else None
+    return (("web_search", n if n is not None and 0 <= n <= MAX_TOKENS else 0),)
+
+
+def server_tools_of(attrs: Mapping[str, Any]) -> tuple[tuple[str, int], ...] | None:
+    """From LiteLLM's usage object, which copies the provider's ``server_tool_use`` whenever
+    there is one; other usage objects (Langfuse's usage_details) do not say, so: None."""
+    obj = usage_object(attrs.get(LITELLM_USAGE))
+    return None if obj is None else server_tools(obj)
+
+
+def _litellm_usage(attrs: Mapping[str, Any], name: str = LITELLM_USAGE) -> dict[str, int] | None:
+    obj = usage_object(attrs.get(name))
+    if obj is None:
         return None
 
     def num(*path: str) -> int | None:
@@ -299,7 +328,10 @@ def normalize(
     return from_raw(read_raw(attrs, dialect), scope, dialect, provider, model)
 
 
-def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider: str | None = None, model: str | None = None) -> Usage:
+def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider: str | None = None, model: str | None = None,
+             known: tuple[str, str] | None = None) -> Usage:
+    """Canonical counts. ``known`` is (basis, convention) when the source's own shape says how
+    it counts input (a provider's raw usage object), in place of the dialect and the evidence."""
     problem = implausible(raw)
     if problem:
         return Usage(source=raw.family, basis=f"impossible token counts: {problem}", problem=problem)
@@ -323,7 +355,11 @@ def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider:
     inp = max(raw.input, 0)
     declared = dialect.convention_for(scope)
     ambiguous = False
-    if declared is not None:
+    if known is not None:
+        basis, conv = known
+        if conv == INCLUDING and cache > inp:
+            conv, basis = EXCLUDING, f"{basis}, but cache tokens exceed input: read as excluding"
+    elif declared is not None:
         prefix, conv = declared
         if conv == INCLUDING and cache > inp:
             conv, basis = EXCLUDING, f"dialect says including for scope {prefix!r}, but cache tokens exceed input: read as excluding"

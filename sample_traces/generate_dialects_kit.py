@@ -6,7 +6,8 @@
   captured. Token counts come from a ``[[usage:...]]`` marker in the last user message, so the
   committed samples carry known counts:
   OpenAI ``[[usage:PROMPT:CACHED:COMPLETION]]`` (prompt includes cached, as OpenAI reports),
-  Anthropic ``[[usage:INPUT:CACHE_READ:CACHE_WRITE:OUTPUT]]`` (input excludes cache, as Anthropic).
+  Anthropic ``[[usage:INPUT:CACHE_READ:CACHE_WRITE:OUTPUT]]`` (input excludes cache, as Anthropic),
+  plus ``[[search:N]]`` for N server-side web searches (``usage.server_tool_use``).
 * ``install_clock``: a fake clock (1 ms per reading) so timestamps nest and never tie.
 * ``SeededIds``: reproducible trace and span ids.
 * ``write``: spans (or OTLP protobuf requests) to ``sample_traces/dialects/NAME.otlp.json``.
@@ -36,6 +37,7 @@ T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 CREATED = 1_767_225_600
 
 _USAGE = re.compile(r"\[\[usage:([0-9:]+)\]\]")
+_SEARCH = re.compile(r"\[\[search:([0-9]+)\]\]")
 
 
 class SeededIds(IdGenerator):
@@ -179,7 +181,10 @@ def openai_answer(req: dict) -> dict:
 
 
 def anthropic_answer(req: dict) -> dict:
-    inp, cread, cwrite, out = _usage_marker(_last_user_text(req.get("messages")), 4, [1000, 0, 0, 100])
+    text = _last_user_text(req.get("messages"))
+    inp, cread, cwrite, out = _usage_marker(text, 4, [1000, 0, 0, 100])
+    searches = _SEARCH.search(text)
+    extra = {"server_tool_use": {"web_search_requests": int(searches.group(1))}} if searches else {}
     return {
         "id": _rid("msg_", req),
         "type": "message",
@@ -193,6 +198,7 @@ def anthropic_answer(req: dict) -> dict:
             "cache_read_input_tokens": cread,
             "cache_creation_input_tokens": cwrite,
             "output_tokens": out,
+            **extra,
         },
     }
 

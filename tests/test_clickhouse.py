@@ -28,6 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent / "sample_traces"
 SAMPLES = sorted(p for p in ROOT.glob("*/*.otlp.json") if "logs" not in p.name and p.name != "gateway_allow_list.otlp.json")
 
 
+# The exporter stores every attribute as a string, arrays as JSON text: a string that spells a
+# JSON array (LiteLLM writes gen_ai.response.finish_reasons as '["stop"]') and a string[] become
+# one value, so the GENAI003 on it cannot survive the round trip. Such samples are compared with
+# that code off (sample -> (its dialect's preset, code)).
+LOSSY = {"litellm/raw-request.otlp.json": ("litellm", "GENAI003")}
+
+
 @pytest.fixture(scope="module")
 def clickhouse():
     return shared()
@@ -52,10 +59,17 @@ def test_parquet_and_jsoneachrow_exports_audit_like_the_otlp_original(sample, cl
     assert parquet.read_bytes()[:4] == b"PAR1"
     rows = tmp_path / "export.txt"
     rows.write_bytes(clickhouse.export("JSONEachRow"))
-    want = check_json(sample)
+    extra: tuple[str, ...] = ()
+    lossy = LOSSY.get(f"{sample.parent.name}/{sample.name}")
+    if lossy:
+        preset, code = lossy
+        schema = tmp_path / "schema.yaml"
+        schema.write_text(f"version: 1\nname: lossy\nextends: [preset:{preset}]\nseverity:\n  {code}: 'off'\n")
+        extra = ("--schema", str(schema))
+    want = check_json(sample, *extra)
     assert want["summary"]["spans"] == len(spans)
-    assert check_json(parquet) == want
-    assert check_json(rows) == want
+    assert check_json(parquet, *extra) == want
+    assert check_json(rows, *extra) == want
 
 
 def test_numbers_stringified_by_the_exporter_are_typed_again_and_wrong_ones_stay_wrong():

@@ -220,3 +220,60 @@ def test_identified_records_joined_by_an_unidentified_one_keep_both_scopes_activ
     want = _ids(reference_clusters([a, b, c, d]))
     assert want == [[(a.ref, "openai", 0), (b.ref, "litellm", 0), (c.ref, "gateway", 1), (d.ref, "openai", 50)]]
     assert _ids(duplicate_clusters([a, b, c, d])) == want
+
+
+# ---------------------------------------------------------------- raw payload records (issue 17)
+
+
+def reference_clusters_with_raw(calls) -> list[list[LlmCall]]:
+    """The quadratic oracle with the raw-payload rules: a raw record (LiteLLM's
+    raw_gen_ai_request) is a recorder of its own even in its parent's scope, and its response id
+    (the provider's) joins by id but never keeps the shape from deciding."""
+    from auditor.rawpayload import SOURCE
+
+    def raw(c):
+        return c.usage.source == SOURCE
+
+    calls = list(calls)
+    uf = _UnionFind()
+    by_rid: dict[str, list[LlmCall]] = defaultdict(list)
+    by_shape: dict[tuple, list[LlmCall]] = defaultdict(list)
+    for c in calls:
+        if c.response_id:
+            by_rid[c.response_id].append(c)
+        tin, out = c.usage.token_tuple()
+        if tin or out:
+            by_shape[("service", c.service, tin, out)].append(c)
+            by_shape[("trace", c.trace_id, tin, out)].append(c)
+    for group in by_rid.values():
+        for c in group[1:]:
+            uf.union(group[0].ref, c.ref)
+    for group in by_shape.values():
+        group.sort(key=lambda c: (c.start_ns, c.ref))
+        active: list[LlmCall] = []
+        for c in group:
+            active = [a for a in active if a.end_ns >= c.start_ns]
+            for a in active:
+                if (a.scope, raw(a)) == (c.scope, raw(c)):
+                    continue
+                if a.response_id and not raw(a) and c.response_id and not raw(c):
+                    continue
+                if not _models_compatible(a.model, c.model):
+                    continue
+                uf.union(a.ref, c.ref)
+            active.append(c)
+    clusters: dict = defaultdict(list)
+    for c in calls:
+        clusters[uf.find(c.ref)].append(c)
+    return [sorted(v, key=lambda c: c.ref) for v in clusters.values() if len(v) > 1]
+
+
+@given(call_lists(), st.randoms(use_true_random=False))
+@SETTINGS
+def test_raw_payload_records_cluster_like_the_quadratic_rule(calls, rnd):
+    from dataclasses import replace
+
+    from auditor.rawpayload import SOURCE
+
+    calls = [replace(c, usage=replace(c.usage, source=SOURCE)) if rnd.random() < 0.4 else c for c in calls]
+    assert _ids(duplicate_clusters(calls)) == _ids(reference_clusters_with_raw(calls))

@@ -18,9 +18,9 @@ from auditor.model import LlmCall
 from auditor.pricing import Pricer
 from auditor.rules.reconcile import OVERTRACED, UNGATED
 from auditor.reconcile import drift
-from auditor.reconcile.model import DEFAULT, Tokens, UsageExport
+from auditor.reconcile.model import DEFAULT, CostRow, Tokens, UsageExport
 from auditor.reconcile.provider_side import RateBook, build, in_window, merged_intervals
-from auditor.reconcile.result import Group, Reconciliation, ReconFinding, Source, Summary, finding
+from auditor.reconcile.result import Group, Reconciliation, ReconFinding, Source, Summary, ToolGap, finding
 from auditor.reconcile.traced import KeyMap, TracedCall, traced_calls
 
 DIMS = ("model", "api_key_id", "workspace_id", "tier")
@@ -38,6 +38,7 @@ class _Side:
     requests: int | None = None
     bases: set = field(default_factory=set)
     unpriced_tokens: Tokens | None = None
+    tools: dict | None = None
 
 
 def reconcile(
@@ -109,6 +110,8 @@ def reconcile(
             dims.append(d)
         used[p] = tuple(dims)
 
+    compared_tools = _tools_compared(groups_full, inside, providers, notes)
+
     # Collapse both sides to the compared dimensions.
     prov: dict[tuple, _Side] = defaultdict(_Side)
     for k, g in groups_full.items():
@@ -123,6 +126,7 @@ def reconcile(
         else:
             s.usd = (s.usd or ZERO) + g.usd
         s.bases.add(g.basis)
+        _add_tools(s, g.tools, compared_tools[k[1]])
     trac: dict[tuple, _Side] = defaultdict(_Side)
     for c in inside:
         key, ws = resolved[c.ref]
@@ -135,6 +139,7 @@ def reconcile(
             s.unpriced_tokens = c.tokens if s.unpriced_tokens is None else s.unpriced_tokens + c.tokens
         else:
             s.usd = (s.usd or ZERO) + c.cost_usd
+        _add_tools(s, dict(c.tools or ()), compared_tools[c.provider])
 
     groups = []
     for k in sorted(set(prov) | set(trac), key=_sort_key):
@@ -150,6 +155,7 @@ def reconcile(
                 provider_cost_basis="+".join(sorted(ps.bases)) if ps.bases else "none",
                 provider_unpriced=ps.unpriced, traced_unpriced_calls=ts.unpriced,
                 traced_unpriced_tokens=ts.unpriced_tokens, unpriced_could_explain_usd=explains,
+                provider_tools=_counts(ps, compared_tools[k[1]]), traced_tools=_counts(ts, compared_tools[k[1]]),
             )
         )
 
@@ -164,9 +170,11 @@ def reconcile(
         if g.provider_unpriced:
             notes.append(f"{g.label()}: the provider's tokens could not be priced (no price for the model); counted as $0")
     findings.extend(drift.check(groups))
-    if other_costs:
-        total = sum((c.usd for c in other_costs), ZERO)
-        kinds = sorted({c.cost_type for c in other_costs})
+    tools = _tool_gaps(groups, compared_tools, other_costs)
+    not_compared = [c for c in other_costs if c.cost_type not in compared_tools.get(c.dims.provider, ())]
+    if not_compared:
+        total = sum((c.usd for c in not_compared), ZERO)
+        kinds = sorted({c.cost_type for c in not_compared})
         notes.append(f"${_m(total)} of non-token costs ({', '.join(kinds)}) are on the invoice and not compared")
 
     unpriced = sum(1 for c in inside if c.cost_usd is None)
@@ -193,7 +201,74 @@ def reconcile(
         notes=tuple(notes),
         traced_calls_outside=outside,
         traced_calls_other=len(others) + sum(no_export.values()),
+        tools=tools,
     )
+
+
+def _tools_compared(groups_full: dict, inside: list[TracedCall], providers: list[str], notes: list[str]) -> dict[str, tuple[str, ...]]:
+    """Per provider, the server-side tools compared: those the exports count, when every traced
+    call of that provider in the window states its tool use (a usage object does; semconv
+    attributes do not). Otherwise a note says why, when the invoice shows any such request."""
+    out: dict[str, tuple[str, ...]] = {}
+    for p in providers:
+        counted: dict[str, int] = {}
+        for k, g in groups_full.items():
+            if k[1] == p and g.tools is not None:
+                for t, n in g.tools.items():
+                    counted[t] = counted.get(t, 0) + n
+        pcalls = [c for c in inside if c.provider == p]
+        silent = sum(1 for c in pcalls if c.tools is None)
+        if silent and counted:
+            out[p] = ()
+            for t, n in sorted(counted.items()):
+                if n:
+                    notes.append(
+                        f"{p}: {t} requests not compared: the invoice counts {n}, but {silent} of {len(pcalls)} traced "
+                        "call(s) do not state their server tool use (only a usage object does: LiteLLM's "
+                        "metadata.usage_object or a raw_gen_ai_request payload)"
+                    )
+            continue
+        out[p] = tuple(sorted(counted))
+    return out
+
+
+def _add_tools(side: _Side, tools: dict | None, compared: tuple[str, ...]) -> None:
+    if not compared:
+        return
+    if side.tools is None:
+        side.tools = dict.fromkeys(compared, 0)
+    for t in compared:
+        side.tools[t] += (tools or {}).get(t, 0)
+
+
+def _counts(side: _Side, compared: tuple[str, ...]) -> dict[str, int] | None:
+    if not compared:
+        return None
+    return dict(side.tools) if side.tools is not None else dict.fromkeys(compared, 0)
+
+
+def _tool_gaps(groups: list[Group], compared: dict[str, tuple[str, ...]], other_costs: list[CostRow]) -> tuple[ToolGap, ...]:
+    """Each compared (provider, tool) over the window: requests on both sides, the groups that
+    differ, and the tool's charges on the cost export with the untraced requests' share."""
+    out = []
+    for p in sorted(compared):
+        for t in compared[p]:
+            prov = trac = 0
+            differ = []
+            for g in groups:
+                if g.provider != p or g.provider_tools is None:
+                    continue
+                a, b = g.provider_tools.get(t, 0), (g.traced_tools or {}).get(t, 0)
+                prov, trac = prov + a, trac + b
+                if a != b:
+                    differ.append((g.label(), a, b))
+            lines = [c.usd for c in other_costs if c.dims.provider == p and c.cost_type == t]
+            usd = sum(lines, ZERO) if lines else None
+            untraced = None
+            if usd is not None and prov:
+                untraced = usd * max(prov - trac, 0) / prov
+            out.append(ToolGap(p, t, prov, trac, tuple(differ), usd, untraced))
+    return tuple(out)
 
 
 def _unique(exports: list[UsageExport], notes: list[str]) -> list[UsageExport]:

@@ -17,6 +17,9 @@ from auditor.errors import InputError
 
 DEFAULT = "(default)"  # grouped by the dimension, but the provider left it empty
 
+# Server-side tools billed per request that both sides can count (provider field -> our name).
+WEB_SEARCH = "web_search"
+
 TOKEN_TYPES = ("uncached_input", "cache_read", "cache_write_5m", "cache_write_1h", "cache_write", "output")
 
 
@@ -88,6 +91,9 @@ class UsageRow:
     dims: Dims
     tokens: Tokens
     requests: int | None = None
+    # Server-side tool requests the provider counted (tool -> count), when the export has them
+    # (Anthropic: server_tool_use.web_search_requests, the console's web_search_count).
+    tools: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

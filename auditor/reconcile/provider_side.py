@@ -37,6 +37,7 @@ class ProviderGroup:
     priced_complete: bool = True
     allocated_usd: Decimal | None = None
     rates: dict | None = None
+    tools: dict | None = None  # server-side tool requests (tool -> count), when the export counts them
 
     @property
     def usd(self) -> Decimal | None:
@@ -115,6 +116,10 @@ def build(exports: list[UsageExport], book: RateBook) -> tuple[dict[Key, Provide
             g.tokens = row.tokens if g.tokens is None else g.tokens + row.tokens
             if row.requests is not None:
                 g.requests = (g.requests or 0) + row.requests
+            if row.tools is not None:
+                g.tools = g.tools if g.tools is not None else {}
+                for tool, n in row.tools:
+                    g.tools[tool] = g.tools.get(tool, 0) + n
     for g in groups.values():
         day, provider, mkey, _, _, tier, context = g.key
         names = sorted(g.models) + ([mkey] if mkey and mkey not in g.models else [])

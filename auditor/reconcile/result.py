@@ -34,6 +34,10 @@ class Group:
     # group's gap they could explain (their share of the invoiced tokens, at most the gap).
     traced_unpriced_tokens: Tokens | None = None
     unpriced_could_explain_usd: Decimal = Decimal(0)
+    # Server-side tool requests (tool -> count) where both sides count them (``ToolGap``); None
+    # when the tool is not compared for this provider.
+    provider_tools: Mapping[str, int] | None = None
+    traced_tools: Mapping[str, int] | None = None
 
     @property
     def unexplained_usd(self) -> Decimal:
@@ -49,6 +53,40 @@ class Group:
         if self.tier is not None:
             parts.append(self.tier)
         return " / ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolGap:
+    """One server-side tool of one provider compared over the window, like the token gaps:
+    requests the invoice counts vs requests the traced calls state, and the tool's own charges
+    on the cost export (when given) with the share of them the untraced requests make up."""
+
+    provider: str
+    tool: str
+    provider_requests: int
+    traced_requests: int
+    groups_with_gap: tuple[tuple[str, int, int], ...]  # (group label, provider, traced), gap != 0
+    provider_usd: Decimal | None = None  # the tool's cost lines on the invoice, when given
+    untraced_usd: Decimal | None = None  # provider_usd x untraced requests / provider requests
+
+    @property
+    def gap(self) -> int:
+        return self.provider_requests - self.traced_requests
+
+    def describe(self) -> str:
+        """One line every format shows: '... invoiced 12 request(s), traced 9: 3 untraced ...'."""
+        head = f"{self.provider} {self.tool}: invoiced {self.provider_requests} request(s), traced {self.traced_requests}"
+        if self.gap > 0:
+            head += f": {self.gap} untraced"
+        elif self.gap < 0:
+            head += f": {-self.gap} more traced than invoiced (calls outside these exports, or counted twice)"
+        else:
+            head += ": no gap"
+        if self.provider_usd is not None:
+            head += f"; {money(self.provider_usd)} of {self.tool} charges on the invoice"
+            if self.untraced_usd:
+                head += f", {money(self.untraced_usd)} of them for the untraced requests"
+        return head
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +146,7 @@ class Reconciliation:
     traced_calls_outside: int = 0
     traced_calls_other: int = 0
     inputs: tuple[str, ...] = ()
+    tools: tuple[ToolGap, ...] = ()
 
     def headline(self) -> str:
         s = self.summary

@@ -115,6 +115,7 @@ class TracedCall:
     cost_usd: Decimal | None
     api_key_values: tuple[str, ...]  # every gateway identity the span carries, in source order
     workspace_values: tuple[str, ...]
+    tools: tuple[tuple[str, int], ...] | None = None  # server-side tool requests; None: not stated
 
     @property
     def day(self):
@@ -168,6 +169,7 @@ def traced_calls(calls: Iterable[LlmCall]) -> tuple[list[TracedCall], list[LlmCa
                 cost_usd=c.cost_usd,
                 api_key_values=_values(c.values, _API_KEY_NAMES),
                 workspace_values=_values(c.values, _WORKSPACE_NAMES),
+                tools=c.server_tools,
             )
         )
     return mine, others

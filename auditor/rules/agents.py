@@ -20,9 +20,10 @@ the message (``llm_calls_affected`` is trace-local by contract and left empty).
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
+from auditor.calls import TOOL_COST
 from auditor.model import Finding, LlmCall, Severity
 from auditor.rules.context import ResultContext, TraceContext, lacks
 from auditor.rules.registry import Check, Rule, Visit
@@ -146,11 +147,27 @@ def tolerance_pct(dialects: Mapping[str, Any]) -> Decimal:
     return DEFAULT_TOLERANCE_PCT
 
 
+def tool_charges(attrs: Mapping[str, Any]) -> Decimal:
+    v = attrs.get(TOOL_COST)
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return Decimal(0)
+    try:
+        d = Decimal(str(v))
+    except InvalidOperation:
+        return Decimal(0)
+    return d if d.is_finite() and d > 0 else Decimal(0)
+
+
 def reported_cost(ctx: TraceContext, call: LlmCall, span) -> list[Finding]:
     """AGENT003: the source's own cost differs from our price by more than the tolerance."""
     reported, ours = call.reported_cost_usd, call.cost_usd
     if reported is None or ours is None or not ctx.enabled("AGENT003"):
         return []
+    # Our price is the tokens'; a source that says which part of its figure is server-side tool
+    # charges (LiteLLM's gen_ai.cost.tool_usage_cost: web searches) is compared without them.
+    tools = tool_charges(span.attributes)
+    if tools:
+        reported -= tools
     tolerance = ctx.compiled.reported_cost_tolerance
     diff = abs(reported - ours)
     if diff <= Q6 or diff * 100 <= tolerance * max(abs(reported), abs(ours)):
@@ -160,7 +177,9 @@ def reported_cost(ctx: TraceContext, call: LlmCall, span) -> list[Finding]:
     return [
         AGENT003.finding(
             call.trace_id, call.span_id,
-            f"call {call.name!r} ({call.model or 'no model'}) reports {_usd(reported)}, we price it at {_usd(ours)}"
+            f"call {call.name!r} ({call.model or 'no model'}) reports {_usd(reported)}"
+            + (f" for its tokens (its {_usd(tools)} of tool charges aside)" if tools else "")
+            + f", we price it at {_usd(ours)}"
             f"{rel}, beyond the {tolerance}% tolerance. The tool's figure is an estimate: check its token "
             "accounting (cache reads and writes are priced differently) and which model it was billed as.",
             parent_value=str(reported.quantize(Q6)),

@@ -27,6 +27,7 @@ from auditor.boundary import endpoint
 from auditor.errors import SchemaError
 from auditor.model import Finding, LlmCall, Severity, Span
 from auditor.projection import Projection
+from auditor.rawpayload import SOURCE as RAW_SOURCE
 from auditor.resources import schemas_dir
 from auditor.rules.context import ResultContext, TraceContext
 from auditor.rules.registry import Check, Rule, Visit
@@ -148,8 +149,8 @@ class GenAiRules:
     ) -> list[Finding]:
         a = span.attributes
         op_name = a.get(OPERATION)
-        if op_name is None and call is None:
-            return []
+        if op_name is None and (call is None or call.usage.source == RAW_SOURCE):
+            return []  # not a semconv span (a raw payload record is LiteLLM's own shape by design)
         out: list[Finding] = []
         where = endpoint(span)
 

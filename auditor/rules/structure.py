@@ -12,6 +12,7 @@ from auditor.assemble import CYCLE, DUPLICATE_ID, ORPHAN, SELF_PARENT
 from auditor import mechanism
 from auditor.boundary import endpoint
 from auditor.mechanism import code_location
+from auditor.rawpayload import SOURCE as RAW_SOURCE
 from auditor.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, Headless, LlmCall, Severity
 from auditor.rules.context import ResultContext, TraceContext
 from auditor.rules.registry import Check, Rule, Visit
@@ -121,10 +122,14 @@ def _headless(ctx: ResultContext, rule: Rule, serving: bool, text: str) -> list[
 
 
 def duplicate_records(ctx: ResultContext) -> list[Finding]:
+    """Records folded into one call. A raw payload folded into its own trace's record is the
+    library describing one call twice, not two instrumentations: folded silently."""
     out = []
     for f in ctx.folded:
         best = f.kept
         for rec in f.folded:
+            if rec.usage.source == RAW_SOURCE and rec.trace_id == best.trace_id:
+                continue  # the library's own raw copy of the call it recorded (LiteLLM's raw_gen_ai_request): no news
             out.append(TRACE005.finding(
                 rec.trace_id, rec.span_id,
                 f"LLM call {rec.name!r} ({rec.scope or '-'}) is also recorded by span {best.span_id} in trace "

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from auditor.reconcile.fields import Reader, to_ns
 from auditor.reconcile.formats.common import grouped
-from auditor.reconcile.model import DEFAULT, Dims, Tokens, UsageExport, UsageRow
+from auditor.reconcile.model import DEFAULT, WEB_SEARCH, Dims, Tokens, UsageExport, UsageRow
 from auditor.reconcile.names import long_context
 
 KIND = "anthropic-console-usage-csv"
@@ -69,8 +69,14 @@ def read(text: str, where: str) -> UsageExport:
             tier=("batch" if "batch" in usage_type else "standard") if usage_type else None,
             context=long_context(row.get("context_window")),
         )
+        tools = None
+        if "web_search_count" in header:
+            v = row.get("web_search_count") or "0"
+            if not v.isdigit():
+                raise r.fail(f"{at} web_search_count", "a request count (integer >= 0)", v)
+            tools = ((WEB_SEARCH, int(v)),)
         days.add(day)
-        rows.append(UsageRow(day, dims, Tokens(**counts)))
+        rows.append(UsageRow(day, dims, Tokens(**counts), tools=tools))
     intervals = tuple(
         (to_ns(datetime(d.year, d.month, d.day, tzinfo=timezone.utc)), to_ns(datetime(d.year, d.month, d.day, tzinfo=timezone.utc) + timedelta(days=1)))
         for d in sorted(days)

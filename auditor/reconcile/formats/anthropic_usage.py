@@ -4,7 +4,8 @@ Pages (``data`` of buckets with ``starting_at`` / ``ending_at`` and ``results``)
 given one file per page or concatenated. Token fields: ``uncached_input_tokens``,
 ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``,
 ``cache_read_input_tokens``, ``output_tokens``; grouped by ``api_key_id``,
-``workspace_id``, ``model``, ``service_tier`` (and others we sum over).
+``workspace_id``, ``model``, ``service_tier`` (and others we sum over). Server-side tool
+requests: ``server_tool_use.web_search_requests``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from auditor.reconcile.fields import Reader, day_of
 from auditor.reconcile.formats.common import _Marks, buckets, page_spans, fill_defaults, first_result, grouped
-from auditor.reconcile.model import Dims, Tokens, UsageExport, UsageRow
+from auditor.reconcile.model import WEB_SEARCH, Dims, Tokens, UsageExport, UsageRow
 from auditor.reconcile.names import long_context, tier_name
 
 KIND = "anthropic-usage-report"
@@ -26,6 +27,17 @@ def detect(docs: list[Any]) -> bool:
     if r is not None:
         return "uncached_input_tokens" in r or "cache_creation" in r
     return _anthropic_buckets(docs)
+
+
+def _tools(r: Reader, res: dict, p: str) -> tuple[tuple[str, int], ...] | None:
+    """``server_tool_use.web_search_requests``; None when the row does not have the field."""
+    stu = res.get("server_tool_use")
+    if stu is None:
+        return None
+    stu = r.obj(stu, f"{p}.server_tool_use")
+    if "web_search_requests" not in stu:
+        return None
+    return ((WEB_SEARCH, r.count(stu, "web_search_requests", f"{p}.server_tool_use")),)
 
 
 def _anthropic_buckets(docs: list[Any]) -> bool:
@@ -72,7 +84,7 @@ def read(docs: list[Any], where: str) -> UsageExport:
                 tier=None if tier is None else tier_name(tier),
                 context=long_context(r.text(res, "context_window", p)),
             )
-            rows.append(UsageRow(day, dims, tokens))
+            rows.append(UsageRow(day, dims, tokens, tools=_tools(r, res, p)))
     by = grouped([x.dims for x in rows])
     rows = fill_defaults(rows, by, lambda row, ch: replace(row, dims=replace(row.dims, **ch)))
     return UsageExport(where, KIND, PROVIDER, usage=tuple(rows), intervals=tuple(intervals), grouped_by=by, duplicate_pages=dups, pages=page_spans(marks, len(rows)))

@@ -76,8 +76,19 @@ def to_json(rec: Reconciliation) -> dict:
                     "provider": None if g.provider_tokens is None else g.provider_tokens.to_json(),
                     "traced": None if g.traced_tokens is None else g.traced_tokens.to_json(),
                 },
+                **({"tools": {"provider": dict(g.provider_tools), "traced": dict(g.traced_tools or {})}}
+                   if g.provider_tools is not None else {}),
             }
             for g in rec.groups
+        ],
+        "tools": [
+            {
+                "provider": t.provider, "tool": t.tool, "provider_requests": t.provider_requests,
+                "traced_requests": t.traced_requests, "gap": t.gap,
+                "provider_usd": usd(t.provider_usd), "untraced_usd": usd(t.untraced_usd),
+                "groups_with_gap": [{"group": label, "provider": a, "traced": b} for label, a, b in t.groups_with_gap],
+            }
+            for t in rec.tools
         ],
         "findings": [
             {

@@ -40,6 +40,12 @@ def render(rec: Reconciliation) -> str:
             f"{_cell(g.tier)} | {money(g.provider_usd)} | {money(g.traced_usd)} | {money(g.ungated_usd)} | {g.traced_calls} |"
         )
     out.append("")
+    if rec.tools:
+        out += ["### Server-side tool requests", ""]
+        for t in rec.tools:
+            out.append(f"- {_cell(t.describe())}")
+            out += [f"  - {_cell(label)}: invoiced {a}, traced {b}" for label, a, b in t.groups_with_gap]
+        out.append("")
     if rec.findings:
         out += ["### Findings", ""]
         out += [f"- **{f.code}** ({f.severity.value}): {_cell(f.message)}" for f in rec.findings]

@@ -51,6 +51,13 @@ def render(rec: Reconciliation) -> str:
     else:
         out.append("Every group matches: no ungated spend.")
         out.append("")
+    if rec.tools:
+        out.append("Server-side tool requests (invoice vs traces):")
+        for t in rec.tools:
+            out.append(f"  {inline(t.describe())}")
+            for label, a, b in t.groups_with_gap[:MAX_GROUPS]:
+                out.append(f"    {inline(label)}: invoiced {a}, traced {b}")
+        out.append("")
     if rec.findings:
         out.append(f"Findings ({len(rec.findings)}):")
         for f in rec.findings:
