@@ -253,6 +253,9 @@ class Headless:
     name: str
     endpoint: Endpoint
     code_location: tuple[str, int | None, str | None] | None = None
+    # The agent or tool span that roots the trace when the call sits below one (an agent run in a
+    # thread pool starts the trace, not its LLM call); None when the call itself is the root.
+    root: str | None = None
 
 
 SPAN_KIND_SERVER, SPAN_KIND_CONSUMER = 2, 5

@@ -137,11 +137,7 @@ def to_json(result: AuditResult) -> dict:
         "keys": list(result.parts.keys),
         "required_keys": list(result.parts.required_keys),
         "key_order": list(result.parts.key_order),
-        "headless": [
-            {"trace_id": h.trace_id, "span_id": h.span_id, "service": h.service, "name": h.name,
-             "endpoint": h.endpoint.to_json(), "code_location": _location_json(h.code_location)}
-            for h in sorted(result.parts.headless, key=lambda h: (h.trace_id, h.span_id))
-        ],
+        "headless": [_headless_json(h) for h in sorted(result.parts.headless, key=lambda h: (h.trace_id, h.span_id))],
         "serving_services": list(result.parts.serving),
         "llm_like_unread": {
             "spans": result.parts.llm_like_unread,
@@ -275,10 +271,20 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
         raise InputError(f"{where}: not a complete auditor JSON result ({type(e).__name__}: {e})") from None
 
 
+def _headless_json(h: Headless) -> dict:
+    d = {"trace_id": h.trace_id, "span_id": h.span_id, "service": h.service, "name": h.name,
+         "endpoint": h.endpoint.to_json(), "code_location": _location_json(h.code_location)}
+    if h.root is not None:  # only below an agent or tool span that roots the trace
+        d["root"] = h.root
+    return d
+
+
 def _headless(d: dict) -> Headless:
     loc = d.get("code_location")
+    root = d.get("root")
     return Headless(str(d["trace_id"]), str(d["span_id"]), str(d["service"]), str(d["name"]), _endpoint(d["endpoint"]),
-                    None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]))
+                    None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]),
+                    None if root is None else str(root))
 
 
 def _endpoint(d) -> Endpoint | None:
