@@ -212,6 +212,9 @@ class LlmCall:
     price_note: str = ""  # how the price was found (or why not)
     tier: str | None = None
     reported_cost_usd: Any = None  # Decimal the source itself reported, kept beside our price
+    # The span id of the nearest LLM-call span above this one, in its trace and scope, when that
+    # span records this same call (Google ADK's call_llm wrapper over its generate_content span).
+    within: str | None = None
 
     @property
     def ref(self) -> tuple[str, str]:

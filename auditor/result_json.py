@@ -225,6 +225,8 @@ def call_json(c: LlmCall, result: AuditResult | None = None) -> dict:
         "price_note": c.price_note,
         "reported_cost_usd": None if c.reported_cost_usd is None else str(c.reported_cost_usd),
     }
+    if c.within is not None:  # only on a record that an LLM-call span above it records again
+        out["within"] = c.within
     if result is not None:
         canon = result.duplicates.get(c.ref)
         out["duplicate_of"] = None if canon is None else {"trace_id": canon[0], "span_id": canon[1]}
@@ -366,4 +368,5 @@ def _call(d: dict, where: str) -> LlmCall:
         price_note=d.get("price_note", ""),
         tier=d.get("tier"),
         reported_cost_usd=None if d.get("reported_cost_usd") is None else Decimal(d["reported_cost_usd"]),
+        within=None if d.get("within") is None else str(d["within"]),
     )

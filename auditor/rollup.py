@@ -72,8 +72,9 @@ def merge_all(parts: list[Parts]) -> Parts:
 
 
 def _best_record(records: list[LlmCall]) -> LlmCall:
-    """The record to count and price: most detailed usage, then unambiguous, then priced."""
-    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.ref))
+    """The record to count and price: most detailed usage, then unambiguous, then priced, then
+    the inner span of a wrapper pair (``within``: the model call itself, with its provider)."""
+    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.within is None, c.ref))
 
 
 def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], dict, tuple[Folded, ...]]:

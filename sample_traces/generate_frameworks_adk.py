@@ -4,10 +4,15 @@
     /work/venv-frameworks-adk/bin/pip install google-adk==2.13.0 litellm==1.110.2 opentelemetry-sdk==1.44.0 \\
         opentelemetry-exporter-otlp-proto-common==1.44.0 opentelemetry-processor-baggage==0.65b0
     PYTHONPATH=. /work/venv-frameworks-adk/bin/python sample_traces/generate_frameworks_adk.py
+    PYTHONPATH=. /work/venv-frameworks-adk/bin/python sample_traces/generate_frameworks_adk.py --schema-v1
 
 Writes sample_traces/frameworks/adk.otlp.json (google-adk 2.13.0, litellm 1.110.2, openai
 3.57.0, opentelemetry-sdk 1.44.0, opentelemetry-processor-baggage 0.65b0; ADK's default
-telemetry schema v2). ADK has its own virtualenv: it pins OpenTelemetry below what
+telemetry schema v2), and with ``--schema-v1`` adk-schema-v1.otlp.json: the same app with
+``ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN=1``, ADK's legacy span format (the only one of ADK 1.x;
+supported until at least 2027-03), where each model call is a ``call_llm`` span (gen_ai.system
+``gcp.vertex.agent``, no operation name) over a ``generate_content`` span of the same scope with
+the same token counts: one call recorded twice. ADK has its own virtualenv: it pins OpenTelemetry below what
 strands-agents and agent-framework want. Every gen_ai span is ADK's own (scope
 ``gcp.vertex.agent``); the model is ADK's ``LiteLlm`` wrapper pointed at the local fake provider
 (OpenAI-shaped), so no Google endpoint is involved and no third-party instrumentation is installed.
@@ -36,7 +41,11 @@ from urllib.request import Request, urlopen
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
-os.environ.pop("ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN", None)  # ADK's default schema
+SCHEMA_V1 = "--schema-v1" in sys.argv[1:]
+if SCHEMA_V1:
+    os.environ["ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN"] = "1"  # the legacy format
+else:
+    os.environ.pop("ADK_TELEMETRY_SCHEMA_VERSION_OPT_IN", None)  # ADK's default schema
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # litellm must not fetch its price list
 
 import generate_dialects_kit as kit  # noqa: E402
@@ -145,7 +154,7 @@ def main() -> None:
     server.shutdown()
     server.server_close()
     kit.OUT = OUT
-    print(kit.write_spans("adk", exporter.get_finished_spans()))
+    print(kit.write_spans("adk-schema-v1" if SCHEMA_V1 else "adk", exporter.get_finished_spans()))
     fake.close()
 
 

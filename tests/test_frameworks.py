@@ -28,7 +28,7 @@ agent-framework (8 calls):
                  (3900, 2048, 180) = 277.8 + 153.6 + 108 = $0.0005394; analyst $0.0012
   translator, in a thread pool (900, 0, 300) = 135 + 180 = $0.000315 (headless, never attributed)
   total $0.0050796, unattributed $0.000315.
-adk (6 calls):
+adk (6 calls; adk-schema-v1, ADK's legacy span format, records each twice and gives the same figures):
   acme (/v2, baggage) planner (2600, 1024, 110) = 236.4 + 76.8 + 66 = $0.0003792; flights (1400, 0, 180)
                  = 210 + 108 = $0.000318; planner (3300, 2048, 240) = 187.8 + 153.6 + 144 = $0.0004854
   globex (/v1, server span only) planner (2200, 0, 100) = 330 + 60 = $0.00039; flights $0.000318;
@@ -113,6 +113,47 @@ EXPECTED = {
         # GENAI001: server.port missing next to server.address (which Agent Framework fills with
         # the client's base URL); GENAI003: gen_ai.response.finish_reasons written as a JSON string.
         counts={"ATTR002": 2, "GENAI001": 8, "GENAI003": 13, "TRACE004": 1},
+    ),
+    "adk-schema-v1": dict(
+        # The same app in ADK's legacy span format: a call_llm span (gen_ai.system gcp.vertex.agent,
+        # no operation name) over a generate_content span of the same scope and token counts. One
+        # call each (TRACE005), the inner record kept: same calls, same figures as "adk".
+        detected={},
+        llm_calls=6,
+        records=12,
+        calls=[
+            ("11aa2701b1338149", "openai/gpt-4o-mini", "acme", "trip_plan", "0.000485400", True),
+            ("2a46a0b4dcc971bf", "openai/gpt-4o-mini", None, None, "0.000484200", True),
+            ("5277fd6101455216", "openai/gpt-4o-mini", None, None, "0.000484200", False),
+            ("683c394304661728", "openai/gpt-4o-mini", None, None, "0.000390000", True),
+            ("777c9faa68eab9b5", "openai/gpt-4o-mini", "acme", "trip_plan", "0.000318000", True),
+            ("9a8f1344a72a859d", "openai/gpt-4o-mini", "acme", "trip_plan", "0.000318000", False),
+            ("af1ac7a8b67ccf59", "openai/gpt-4o-mini", "acme", "trip_plan", "0.000379200", False),
+            ("bb41feebede6a8e3", "openai/gpt-4o-mini", None, None, "0.000318000", False),
+            ("ddaa8f39d5e8fe21", "openai/gpt-4o-mini", None, None, "0.000390000", False),
+            ("ec9d267180fa50da", "openai/gpt-4o-mini", "acme", "trip_plan", "0.000485400", False),
+            ("f2b9b9116fa82741", "openai/gpt-4o-mini", None, None, "0.000318000", True),
+            ("f88e79df44221a27", "openai/gpt-4o-mini", "acme", "trip_plan", "0.000379200", True),
+        ],
+        findings=[
+            ("ATTR001", "tenant_id", "9c490fdc5ae8967c",
+             ("trip-planner / trip_planner.app : POST /v1/plan", "trip-planner / gcp.vertex.agent : invocation", "library")),
+            ("ATTR001", "workflow_id", "9c490fdc5ae8967c",
+             ("trip-planner / trip_planner.app : POST /v1/plan", "trip-planner / gcp.vertex.agent : invocation", "library")),
+            ("TRACE005", None, "11aa2701b1338149", None),
+            ("TRACE005", None, "2a46a0b4dcc971bf", None),
+            ("TRACE005", None, "683c394304661728", None),
+            ("TRACE005", None, "777c9faa68eab9b5", None),
+            ("TRACE005", None, "f2b9b9116fa82741", None),
+            ("TRACE005", None, "f88e79df44221a27", None),
+        ],
+        boundaries=[("trip-planner / trip_planner.app : POST /v1/plan", "trip-planner / gcp.vertex.agent : invocation",
+                     "library", ("tenant_id", "workflow_id"), 3, "0.001192")],
+        total="0.002375",
+        unattributed={"tenant_id": "0.001192", "workflow_id": "0.001192"},
+        # GENAI001: call_llm has no gen_ai.operation.name (6), invoke_agent no provider (4);
+        # GENAI002: gen_ai.system on both records of each call (12).
+        counts={"ATTR001": 2, "GENAI001": 10, "GENAI002": 12, "TRACE005": 6},
     ),
     "adk": dict(
         detected={},
@@ -256,6 +297,60 @@ def test_agent_usage_totals_are_not_llm_like_spans_the_schema_missed(tmp_path):
     res = CliRunner().invoke(cli, ["check", "-s", str(schema), "--format", "json", str(f)])
     (g,) = [x for x in json.loads(res.stdout)["findings"] if x["code"] == "GENAI005"]
     assert g["message"].startswith("1 span(s) look like LLM calls")
+
+
+def _adk_v1_call(trace: int, first: int, usage=(2200, 100), rid=None):
+    """ADK's legacy format: call_llm (gen_ai.system gcp.vertex.agent, no operation name) over
+    generate_content (operation and provider), one scope, the same token counts."""
+    tokens = {"gen_ai.usage.input_tokens": usage[0], "gen_ai.usage.output_tokens": usage[1]}
+    inner = {"gen_ai.operation.name": "generate_content", "gen_ai.system": "openai", "gen_ai.request.model": "openai/gpt-4o-mini", **tokens}
+    if rid:
+        inner["gen_ai.response.id"] = rid
+    return Tree("call_llm", {"gen_ai.system": "gcp.vertex.agent", "gen_ai.request.model": "openai/gpt-4o-mini", **tokens},
+                [Tree("generate_content openai/gpt-4o-mini", inner, scope="gcp.vertex.agent")], scope="gcp.vertex.agent")
+
+
+def _agent(*calls: Tree) -> list:
+    keys = {"tenant_id": "acme", "workflow_id": "w"}
+    return Tree("POST /plan", keys, [Tree("invoke_agent planner", {"gen_ai.operation.name": "invoke_agent", **keys}, list(calls),
+                                          scope="gcp.vertex.agent")]).spans()
+
+
+def test_a_wrapper_span_over_its_own_model_span_is_one_call():
+    """ADK's call_llm and the generate_content span inside it share one scope, so the
+    different-scopes rule never folded them: every call was counted and priced twice."""
+    result = audit(_agent(_adk_v1_call(1, 3)), load_schema("default"))
+    (call,) = result.calls
+    assert (call.name, call.provider, call.within, str(call.cost_usd)) == (
+        "generate_content openai/gpt-4o-mini", "openai", f"{3:016x}", "0.000390000")  # 2200 x .15 + 100 x .6 per MTok
+    assert [(f.code, f.span_id) for f in result.findings if f.code == "TRACE005"] == [("TRACE005", f"{3:016x}")]
+
+
+def test_side_by_side_or_different_calls_stay_apart():
+    # two identical calls of one instrumentation side by side: two calls (no nesting)
+    two = audit(_agent(_adk_v1_call(1, 3).children[0], _adk_v1_call(1, 4).children[0]), load_schema("default"))
+    assert len(two.calls) == 2 and "TRACE005" not in two.finding_counts
+    # a wrapper whose counts differ from the span inside it, or two different response ids, or
+    # two nested spans that both name their operation (two calls, as far as the spans say)
+    wrapper = {"gen_ai.system": "openai", **{k: v for k, v in LLM.items() if k not in ("gen_ai.operation.name", "gen_ai.provider.name")}}
+    for outer_attrs, inner_attrs in (
+        (wrapper, {**LLM, "gen_ai.usage.input_tokens": 999}),
+        ({**wrapper, "gen_ai.response.id": "a"}, {**LLM, "gen_ai.response.id": "b"}),
+        (LLM, LLM),
+    ):
+        outer = Tree("call_llm", outer_attrs, [Tree("chat", inner_attrs)])
+        assert len(audit(_agent(outer), load_schema("default")).calls) == 2
+
+
+def test_the_wrapper_link_survives_json_and_merge(tmp_path):
+    f = tmp_path / "t.json"
+    f.write_bytes(to_json_bytes(_agent(_adk_v1_call(1, 3), _adk_v1_call(1, 5, usage=(3000, 200)))))
+    whole = json.loads(CliRunner().invoke(cli, ["check", "--format", "json", "-o", "-", str(f)]).stdout)
+    (tmp_path / "w.json").write_text(json.dumps(whole))
+    merged = json.loads(CliRunner().invoke(cli, ["merge", "--format", "json", str(tmp_path / "w.json")]).stdout)
+    for doc in (whole, merged):
+        assert doc["summary"]["llm_calls"] == 2 and doc["summary"]["cost"]["total_usd"] == "0.000960"
+        assert sorted(c.get("within") or "" for c in doc["calls"]) == ["", "", f"{3:016x}", f"{5:016x}"]
 
 
 @pytest.mark.parametrize(
