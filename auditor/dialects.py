@@ -75,10 +75,12 @@ DIALECTS: tuple[Dialect, ...] = (
     Dialect("portkey", scopes=("portkey",), prefixes=("portkey.metadata", HEADER + "x-portkey-")),
     Dialect("helicone", scopes=("helicone",), prefixes=("helicone.", HEADER + "helicone-")),
     Dialect("kong", scopes=("kong", "kong-internal"), names=("kong.consumer", "kong.route_name", "kong.service_name", "kong.request.id")),
-    # Agent frameworks' own instrumentation. Google ADK (scope gcp.vertex.agent) and Microsoft Agent
-    # Framework (agent_framework) write plain semconv that the default schema reads; Strands needs
-    # its preset (input includes cache tokens even for Anthropic models; legacy token names).
+    # Agent frameworks' own instrumentation. Google ADK (scope gcp.vertex.agent) writes plain
+    # semconv that the default schema reads. Strands adds cache tokens into input for every
+    # provider; Microsoft Agent Framework passes each provider's own counts through (Anthropic's
+    # input without cache tokens): their presets say so.
     Dialect("strands", scopes=("strands.telemetry",)),
+    Dialect("agent-framework", scopes=("agent_framework",)),
     # Claude Code's own telemetry: log events (com.anthropic.claude_code.events) and beta spans
     # (com.anthropic.claude_code.tracing).
     Dialect("claude-code", scopes=("com.anthropic.claude_code",)),

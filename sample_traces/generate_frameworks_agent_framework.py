@@ -1,15 +1,18 @@
 """Microsoft Agent Framework's own OpenTelemetry spans, for real: a queue-consumer job whose
 coordinator agent delegates to an agent-as-tool and to a tool that runs an agent in a thread pool.
 
-    /work/venv-frameworks/bin/pip install agent-framework-core==1.23.0 agent-framework-openai==1.17.0 \\
-        opentelemetry-sdk==1.45.1 opentelemetry-processor-baggage==0.66b1
-    PYTHONPATH=. /work/venv-frameworks/bin/python sample_traces/generate_frameworks_agent_framework.py
+    python -m venv /work/venv-frameworks-af
+    /work/venv-frameworks-af/bin/pip install agent-framework-core==1.23.0 agent-framework-openai==1.17.0 \\
+        agent-framework-anthropic==1.0.0b261022 opentelemetry-sdk==1.45.1 \\
+        opentelemetry-processor-baggage==0.66b1 opentelemetry-exporter-otlp-proto-common==1.45.1
+    PYTHONPATH=. /work/venv-frameworks-af/bin/python sample_traces/generate_frameworks_agent_framework.py
 
 Writes sample_traces/frameworks/agent-framework.otlp.json (agent-framework-core 1.23.0,
-agent-framework-openai 1.17.0, openai 2.54.0, opentelemetry-sdk 1.45.1,
-opentelemetry-processor-baggage 0.66b1). Every gen_ai span is the framework's own
-(scope ``agent_framework``, switched on by ``enable_instrumentation()``); no third-party
-instrumentation.
+agent-framework-openai 1.17.0, agent-framework-anthropic 1.0.0b261022, openai 3.57.0, anthropic
+1.17.0, opentelemetry-sdk 1.45.1, opentelemetry-processor-baggage 0.66b1). Every gen_ai span is
+the framework's own (scope ``agent_framework``, switched on by ``enable_instrumentation()``); no
+third-party instrumentation, and the anthropic SDK's own spans are switched off
+(``ANTHROPIC_OPEN_TELEMETRY=false``), so the sample shows what the framework alone records.
 
 ``billing-assistant`` consumes ``invoice_digest`` messages (a CONSUMER span per message). The
 consumer puts tenant_id / workflow_id in W3C baggage; a BaggageSpanProcessor copies baggage onto
@@ -19,6 +22,9 @@ in a real loop:
 
 * ``fetch_invoices``: plain Python.
 * ``analyst``: the ``analyst`` agent as a tool (``Agent.as_tool()``): same context, attributed.
+  It runs on Anthropic ``claude-haiku-4-5`` with prompt-cache reads and writes. Agent Framework
+  writes each provider's own input count as gen_ai.usage.input_tokens: Anthropic's without the
+  cache tokens, OpenAI's (the other agents) with them.
 * ``translate`` (globex's digest only): runs the ``translator`` agent with ``asyncio.run`` in a
   ``ThreadPoolExecutor`` that does not copy contextvars: the translator's spans root a trace of
   their own with no baggage, so its LLM call is headless (TRACE004, the service consumes
@@ -37,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
+os.environ["ANTHROPIC_OPEN_TELEMETRY"] = "false"  # the framework's spans only (see above)
 
 import generate_dialects_kit as kit  # noqa: E402
 
@@ -59,7 +66,8 @@ COORDINATOR = {
         {"usage": [3900, 2048, 180], "text": "Digest ready."},
     ),
 }
-ANALYST = script({"usage": [6000, 0, 500], "text": "Two invoices are duplicated."})
+# Anthropic usage [input (cache excluded, as Anthropic reports it), cache read, cache write, output].
+ANALYST = script({"usage": [6000, 4000, 1000, 500], "text": "Two invoices are duplicated."})
 TRANSLATOR = script({"usage": [900, 0, 300], "text": "Zwei Rechnungen sind doppelt."})
 
 
@@ -83,6 +91,7 @@ def main() -> None:
     from agent_framework import Agent, tool
     from agent_framework.observability import enable_instrumentation
     from agent_framework.openai import OpenAIChatCompletionClient
+    from agent_framework_anthropic import AnthropicClient
 
     enable_instrumentation()
     app = trace.get_tracer("billing_assistant.worker")
@@ -103,7 +112,8 @@ def main() -> None:
         """Translate text for the tenant's billing contact."""
         return pool.submit(lambda: asyncio.run(translator.run(f"Translate to {language}: {text}")).text).result()
 
-    analyst = Agent(client(), instructions="You audit invoices. " + ANALYST, name="analyst", description="Finds anomalies in invoices.")
+    claude = AnthropicClient(model="claude-haiku-4-5", api_key="sk-ant-sample", base_url=fake.url)
+    analyst = Agent(claude, instructions="You audit invoices. " + ANALYST, name="analyst", description="Finds anomalies in invoices.")
 
     async def handle(tenant: str) -> None:
         ctx = baggage.set_baggage("tenant_id", tenant)

@@ -1,11 +1,14 @@
 """Strands Agents' own OpenTelemetry spans, for real: an orchestrator agent with agents as tools.
 
-    /work/venv-frameworks/bin/pip install "strands-agents[openai]==1.62.0" anthropic==2.14.0 opentelemetry-sdk==1.45.1
+    python -m venv /work/venv-frameworks
+    /work/venv-frameworks/bin/pip install "strands-agents[openai,anthropic]==1.62.0" opentelemetry-sdk==1.45.1 \\
+        opentelemetry-exporter-otlp-proto-common==1.45.1
     PYTHONPATH=. /work/venv-frameworks/bin/python sample_traces/generate_frameworks_strands.py
 
-Writes sample_traces/frameworks/strands.otlp.json (strands-agents 1.62.0, openai 2.54.0, anthropic 2.14.0,
-opentelemetry-sdk 1.45.1; Strands' default, pre-"latest" GenAI conventions). No third-party
-instrumentation: every gen_ai span is Strands' own (scope ``strands.telemetry.tracer``).
+Writes sample_traces/frameworks/strands.otlp.json (strands-agents 1.62.0, openai 2.54.0, anthropic
+0.125.0 as strands-agents[anthropic] pins it below 1.0, opentelemetry-sdk 1.45.1; Strands' default,
+pre-"latest" GenAI conventions). No third-party instrumentation: every gen_ai span is Strands' own
+(scope ``strands.telemetry.tracer``).
 
 ``support-desk`` serves ``POST /tickets/{id}/reply`` (a real HTTP server on 127.0.0.1). The
 handler sets ``tenant_id`` / ``workflow_id`` on its server span and gives them to the
