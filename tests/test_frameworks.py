@@ -330,6 +330,13 @@ def test_a_wrapper_span_over_its_own_model_span_is_one_call():
     assert [(f.code, f.span_id) for f in result.findings if f.code == "TRACE005"] == [("TRACE005", f"{3:016x}")]
 
 
+def test_a_leak_counts_calls_not_their_wrapper_records():
+    _res, doc = run("adk-schema-v1")
+    (f,) = [f for f in doc["findings"] if f["code"] == "ATTR001" and f["key"] == "tenant_id"]
+    assert f["message"].endswith(": 13 span(s) and 3 LLM call(s) below carry no tenant_id.")  # 6 records
+    assert len(f["llm_calls_affected"]) == 6
+
+
 def test_side_by_side_or_different_calls_stay_apart():
     # two identical calls of one instrumentation side by side: two calls (no nesting)
     two = audit(_agent(_adk_v1_call(1, 3).children[0], _adk_v1_call(1, 4).children[0]), load_schema("default"))
