@@ -39,7 +39,16 @@ LLM_KINDS = (("openinference.span.kind", "LLM"), ("fi.span.kind", "LLM"), ("gen_
              ("langfuse.observation.type", "generation"))
 
 
+# GenAI operations of agent frameworks, not inference. Their spans may carry token counts: an
+# invoke_agent span's are the agent's accumulated usage over the calls below it (Strands, Agent
+# Framework), an aggregate that must never be counted or priced as a call of its own.
+AGENT_OPERATIONS = frozenset({"invoke_agent", "invoke_workflow", "create_agent", "execute_tool"})
+OPERATION = "gen_ai.operation.name"
+
+
 def looks_like_llm(attrs: Mapping[str, Any]) -> bool:
+    if attrs.get(OPERATION) in AGENT_OPERATIONS:
+        return False
     if not attrs.keys().isdisjoint(TOKEN_NAMES):
         return True
     return any(attrs.get(k) == v for k, v in LLM_KINDS)
@@ -47,7 +56,7 @@ def looks_like_llm(attrs: Mapping[str, Any]) -> bool:
 
 def attributes(dialect: Dialect = NO_DIALECT) -> tuple[str, ...]:
     """Every attribute a call record reads, the dialect's extra names included (projection)."""
-    return (ATTRIBUTES + tuple(k for k, _ in LLM_KINDS) + dialect.token_attributes() + dialect.model
+    return (ATTRIBUTES + (OPERATION,) + tuple(k for k, _ in LLM_KINDS) + dialect.token_attributes() + dialect.model
             + dialect.provider + dialect.reported_cost + rawpayload.attribute_names(dialect))
 
 

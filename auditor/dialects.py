@@ -54,7 +54,8 @@ DIALECTS: tuple[Dialect, ...] = (
         "openllmetry",
         scopes=("opentelemetry.instrumentation.openai.v1", "opentelemetry.instrumentation.anthropic",
                 "opentelemetry.instrumentation.langchain", "opentelemetry.instrumentation.bedrock", "traceloop"),
-        names=("traceloop.span.kind", "traceloop.workflow.name", "traceloop.entity.name", "gen_ai.usage.prompt_tokens"),
+        # Not gen_ai.usage.prompt_tokens: semconv's own name before 1.27, still written by others (Strands).
+        names=("traceloop.span.kind", "traceloop.workflow.name", "traceloop.entity.name"),
         prefixes=("traceloop.association.properties.",),
     ),
     Dialect("openinference", scopes=("openinference.instrumentation",), names=("openinference.span.kind",)),
@@ -74,6 +75,12 @@ DIALECTS: tuple[Dialect, ...] = (
     Dialect("portkey", scopes=("portkey",), prefixes=("portkey.metadata", HEADER + "x-portkey-")),
     Dialect("helicone", scopes=("helicone",), prefixes=("helicone.", HEADER + "helicone-")),
     Dialect("kong", scopes=("kong", "kong-internal"), names=("kong.consumer", "kong.route_name", "kong.service_name", "kong.request.id")),
+    # Agent frameworks' own instrumentation. Google ADK (scope gcp.vertex.agent) writes plain
+    # semconv that the default schema reads. Strands adds cache tokens into input for every
+    # provider; Microsoft Agent Framework passes each provider's own counts through (Anthropic's
+    # input without cache tokens): their presets say so.
+    Dialect("strands", scopes=("strands.telemetry",)),
+    Dialect("agent-framework", scopes=("agent_framework",)),
     # Claude Code's own telemetry: log events (com.anthropic.claude_code.events) and beta spans
     # (com.anthropic.claude_code.tracing).
     Dialect("claude-code", scopes=("com.anthropic.claude_code",)),

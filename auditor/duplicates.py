@@ -7,7 +7,11 @@ even in its parent's scope: ``recorder``; two identical parallel calls from one 
 are two calls, not one), within one service or within one trace (an app's LLM span and its
 gateway's span for the same call). Two records that both carry a response id are decided by
 the id alone, except a raw payload's (its id is the provider's, and its parent's record may carry
-the gateway's own: LiteLLM answers an Anthropic ``msg_`` with ``chatcmpl-<uuid>``). Clusters are the transitive closure of those pairs.
+the gateway's own: LiteLLM answers an Anthropic ``msg_`` with ``chatcmpl-<uuid>``). A record
+marked ``within`` the nearest LLM-call span above it (the engine's nesting check: same scope,
+same token counts, compatible models) is one call with that span (Google ADK writes a call_llm
+wrapper and its generate_content span in one scope). Clusters are the transitive closure of
+those pairs.
 
 "Overlapping" is the sweep's rule: with the records of one token shape sorted by
 (start_ns, ref), an earlier record ``a`` and a later ``c`` overlap when ``a.end_ns >= c.start_ns``.
@@ -219,6 +223,10 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
     for group in by_rid.values():
         for r in group[1:]:
             uf.union(group[0], r)
+    known = set(refs)
+    for c in calls:
+        if c.within is not None and (c.trace_id, c.within) in known:
+            uf.union((c.trace_id, c.within), c.ref)
     compat: dict = {}
     for group in by_shape.values():
         if len(group) < 2:

@@ -21,6 +21,8 @@ from auditor import examples as examples_mod
 from auditor import rawpayload
 from auditor.compiled import Compiled
 from auditor.mechanism import code_location
+from auditor.calls import OPERATION
+from auditor.duplicates import models_compatible
 from auditor.model import AuditResult, Counts, Finding, Headless, LlmCall, Parts, Rejected, RunInfo, Span
 from auditor.plan import Plan
 from auditor.rollup import finish
@@ -70,6 +72,8 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
         elif looks_like_llm(spans[sid].attributes):
             unread.append(sid)
 
+    if len(calls) > 1:
+        calls = _link_nested(trace, order, is_llm, calls)
     ctx = TraceContext(trace, c, is_llm, values, below, calls, enabled)
     findings: list[Finding] = []
     for check in _TRACE:
@@ -88,6 +92,39 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
                 findings.extend(check.fn(ctx, span, call))
     headless = structure.headless_roots(trace, is_llm)
     return _with_code_locations(findings, spans), list(calls.values()), unread, headless
+
+
+def _link_nested(trace, order: list[str], is_llm, calls: dict[str, LlmCall]) -> dict[str, LlmCall]:
+    """Mark a call recorded again by the nearest LLM-call span above it: a wrapper of the same
+    instrumentation scope, selected without an operation name (legacy gen_ai.system), over an
+    inference span that has one, with the same token counts, compatible models and no two
+    different response ids (Google ADK's call_llm over its generate_content span). Records of
+    different scopes are matched by the duplicate sweep already; two calls that both name their
+    operation stay two calls, nested or side by side. One top-down pass: each span's nearest
+    LLM-call ancestor from its parent's."""
+    spans = trace.spans
+    nearest: dict[str, str | None] = {}
+    parent = trace.parent
+    out = calls
+    for sid in order:
+        p = parent.get(sid)
+        up = None if p is None else (p if is_llm.get(p) else nearest.get(p))
+        nearest[sid] = up
+        if up is None or sid not in calls:
+            continue
+        inner, outer = calls[sid], calls[up]
+        if inner.scope != outer.scope or OPERATION in spans[up].attributes or OPERATION not in spans[sid].attributes:
+            continue
+        if inner.usage.token_tuple() != outer.usage.token_tuple() or inner.usage.token_tuple() == (0, 0):
+            continue
+        if inner.response_id and outer.response_id and inner.response_id != outer.response_id:
+            continue
+        if not models_compatible(inner.model, outer.model):
+            continue
+        if out is calls:
+            out = dict(calls)
+        out[sid] = replace(inner, within=up)
+    return out
 
 
 def _with_code_locations(findings: list[Finding], spans: dict[str, Span]) -> list[Finding]:

@@ -220,6 +220,9 @@ class LlmCall:
     # Server-side tool requests the record states, e.g. (("web_search", 2),); None: not stated
     # (only a usage object, LiteLLM's or a raw payload's, says how many searches a call ran).
     server_tools: tuple[tuple[str, int], ...] | None = None
+    # The span id of the nearest LLM-call span above this one, in its trace and scope, when that
+    # span records this same call (Google ADK's call_llm wrapper over its generate_content span).
+    within: str | None = None
 
     @property
     def ref(self) -> tuple[str, str]:
@@ -262,6 +265,9 @@ class Headless:
     endpoint: Endpoint
     code_location: tuple[str, int | None, str | None] | None = None
     mechanism: "Mechanism | None" = None
+    # The agent or tool span that roots the trace when the call sits below one (an agent run in a
+    # thread pool starts the trace, not its LLM call); None when the call itself is the root.
+    root: str | None = None
 
 
 SPAN_KIND_SERVER, SPAN_KIND_CONSUMER = 2, 5

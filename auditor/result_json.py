@@ -143,12 +143,7 @@ def to_json(result: AuditResult) -> dict:
         "keys": list(result.parts.keys),
         "required_keys": list(result.parts.required_keys),
         "key_order": list(result.parts.key_order),
-        "headless": [
-            {"trace_id": h.trace_id, "span_id": h.span_id, "service": h.service, "name": h.name,
-             "endpoint": h.endpoint.to_json(), "code_location": _location_json(h.code_location),
-             "mechanism": None if h.mechanism is None else h.mechanism.to_json()}
-            for h in sorted(result.parts.headless, key=lambda h: (h.trace_id, h.span_id))
-        ],
+        "headless": [_headless_json(h) for h in sorted(result.parts.headless, key=lambda h: (h.trace_id, h.span_id))],
         "serving_services": list(result.parts.serving),
         "llm_like_unread": {
             "spans": result.parts.llm_like_unread,
@@ -269,6 +264,8 @@ def call_json(c: LlmCall, result: AuditResult | None = None) -> dict:
     }
     if c.server_tools is not None:
         out["server_tools"] = dict(c.server_tools)
+    if c.within is not None:  # only on a record that an LLM-call span above it records again
+        out["within"] = c.within
     if result is not None:
         canon = result.duplicates.get(c.ref)
         out["duplicate_of"] = None if canon is None else {"trace_id": canon[0], "span_id": canon[1]}
@@ -315,10 +312,21 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
         raise InputError(f"{where}: not a complete auditor JSON result ({type(e).__name__}: {e})") from None
 
 
+def _headless_json(h: Headless) -> dict:
+    d = {"trace_id": h.trace_id, "span_id": h.span_id, "service": h.service, "name": h.name,
+         "endpoint": h.endpoint.to_json(), "code_location": _location_json(h.code_location),
+         "mechanism": None if h.mechanism is None else h.mechanism.to_json()}
+    if h.root is not None:  # only below an agent or tool span that roots the trace
+        d["root"] = h.root
+    return d
+
+
 def _headless(d: dict) -> Headless:
     loc = d.get("code_location")
+    root = d.get("root")
     return Headless(str(d["trace_id"]), str(d["span_id"]), str(d["service"]), str(d["name"]), _endpoint(d["endpoint"]),
-                    None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]), _mechanism(d.get("mechanism")))
+                    None if loc is None else (loc["filepath"], loc["lineno"], loc["function"]),
+                    _mechanism(d.get("mechanism")), None if root is None else str(root))
 
 
 def _mechanism(d) -> Mechanism | None:
@@ -414,4 +422,5 @@ def _call(d: dict, where: str) -> LlmCall:
         tier=d.get("tier"),
         reported_cost_usd=None if d.get("reported_cost_usd") is None else Decimal(d["reported_cost_usd"]),
         server_tools=_tools(d.get("server_tools")),
+        within=None if d.get("within") is None else str(d["within"]),
     )

@@ -75,8 +75,10 @@ def merge_all(parts: list[Parts]) -> Parts:
 
 def _best_record(records: list[LlmCall]) -> LlmCall:
     """The record to count and price: most detailed usage, then unambiguous, then priced, then
-    an instrumentation's record over a raw payload's (it carries the metadata and reported cost)."""
-    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None, c.usage.source == RAW_SOURCE, c.ref))
+    an instrumentation's record over a raw payload's (it carries the metadata and reported cost),
+    then the inner span of a wrapper pair (``within``: the model call itself, with its provider)."""
+    return min(records, key=lambda c: (-c.usage.detail, c.usage.ambiguous, c.cost_usd is None,
+                                       c.usage.source == RAW_SOURCE, c.within is None, c.ref))
 
 
 def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], dict, tuple[Folded, ...]]:

@@ -18,6 +18,10 @@ from typing import Any, Mapping
 from auditor.model import Usage
 
 INCLUDING, EXCLUDING, NONE = "including", "excluding", "none"
+# A dialect's convention, not a reading: the instrumentation passes each provider's own counts
+# through (Microsoft Agent Framework), so input excludes cache tokens exactly where the
+# provider's native usage does (Anthropic, Bedrock) and includes them elsewhere (OpenAI).
+NATIVE = "native"
 
 # Built-in names per canonical field, tried in this order; dialect names come after.
 # Each name maps to its attribute family (for the record of where counts came from).
@@ -112,7 +116,7 @@ class Dialect:
         raw = d.get("raw_payload") or {}
         conventions = tuple(
             sorted(
-                ((str(p), str(c)) for p, c in conv.items() if c in (INCLUDING, EXCLUDING)),
+                ((str(p), str(c)) for p, c in conv.items() if c in (INCLUDING, EXCLUDING, NATIVE)),
                 key=lambda pc: (-len(pc[0]), pc[0]),
             )
         )
@@ -361,10 +365,14 @@ def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider:
             conv, basis = EXCLUDING, f"{basis}, but cache tokens exceed input: read as excluding"
     elif declared is not None:
         prefix, conv = declared
+        said = f"dialect: scope {prefix!r} is {conv}"
+        if conv == NATIVE:
+            conv = EXCLUDING if excludes_natively(provider, model) else INCLUDING
+            said = f"dialect: scope {prefix!r} passes the provider's own counts through ({conv} for {provider or model or 'this provider'})"
         if conv == INCLUDING and cache > inp:
             conv, basis = EXCLUDING, f"dialect says including for scope {prefix!r}, but cache tokens exceed input: read as excluding"
         else:
-            basis = f"dialect: scope {prefix!r} is {conv}"
+            basis = said
     elif not cache:
         conv, basis = INCLUDING, "no cache tokens (either convention gives the same input)"
     elif cache > inp:

@@ -8,6 +8,12 @@
   OpenAI ``[[usage:PROMPT:CACHED:COMPLETION]]`` (prompt includes cached, as OpenAI reports),
   Anthropic ``[[usage:INPUT:CACHE_READ:CACHE_WRITE:OUTPUT]]`` (input excludes cache, as Anthropic),
   plus ``[[search:N]]`` for N server-side web searches (``usage.server_tool_use``).
+  A ``<<script:JSON>>`` marker (system prompt first, then user messages) makes a real tool loop:
+  JSON is a list of turns ``{"usage": [...], "tools": [[NAME, {ARGS}], ...]}``; the answer to a
+  request is turn k, k = the assistant tool-call turns already in the conversation, so an agent
+  calls the tools, gets their results and is answered again; the last turn (no tools) ends it.
+  OpenAI chat completions and Anthropic messages may be streamed (``"stream": true``): SSE as each
+  provider sends it, usage in OpenAI's last chunk and in Anthropic's message_start / message_delta.
 * ``install_clock``: a fake clock (1 ms per reading) so timestamps nest and never tie.
 * ``SeededIds``: reproducible trace and span ids.
 * ``write``: spans (or OTLP protobuf requests) to ``sample_traces/dialects/NAME.otlp.json``.
@@ -38,6 +44,7 @@ CREATED = 1_767_225_600
 
 _USAGE = re.compile(r"\[\[usage:([0-9:]+)\]\]")
 _SEARCH = re.compile(r"\[\[search:([0-9]+)\]\]")
+_SCRIPT = re.compile(r"<<script:(.*?)>>", re.S)
 
 
 class SeededIds(IdGenerator):
@@ -123,8 +130,12 @@ class FakeProvider:
                 except ValueError:
                     req = {}
                 provider.requests.append((path, dict(self.headers), req))
-                if path.endswith("/chat/completions"):
+                if path.endswith("/chat/completions") and req.get("stream"):
+                    self._send(200, openai_stream(req), "text/event-stream")
+                elif path.endswith("/chat/completions"):
                     self._send(200, openai_answer(req))
+                elif path.endswith("/messages") and req.get("stream"):
+                    self._send(200, anthropic_stream(req), "text/event-stream")
                 elif path.endswith("/messages"):
                     self._send(200, anthropic_answer(req))
                 else:
@@ -157,19 +168,65 @@ class FakeProvider:
         return out
 
 
+def _texts(content) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+def script_turn(req: dict) -> dict | None:
+    """The scripted turn this request is at (see the module docstring), or None without a script."""
+    messages = req.get("messages") or []
+    system = [_texts(req.get("system"))] + [_texts(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    users = [_texts(m.get("content")) for m in messages if m.get("role") == "user"]
+    for text in system + users:
+        m = _SCRIPT.search(text)
+        if m:
+            break
+    else:
+        return None
+    turns = json.loads(m.group(1))
+    done = 0
+    for msg in messages:
+        if msg.get("role") != "assistant":
+            continue
+        content = msg.get("content")
+        if msg.get("tool_calls") or (isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "tool_use" for p in content)):
+            done += 1
+    return turns[min(done, len(turns) - 1)]
+
+
+def _call_id(req: dict, i: int) -> str:
+    return "call_" + hashlib.sha1((json.dumps(req, sort_keys=True) + str(i)).encode()).hexdigest()[:12]
+
+
 def _rid(prefix: str, req: dict) -> str:
     return prefix + hashlib.sha1(json.dumps(req, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def openai_answer(req: dict) -> dict:
-    prompt, cached, completion = _usage_marker(_last_user_text(req.get("messages")), 3, [1000, 0, 100])
+    turn = script_turn(req)
+    if turn is not None:
+        prompt, cached, completion = (list(turn.get("usage") or []) + [0, 0, 0])[:3]
+    else:
+        prompt, cached, completion = _usage_marker(_last_user_text(req.get("messages")), 3, [1000, 0, 100])
+    message: dict = {"role": "assistant", "content": "Done."}
+    finish = "stop"
+    if turn and turn.get("tools"):
+        message = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": _call_id(req, i), "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            for i, (name, args) in enumerate(turn["tools"])
+        ]}
+        finish = "tool_calls"
+    elif turn and turn.get("text"):
+        message["content"] = turn["text"]
     return {
         "id": _rid("chatcmpl-", req),
         "object": "chat.completion",
         "created": CREATED,
         "model": req.get("model", "gpt-4o-mini"),
         "system_fingerprint": "fp_sample",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."}, "finish_reason": "stop", "logprobs": None}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
         "usage": {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
@@ -180,18 +237,53 @@ def openai_answer(req: dict) -> dict:
     }
 
 
+def openai_stream(req: dict) -> bytes:
+    """The same answer as server-sent chunks, as OpenAI streams it (usage in a last, empty chunk)."""
+    full = openai_answer(req)
+    msg, finish = full["choices"][0]["message"], full["choices"][0]["finish_reason"]
+    head = {k: full[k] for k in ("id", "created", "model", "system_fingerprint")}
+
+    def chunk(delta, fin=None, usage=None, choices=True):
+        c = {**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": fin, "logprobs": None}] if choices else []}
+        if usage is not None:
+            c["usage"] = usage
+        return "data: " + json.dumps(c) + "\n\n"
+
+    parts = [chunk({"role": "assistant", "content": ""})]
+    if msg.get("tool_calls"):
+        for i, tc in enumerate(msg["tool_calls"]):
+            parts.append(chunk({"tool_calls": [{"index": i, "id": tc["id"], "type": "function", "function": {"name": tc["function"]["name"], "arguments": ""}}]}))
+            parts.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": tc["function"]["arguments"]}}]}))
+    else:
+        parts.append(chunk({"content": msg["content"]}))
+    parts.append(chunk({}, finish))
+    if (req.get("stream_options") or {}).get("include_usage"):
+        parts.append(chunk(None, usage=full["usage"], choices=False))
+    parts.append("data: [DONE]\n\n")
+    return "".join(parts).encode()
+
+
 def anthropic_answer(req: dict) -> dict:
+    turn = script_turn(req)
     text = _last_user_text(req.get("messages"))
-    inp, cread, cwrite, out = _usage_marker(text, 4, [1000, 0, 0, 100])
-    searches = _SEARCH.search(text)
+    if turn is not None:
+        inp, cread, cwrite, out = (list(turn.get("usage") or []) + [0, 0, 0, 0])[:4]
+    else:
+        inp, cread, cwrite, out = _usage_marker(text, 4, [1000, 0, 0, 100])
+    searches = _SEARCH.search(text or "")
     extra = {"server_tool_use": {"web_search_requests": int(searches.group(1))}} if searches else {}
+    content: list = [{"type": "text", "text": (turn or {}).get("text") or "Done."}]
+    stop = "end_turn"
+    if turn and turn.get("tools"):
+        content = [{"type": "tool_use", "id": "toolu_" + _call_id(req, i)[5:], "name": name, "input": args} for i, (name, args) in enumerate(turn["tools"])]
+        stop = "tool_use"
     return {
         "id": _rid("msg_", req),
         "type": "message",
         "role": "assistant",
         "model": req.get("model", "claude-sonnet-4-5"),
-        "content": [{"type": "text", "text": "Done."}],
-        "stop_reason": "end_turn",
+        "content": content,
+        "stop_reason": stop,
         "stop_sequence": None,
         "usage": {
             "input_tokens": inp,
@@ -201,6 +293,30 @@ def anthropic_answer(req: dict) -> dict:
             **extra,
         },
     }
+
+
+def anthropic_stream(req: dict) -> bytes:
+    """The same answer as Anthropic's server-sent events (usage in message_start and message_delta)."""
+    full = anthropic_answer(req)
+    usage = full["usage"]
+    events = [("message_start", {"type": "message_start", "message": {**full, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}})]
+    for i, block in enumerate(full["content"]):
+        if block["type"] == "text":
+            events += [
+                ("content_block_start", {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": block["text"]}}),
+            ]
+        else:
+            events += [
+                ("content_block_start", {"type": "content_block_start", "index": i, "content_block": {**block, "input": {}}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}}),
+            ]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events += [
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None}, "usage": {"output_tokens": usage["output_tokens"]}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
 
 
 def write_spans(name: str, spans) -> Path:

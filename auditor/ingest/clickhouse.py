@@ -72,9 +72,17 @@ def typed_attributes() -> Mapping[str, str]:
     types: dict[str, str] = {}
     for name, kind in (doc.get("types") or {}).items():
         types[name] = kind
-    for v in (doc.get("versions") or {}).values():
-        for name, kind in ((v.get("changes") or {}).get("types") or {}).items():
+    versions = [(v.get("changes") or {}) for v in (doc.get("versions") or {}).values()]
+    for changes in versions:
+        for name, kind in (changes.get("types") or {}).items():
             types.setdefault(name, kind)
+    # An old name holds what its new name holds (Strands writes gen_ai.usage.prompt_tokens next to
+    # gen_ai.usage.input_tokens): typed alike, or the two read as different values.
+    for renamed in [doc.get("renamed") or {}] + [c.get("renamed") or {} for c in versions]:
+        for old, spec in renamed.items():
+            new = spec.get("new") if isinstance(spec, dict) else None
+            if new in types:
+                types.setdefault(old, types[new])
     return {k: v for k, v in types.items() if v != "string"}
 
 

@@ -164,7 +164,7 @@ def _leaks(ctx: TraceContext, k: int, regions: dict[str, _Region]) -> list[Findi
             out.append(
                 ATTR001.finding(
                     tid, h,
-                    f"{key} is lost at {b}: {region.spans} span(s) and {len(region.llm)} LLM call(s) below carry no {key}.",
+                    f"{key} is lost at {b}: {region.spans} span(s) and {_calls(ctx, region.llm)} LLM call(s) below carry no {key}.",
                     key=key, parent_span_id=region.carrier, boundary=b,
                     parent_value=values[region.carrier][k], child_value=None,
                     spans_affected=region.spans, llm_calls_affected=tuple(sorted(region.llm)),
@@ -184,6 +184,13 @@ def _leaks(ctx: TraceContext, k: int, regions: dict[str, _Region]) -> list[Findi
                     )
                 )
     return out
+
+
+def _calls(ctx: TraceContext, records: list[str]) -> int:
+    """Calls, not records: a record inside its wrapper of the same call (``within``) counts once."""
+    here = set(records)
+    return sum(1 for sid in records if ctx.calls[sid].within not in here)
+
 
 RULES = (ATTR001, ATTR002, ATTR003, ATTR004, ATTR005)
 CHECKS = (Check(Visit.KEY, ("ATTR001", "ATTR002", "ATTR003", "ATTR004", "ATTR005"), check_key),)

@@ -2,7 +2,8 @@
 
 TRACE001-003 report the defects assembly repaired (it keeps them as data). Over the whole
 result (derived in ``finish``, so exact under merge): TRACE004 an LLM call that is the root of
-its own trace in a service that serves requests (its context was lost), TRACE006 the same in a
+its own trace, or below an agent or tool span that is, in a service that serves requests (its
+context was lost), TRACE006 the same in a
 service that never serves one (a job or script), TRACE005 records folded into one call.
 """
 
@@ -13,6 +14,7 @@ from auditor import mechanism
 from auditor.boundary import endpoint
 from auditor.mechanism import code_location
 from auditor.rawpayload import SOURCE as RAW_SOURCE
+from auditor.calls import AGENT_OPERATIONS, OPERATION
 from auditor.model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, Headless, LlmCall, Severity
 from auditor.rules.context import ResultContext, TraceContext
 from auditor.rules.registry import Check, Rule, Visit
@@ -33,8 +35,9 @@ TRACE003 = Rule(
     Visit.TRACE)
 TRACE004 = Rule(
     "TRACE004", "headless-llm-call", "structure", E, "headless LLM call: an LLM call that is a trace root",
-    "The LLM call started a trace of its own: the request's context did not reach it at all. The classic "
-    "cause is a thread pool or run_in_executor that does not copy contextvars.",
+    "The LLM call started a trace of its own (or the agent or tool span above it did: an agent run in a "
+    "thread pool): the request's context did not reach it at all. The classic cause is a thread pool or "
+    "run_in_executor that does not copy contextvars.",
     Visit.RESULT)
 TRACE006 = Rule(
     "TRACE006", "llm-call-in-job", "structure", N,
@@ -82,16 +85,37 @@ def defects(ctx: TraceContext) -> list[Finding]:
 
 
 def headless_roots(trace, is_llm) -> list[Headless]:
-    """LLM calls that are roots of their trace, with the mechanism their own spans evidence. A log
-    record (e.g. Claude Code's api_request event) is not a span: having no parent says nothing
-    about lost context."""
+    """LLM calls that are roots of their trace, or that sit below an agent or tool span that is
+    (an agent run in a thread pool without the context: the framework's invoke_agent span roots
+    the trace, and the calls below it lost the request just the same), with the mechanism the
+    root's own span evidences. A log record (e.g. Claude Code's api_request event) is not a span:
+    having no parent says nothing about lost context."""
     out = []
     for r in trace.roots:
         s = trace.spans[r]
-        if is_llm[r] and not s.parent_span_id and not s.is_log_record:
+        if s.parent_span_id or s.is_log_record:
+            continue
+        if is_llm[r]:
             m = mechanism.for_headless(s)
             out.append(Headless(trace.trace_id, r, s.service, s.name, endpoint(s), m.location or code_location(s.attributes), m))
+        elif s.kind not in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER) and s.attributes.get(OPERATION) in AGENT_OPERATIONS:
+            m = mechanism.for_headless(s)
+            for sid in _calls_below(trace, r, is_llm):
+                c = trace.spans[sid]
+                out.append(Headless(trace.trace_id, sid, c.service, c.name, endpoint(c),
+                                    m.location or code_location(c.attributes), m, root=s.name))
     return out
+
+
+def _calls_below(trace, root: str, is_llm) -> list[str]:
+    """LLM calls in the subtree of ``root`` (iteratively: no recursion limit on deep traces)."""
+    out, stack = [], [root]
+    while stack:
+        sid = stack.pop()
+        if is_llm[sid]:
+            out.append(sid)
+        stack.extend(trace.children.get(sid, ()))
+    return sorted(out)
 
 
 def serving_services(trace) -> set[str]:
@@ -100,22 +124,25 @@ def serving_services(trace) -> set[str]:
 
 def lost_context(ctx: ResultContext) -> list[Finding]:
     """TRACE004: a headless call in a service that serves requests: the request's context was lost."""
-    return _headless(ctx, TRACE004, True, (
-        "LLM call {name!r} in {service} is the root of its own trace: the request's context never reached it. "
+    return _headless(ctx, TRACE004, True, "is the root of its own trace", (
+        "LLM call {name!r} in {service} {where}: the request's context never reached it. "
         "Usually a thread pool or run_in_executor without contextvars.copy_context(), or a client created "
         "outside the request."))
 
 
 def job_calls(ctx: ResultContext) -> list[Finding]:
     """TRACE006: a headless call in a service that never serves: a job's call, not a lost context."""
-    return _headless(ctx, TRACE006, False, (
-        "LLM call {name!r} in {service} starts its own trace, and {service} serves no request and consumes no "
+    return _headless(ctx, TRACE006, False, "starts its own trace", (
+        "LLM call {name!r} in {service} {where}, and {service} serves no request and consumes no "
         "message in this input: a job or script rather than a lost request context. Give the job a root span "
         "that carries the keys (ATTR002 says which are missing)."))
 
 
-def _headless(ctx: ResultContext, rule: Rule, serving: bool, text: str) -> list[Finding]:
-    return [rule.finding(h.trace_id, h.span_id, text.format(name=h.name, service=h.service),
+def _headless(ctx: ResultContext, rule: Rule, serving: bool, as_root: str, text: str) -> list[Finding]:
+    def where(h: Headless) -> str:
+        return as_root if h.root is None else f"is in a trace of its own, rooted at the agent or tool span {h.root!r}"
+
+    return [rule.finding(h.trace_id, h.span_id, text.format(name=h.name, service=h.service, where=where(h)),
                          endpoint=h.endpoint, code_location=h.code_location,
                          mechanism=h.mechanism if serving or h.mechanism is None else mechanism.in_job(h.mechanism))
             for h in ctx.headless if (h.service in ctx.serving) is serving]
