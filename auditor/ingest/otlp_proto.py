@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from auditor.errors import InputError
+from auditor.ingest import links as links_mod
 from auditor.ingest.interning import canonical, share
 from auditor.ingest.limits import max_input_bytes, too_large
 from auditor.ingest.otlp_values import any_value as _value, service_of as _service
@@ -18,6 +19,7 @@ from auditor.projection import Projection
 
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
+_NO_LINKS = links_mod.NONE
 
 
 def _project(kvs, projection: Projection) -> dict:
@@ -76,6 +78,7 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
                         pid_hex = ids[pid] = pid.hex()
                 else:
                     pid_hex = ""
+                lk, nd = links_mod.from_proto(s.links) if s.links else _NO_LINKS
                 append(
                     Span(
                         tid_hex,
@@ -90,6 +93,9 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
                         s.flags,
                         attrs,
                         resource,
+                        False,
+                        lk,
+                        nd,
                     )
                 )
     return spans, rejected
