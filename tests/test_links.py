@@ -59,6 +59,21 @@ def test_link_sample_matches_its_expected_findings(name, form):
     assert doc["summary"]["rejected_links"] == 0
 
 
+@pytest.mark.parametrize("name", SAMPLES)
+def test_jaeger_and_tempo_forms_keep_the_links_and_audit_like_otlp(name):
+    """Jaeger writes span links as FOLLOWS_FROM references (one into another trace is never a
+    parent); Tempo's download is OTLP JSON with links as they are. Zipkin has no links."""
+    from test_jaeger_zipkin_tempo import _audit, _same, _schema_for, to_jaeger, to_tempo
+
+    sample = LINKS / f"{name}.otlp.json"
+    data = sample.read_bytes()
+    schema = _schema_for(sample)
+    spans = ingest.load([str(sample)], EVERYTHING).spans
+    want = _audit(data, schema)
+    _same(_audit(json.dumps(to_jaeger(spans)).encode(), schema), want)
+    _same(_audit(json.dumps(to_tempo(json.loads(data))).encode(), schema), want)
+
+
 def test_celery_parents_by_default_and_links_with_use_span_links():
     """What the installed opentelemetry-instrumentation-celery does: the worker's run span is the
     child of the apply_async span by default, a new trace's root with one link when asked."""

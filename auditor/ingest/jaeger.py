@@ -12,6 +12,7 @@ from typing import Any
 
 from auditor.errors import InputError
 from auditor.ingest import foreign
+from auditor.ingest import links as links_mod
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -137,7 +138,7 @@ def _trace(t: Any, path: str, projection: Projection, where: str, spans: list, r
         s = _dict(s, p)
         tid = foreign.hex_id(s.get("traceID") or t.get("traceID"), 16)
         sid = foreign.hex_id(s.get("spanID"), 8)
-        parent = _parent(s, p)
+        parent, lk, nd = _parent(s, p, tid)
         if not tid or not sid or parent is None:
             rejected.append(Rejected(f"{where}: {p}", "expected a hex traceID (up to 32 digits), a hex spanID (up to 16) and hex reference ids"))
             continue
@@ -158,21 +159,29 @@ def _trace(t: Any, path: str, projection: Projection, where: str, spans: list, r
             Span(
                 tid, sid, parent, name, service, foreign.scope_of(tags), foreign.kind_of(tags.get("span.kind")),
                 start_us * 1000, (start_us + dur_us) * 1000, 0, foreign.attributes(tags, projection), resource,
+                False, lk, nd,
             )
         )
 
 
-def _parent(s: dict, p: str) -> str | None:
-    """The parent span id: the first CHILD_OF reference (else the first reference), or parentSpanID."""
+def _parent(s: dict, p: str, tid: str | None = None) -> tuple[str | None, tuple[tuple[str, str], ...], int]:
+    """The parent span id (the first CHILD_OF reference, else the first reference in the span's
+    own trace, else parentSpanID) and the span's links: every other reference (OTel links are
+    written as references; one into another trace is never a parent)."""
     refs = _list(s.get("references"), p + ".references")
+    own = [r for r in refs if isinstance(r, dict) and (r.get("traceID") in (None, "") or foreign.hex_id(r.get("traceID"), 16) == tid)]
     chosen = None
-    for r in refs:
-        if isinstance(r, dict) and str(r.get("refType", "")).upper() == "CHILD_OF":
+    for r in own:
+        if str(r.get("refType", "")).upper() == "CHILD_OF":
             chosen = r
             break
-    if chosen is None and refs:
-        chosen = refs[0] if isinstance(refs[0], dict) else None
+    if chosen is None and own:
+        chosen = own[0]
     raw = chosen.get("spanID") if chosen is not None else s.get("parentSpanID")
+    others = [r for r in refs if r is not chosen]
+    lk, nd = (links_mod.from_hex_pairs(
+        ((r.get("traceID") or tid, r.get("spanID")) if isinstance(r, dict) else (None, None) for r in others),
+        foreign.hex_id) if others else links_mod.NONE)
     if raw in (None, "", "0", "0000000000000000"):
-        return ""
-    return foreign.hex_id(raw, 8)
+        return "", lk, nd
+    return foreign.hex_id(raw, 8), lk, nd
