@@ -227,6 +227,17 @@ def test_hostile_links_are_dropped_and_counted_never_the_span(tmp_path, links, k
     assert (doc["summary"]["spans"], doc["summary"]["rejected_spans"], doc["summary"]["rejected_links"]) == (4, 0, dropped)
 
 
+@pytest.mark.parametrize("form", ["json", "pb"])
+def test_links_are_read_on_roots_and_consumer_spans_only_in_every_format(tmp_path, form):
+    """The audit judges links of roots and CONSUMER spans; decoders read only those (hot path)."""
+    spans = _pair()
+    spans[3] = mk(2, 4, 3, "chat", "worker", "llm", attrs=LLM, links=((tid(1), sid(2)),))  # a child, not a consumer
+    path = tmp_path / f"t.{form}"
+    path.write_bytes(to_json_bytes(spans) if form == "json" else to_pb(spans))
+    got = {s.name: s.links for s in ingest.load([str(path)], EVERYTHING).spans}
+    assert got == {"POST /jobs": (), "publish jobs": (), "process jobs": ((tid(1), sid(2)),), "chat": ()}
+
+
 def test_hostile_protobuf_links_are_dropped_and_counted(tmp_path):
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 

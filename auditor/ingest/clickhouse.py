@@ -225,7 +225,7 @@ def decode_row(row: Mapping[str, Any], projection: Projection, where: str, ids: 
         resource = _attributes(row.get("ResourceAttributes"), projection, types) or EMPTY
     except (TypeError, ValueError, AttributeError):
         return Rejected(where, "expected SpanAttributes and ResourceAttributes as Map(String, String)")
-    lt = row.get("Links.TraceId")
+    lt = row.get("Links.TraceId") if links_mod.judged(pid, kind) else None
     lk, nd = _links(lt, row.get("Links.SpanId")) if lt else links_mod.NONE
     return Span(
         tid, sid, pid, share(name), share(service or "unknown_service"), share(scope if isinstance(scope, str) else ""),

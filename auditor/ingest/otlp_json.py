@@ -234,7 +234,7 @@ def _span(s: Any, service: str, scope: str, resource: dict, projection: Projecti
         kind = _KIND_NAMES[kind]
     else:
         kind = _int(kind, ".kind")
-    raw_links = s.get("links")
+    raw_links = s.get("links") if links_mod.judged(pid, kind) else None
     lk, nd = _links(raw_links) if raw_links else links_mod.NONE
     return Span(
         tid,
