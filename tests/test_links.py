@@ -317,6 +317,18 @@ def test_the_samples_shards_merge_to_the_whole_through_the_cli(tmp_path):
         assert _without_run(json.loads(res.stdout)) == _without_run(whole)
 
 
+def test_stream_resolves_links_like_the_whole_file(tmp_path):
+    """``--stream`` audits traces as they complete (one resourceSpans per line here, window 1):
+    a consumer audited before its producer arrives still resolves, in finish."""
+    doc = json.loads((LINKS / "celery-links.otlp.json").read_text())
+    lines = tmp_path / "t.jsonl"
+    rs = sorted(doc["resourceSpans"], key=lambda r: '"report-worker"' not in json.dumps(r["resource"]))  # consumers first
+    lines.write_text("".join(json.dumps({"resourceSpans": [r]}) + "\n" for r in rs))
+    _, whole = _check(str(LINKS / "celery-links.otlp.json"))
+    _, streamed = _check("--stream", "--window", "1", str(lines))
+    assert _without_run(streamed) == _without_run(whole)
+
+
 # ---------------------------------------------------------------- the sidecar, fed apart
 
 
