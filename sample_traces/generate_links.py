@@ -1,13 +1,17 @@
 """Attribution across queues: real Celery and RabbitMQ (pika) spans, producer -> consumer.
 
-    apt-get install rabbitmq-server && rabbitmq-server &      # a real broker on 127.0.0.1:5672
-    python -m venv /work/venv-links && /work/venv-links/bin/pip install -e . celery==5.7.0 kombu==5.7.0 \\
-        opentelemetry-sdk==1.45.1 opentelemetry-instrumentation-celery==0.66b1 \\
-        opentelemetry-instrumentation-pika==0.66b1 pika==1.4.4 opentelemetry-processor-baggage==0.66b1 \\
-        opentelemetry-instrumentation-openai-v2==2.3b0 openai==3.57.0 opentelemetry-exporter-otlp-proto-common==1.45.1
+    apt-get install rabbitmq-server                               # RabbitMQ 3.10.8 (Debian bookworm)
+    HOME=/var/lib/rabbitmq RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server &   # a real broker on 127.0.0.1:5672
+    python -m venv /work/venv-links && /work/venv-links/bin/pip install -e . celery==5.7.0 kombu==5.7.0 \
+        opentelemetry-api==1.45.1 opentelemetry-sdk==1.45.1 opentelemetry-instrumentation==0.66b1 \
+        opentelemetry-instrumentation-celery==0.66b1 opentelemetry-instrumentation-pika==0.66b1 pika==1.4.4 \
+        opentelemetry-processor-baggage==0.66b1 opentelemetry-exporter-otlp-proto-common==1.45.1 \
+        opentelemetry-instrumentation-openai-v2==2.3b0 openai==3.57.0 httpx==0.28.1 wrapt==1.17.3
     /work/venv-links/bin/python sample_traces/generate_links.py
+    rabbitmqctl stop
 
-(RabbitMQ 3.10.8 from Debian bookworm.) Writes ``sample_traces/links/NAME.otlp.json`` and the same
+(opentelemetry-instrumentation-openai-v2 2.3b0 needs wrapt < 2 and httpx, which openai 3.x no longer
+pulls in.) Writes ``sample_traces/links/NAME.otlp.json`` and the same
 spans as gzipped protobuf, ``NAME.pb.gz``. Every LLM call is
 a real ``openai`` client call, instrumented by opentelemetry-instrumentation-openai-v2, against the
 local FakeProvider (``generate_dialects_kit``). The web side puts ``tenant_id`` / ``workflow_id`` in W3C
