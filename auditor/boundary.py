@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import re
 
-from auditor.model import Boundary, BoundaryClass, Endpoint, Span
+from auditor.model import SPAN_KIND_CONSUMER, SPAN_KIND_PRODUCER, Boundary, BoundaryClass, Endpoint, Span
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Tokens are split on separators that ids sit between in span names and routes; '-', '_'
@@ -39,6 +39,8 @@ def endpoint(span: Span) -> Endpoint:
 
 
 def classify(parent: Span, child: Span) -> BoundaryClass:
+    if parent.kind == SPAN_KIND_PRODUCER and child.kind == SPAN_KIND_CONSUMER:
+        return BoundaryClass.MESSAGING  # the context crossed a queue in the message's headers
     if parent.service != child.service or child.remote_parent:
         return BoundaryClass.NETWORK
     if parent.scope != child.scope:
@@ -68,6 +70,13 @@ FIX_HINTS = {
         "every span, or via a SpanProcessor that copies them from baggage/context), or a thread pool or "
         "executor that does not copy contextvars (contextvars.copy_context().run, or "
         "opentelemetry-instrumentation-threading)."
+    ),
+    BoundaryClass.MESSAGING: (
+        "Lost across a queue (producer -> consumer): propagate the context into the message headers "
+        "(the Celery task headers, Kafka / AMQP / SQS message attributes) with the W3C tracecontext and "
+        "baggage propagators, instrument both the producer and the consumer (opentelemetry-instrumentation-"
+        "celery / -kafka-python / -pika / -botocore), and on the consumer copy the extracted baggage onto its "
+        "spans (BaggageSpanProcessor) or send the key in the message itself and set it on the consumer's span."
     ),
 }
 

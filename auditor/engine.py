@@ -23,10 +23,10 @@ from auditor.compiled import Compiled
 from auditor.mechanism import code_location
 from auditor.calls import OPERATION
 from auditor.duplicates import models_compatible
-from auditor.model import AuditResult, Counts, Finding, Headless, LlmCall, Parts, Rejected, RunInfo, Span
+from auditor.model import AuditResult, Counts, Finding, Headless, LinkAnchor, LinkClaim, LlmCall, Parts, Rejected, RunInfo, Span
 from auditor.plan import Plan
 from auditor.rollup import finish
-from auditor.rules import REGISTRY, Visit, structure
+from auditor.rules import REGISTRY, Visit, links, structure
 from auditor.rules.context import TraceContext
 from auditor.rules.tool import TOOL001
 
@@ -36,9 +36,10 @@ _SPAN = REGISTRY.checks_for(Visit.SPAN)
 _CALL = REGISTRY.checks_for(Visit.CALL)
 
 
-def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCall], list[str], list[Headless]]:
+def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCall], list[str], list[Headless], links.Facts]:
     """Findings, priced call records, the spans that look like LLM calls but are not read as
-    one, and the LLM calls that are roots of the trace (judged over the whole result)."""
+    one, the LLM calls that are roots of the trace (judged over the whole result), and the
+    trace's span-link claims and producer anchors (resolved over the whole result)."""
     spans = trace.spans
     order = list(trace.walk())
     is_llm_fn = c.is_llm
@@ -91,7 +92,8 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
             for check in _SPAN:
                 findings.extend(check.fn(ctx, span, call))
     headless = structure.headless_roots(trace, is_llm)
-    return _with_code_locations(findings, spans), list(calls.values()), unread, headless
+    found, linked = links.collect(ctx, _with_code_locations(findings, spans))
+    return found, list(calls.values()), unread, headless, linked
 
 
 def _link_nested(trace, order: list[str], is_llm, calls: dict[str, LlmCall]) -> dict[str, LlmCall]:
@@ -160,6 +162,9 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
     example: tuple[str, str] | None = None
     headless: list[Headless] = []
     serving: set[str] = set()
+    claims: list[LinkClaim] = []
+    anchors: list[LinkAnchor] = []
+    dropped_links = 0
     for t in traces:
         n_traces += 1
         n_spans += len(t.spans)
@@ -169,10 +174,14 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
         required.update(c.required_names)
         serving |= structure.serving_services(t)
         try:
-            f, cl, unread, roots = audit_trace(t, c, enabled)
+            f, cl, unread, roots, linked = audit_trace(t, c, enabled)
         except Exception as e:  # a crashing rule is a finding, never a crash of the run
-            f, cl, unread, roots = [_crashed(t, e)], [], [], []
+            f, cl, unread, roots, linked = [_crashed(t, e)], [], [], [], links.NONE
         headless.extend(roots)
+        if linked is not links.NONE:
+            claims.extend(linked.claims)
+            anchors.extend(linked.anchors)
+            dropped_links += linked.dropped
         if unread:
             n_unread += len(unread)
             first = (t.trace_id, min(unread))
@@ -182,7 +191,7 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
         examples_mod.offer(examples, t, f, c)
     order = plan.key_order
     return Parts(
-        counts=Counts(n_traces, n_spans, rejected),
+        counts=Counts(n_traces, n_spans, rejected, dropped_links),
         findings=tuple(findings),
         calls=tuple(calls),
         keys=tuple(k for k in order if k in keys),
@@ -195,6 +204,8 @@ def audit_traces(traces: Iterable, plan: Plan, rejected: int = 0) -> Parts:
         llm_like_example=example,
         headless=tuple(headless),
         serving=tuple(sorted(serving)),
+        claims=tuple(claims),
+        anchors=tuple(anchors),
     )
 
 

@@ -42,6 +42,7 @@ class BoundaryClass(str, Enum):
     NETWORK = "network"
     LIBRARY = "library"
     IN_PROCESS = "in-process"
+    MESSAGING = "messaging"  # a producer -> consumer hop (a parent-child PRODUCER -> CONSUMER edge, or a span link)
 
 
 # OTLP Span.flags bits: 0x100 "has-is-remote known", 0x200 "parent is remote".
@@ -68,6 +69,10 @@ class Span:
     # A log record read as a span-like record (e.g. Claude Code's api_request event): having
     # no parent says nothing about lost context.
     is_log_record: bool = False
+    # Span links as (trace id, span id), validated like ids; at most MAX_LINKS kept. Rare: ()
+    # for almost every span. ``links_dropped``: links whose ids were unusable, or over the cap.
+    links: tuple[tuple[str, str], ...] = ()
+    links_dropped: int = 0
 
     @property
     def remote_parent(self) -> bool:
@@ -84,7 +89,8 @@ class Span:
         a, r = self.attributes, self.resource
         return (_span, (self.trace_id, self.span_id, self.parent_span_id, self.name, self.service, self.scope,
                         self.kind, self.start_ns, self.end_ns, self.flags,
-                        a if isinstance(a, dict) else dict(a), r if isinstance(r, dict) else dict(r), self.is_log_record))
+                        a if isinstance(a, dict) else dict(a), r if isinstance(r, dict) else dict(r), self.is_log_record,
+                        self.links, self.links_dropped))
 
 
 def _span(*fields) -> Span:
@@ -92,6 +98,9 @@ def _span(*fields) -> Span:
     if not span.resource:
         object.__setattr__(span, "resource", EMPTY)
     return span
+
+
+MAX_LINKS = 128  # the OTel SDK's default link count limit; more on one span are dropped and counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +243,14 @@ class Counts:
     traces: int = 0
     spans: int = 0
     rejected_spans: int = 0
+    rejected_links: int = 0  # span links dropped at ingest (unusable ids, or over MAX_LINKS on a span)
 
     def __add__(self, other: "Counts") -> "Counts":
         return Counts(
             self.traces + other.traces,
             self.spans + other.spans,
             self.rejected_spans + other.rejected_spans,
+            self.rejected_links + other.rejected_links,
         )
 
 
@@ -270,7 +281,37 @@ class Headless:
     root: str | None = None
 
 
-SPAN_KIND_SERVER, SPAN_KIND_CONSUMER = 2, 5
+SPAN_KIND_SERVER, SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER = 2, 4, 5
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAnchor:
+    """A span another trace may link to (a PRODUCER span): where it sits and the keys it carries.
+
+    Per-trace work cannot see the trace a link points into, so anchors travel with the parts
+    and links are resolved in ``finish``: shards, ``merge`` and the sidecar agree."""
+
+    trace_id: str
+    span_id: str
+    endpoint: Endpoint
+    values: tuple[tuple[str, Any], ...]  # (key, value) for each schema key the span carries
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClaim:
+    """A consumer span (a root, or of kind CONSUMER) with span links, whose LLM calls below lack
+    ``key`` and whose own ancestry never had it: a messaging leak if a linked producer carried
+    it, a never-minted call otherwise. ``never``: the ATTR002 findings the engine held back for
+    ``finish`` to emit, or not, once the links are resolved."""
+
+    trace_id: str
+    span_id: str
+    endpoint: Endpoint
+    key: str
+    targets: tuple[tuple[str, str], ...]  # linked (trace id, span id), sorted
+    spans_affected: int
+    calls: tuple[str, ...]  # span ids of the LLM calls below that lack the key, sorted
+    never: tuple["Finding", ...] = ()
 
 SEVERITY_OFF = "off"
 FAIL_LEVELS = {"error": 3, "warning": 2, "note": 1, "never": 99}
@@ -334,6 +375,8 @@ class Parts:
     llm_like_example: tuple[str, str] | None = None
     headless: tuple[Headless, ...] = ()  # LLM calls that are trace roots (TRACE004 / TRACE006)
     serving: tuple[str, ...] = ()  # services with a SERVER or CONSUMER span, sorted
+    claims: tuple[LinkClaim, ...] = ()  # consumers that link elsewhere and lack a key (resolved in finish)
+    anchors: tuple[LinkAnchor, ...] = ()  # producer spans links may point at
 
 
 @dataclass(frozen=True, slots=True)

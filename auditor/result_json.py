@@ -27,6 +27,8 @@ from auditor.model import (
     ExampleTrace,
     Finding,
     Headless,
+    LinkAnchor,
+    LinkClaim,
     LlmCall,
     Parts,
     Policy,
@@ -34,7 +36,7 @@ from auditor.model import (
     Severity,
     Usage,
 )
-from auditor.rules import REGISTRY, Visit
+from auditor.rules import REGISTRY, Visit, links
 
 FORMAT_VERSION = 2  # 2: policy, key_order and dialects travel with the parts
 Q6 = Decimal("0.000001")
@@ -98,6 +100,7 @@ def to_json(result: AuditResult) -> dict:
             "traces": result.counts.traces,
             "spans": result.counts.spans,
             "rejected_spans": result.counts.rejected_spans,
+            "rejected_links": result.counts.rejected_links,
             "llm_calls": len(result.calls),
             "llm_call_records": len(result.calls) + len(result.duplicates),
             "findings": dict(result.finding_counts),
@@ -151,6 +154,17 @@ def to_json(result: AuditResult) -> dict:
             else {"trace_id": result.parts.llm_like_example[0], "span_id": result.parts.llm_like_example[1]},
         },
         "examples": [example_json(e) for e in result.parts.examples],
+        "link_claims": [
+            {"trace_id": c.trace_id, "span_id": c.span_id, "endpoint": c.endpoint.to_json(), "key": c.key,
+             "targets": [{"trace_id": t, "span_id": sp} for t, sp in c.targets], "spans_affected": c.spans_affected,
+             "llm_calls": list(c.calls), "never_minted": [finding_json(f) for f in c.never]}
+            for c in sorted(result.parts.claims, key=lambda c: (c.trace_id, c.span_id, c.key))
+        ],
+        "link_anchors": [
+            {"trace_id": a.trace_id, "span_id": a.span_id, "endpoint": a.endpoint.to_json(),
+             "values": {k: jsonable(v) for k, v in a.values}}
+            for a in sorted(result.parts.anchors, key=lambda a: (a.trace_id, a.span_id))
+        ],
         **({} if result.baseline is None else {"baseline": baseline_json(result)}),
     }
 
@@ -281,10 +295,14 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
         if not isinstance(doc, dict) or doc.get("format_version") != FORMAT_VERSION:
             raise InputError(f"{where}: $.format_version: expected {FORMAT_VERSION} (a result written by 'auditor check --format json')")
         s = doc["summary"]
-        counts = Counts(int(s["traces"]), int(s["spans"]), int(s.get("rejected_spans", 0)))
+        counts = Counts(int(s["traces"]), int(s["spans"]), int(s.get("rejected_spans", 0)), int(s.get("rejected_links", 0)))
         derived = REGISTRY.codes_visiting(Visit.RESULT)  # derived again by finish, from the calls
+        claims = tuple(_claim(c, f"{where}: $.link_claims[{i}]") for i, c in enumerate(doc.get("link_claims") or ()))
+        anchors = tuple(_anchor(a) for a in doc.get("link_anchors") or ())
+        claimed = links.claimed(claims)  # findings resolved again by finish, from the claims
         findings = tuple(
-            _finding(f, f"{where}: $.findings[{i}]") for i, f in enumerate(doc["findings"]) if f["code"] not in derived
+            f for f in (_finding(f, f"{where}: $.findings[{i}]") for i, f in enumerate(doc["findings"]) if f["code"] not in derived)
+            if not links.is_derived(f, claimed)
         )
         calls = tuple(_call(c, f"{where}: $.calls[{i}]") for i, c in enumerate(doc["calls"]))
         run = doc.get("run") or {}
@@ -304,7 +322,7 @@ def parts_from_json(doc: Any, where: str) -> tuple[Parts, RunInfo]:
                       policy, dialects, tuple(doc.get("key_order") or doc["keys"]),
                       int(unread.get("spans") or 0), None if ex is None else (str(ex["trace_id"]), str(ex["span_id"])),
                       tuple(_headless(h) for h in doc.get("headless") or ()),
-                      tuple(str(x) for x in doc.get("serving_services") or ()))
+                      tuple(str(x) for x in doc.get("serving_services") or ()), claims, anchors)
         return parts, RunInfo(tuple(run.get("inputs") or ()), run.get("schema") or "", float(run.get("seconds") or 0))
     except InputError:
         raise
@@ -331,6 +349,20 @@ def _headless(d: dict) -> Headless:
 
 def _mechanism(d) -> Mechanism | None:
     return None if d is None else Mechanism.from_json(d)
+
+
+def _claim(d: dict, where: str) -> LinkClaim:
+    return LinkClaim(
+        str(d["trace_id"]), str(d["span_id"]), _endpoint(d["endpoint"]), str(d["key"]),
+        tuple((str(t["trace_id"]), str(t["span_id"])) for t in d["targets"]), int(d["spans_affected"]),
+        tuple(str(x) for x in d["llm_calls"]),
+        tuple(_finding(f, f"{where}.never_minted[{i}]") for i, f in enumerate(d.get("never_minted") or ())),
+    )
+
+
+def _anchor(d: dict) -> LinkAnchor:
+    return LinkAnchor(str(d["trace_id"]), str(d["span_id"]), _endpoint(d["endpoint"]),
+                      tuple((str(k), _thaw(v)) for k, v in (d.get("values") or {}).items()))
 
 
 def _endpoint(d) -> Endpoint | None:

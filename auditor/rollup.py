@@ -33,7 +33,7 @@ from auditor.model import (
     Policy,
     RunInfo,
 )
-from auditor.rules import LEAK, REGISTRY, Visit
+from auditor.rules import LEAK, REGISTRY, Visit, links
 from auditor.rules.context import Folded, ResultContext
 
 EXAMPLES = 5
@@ -63,6 +63,7 @@ def merge_parts(a: Parts, b: Parts) -> Parts:
         a.llm_like_unread + b.llm_like_unread,
         min((e for e in (a.llm_like_example, b.llm_like_example) if e is not None), default=None),
         a.headless + b.headless, tuple(sorted(set(a.serving) | set(b.serving))),
+        a.claims + b.claims, a.anchors + b.anchors,
     )
 
 
@@ -126,6 +127,7 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
                         parts.llm_like_unread, parts.llm_like_example, parts.dialects,
                         tuple(sorted(parts.headless, key=lambda h: (h.trace_id, h.span_id))), frozenset(parts.serving))
     derived = [f for check in _RESULT_CHECKS for f in check.fn(ctx)]
+    derived += links.resolve(parts.claims, parts.anchors)  # span links, followed across traces
     # A folded record's own pricing findings would speak of a call counted elsewhere: drop them.
     kept = [f for f in parts.findings if not (f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of)]
     findings = tuple(sorted(apply_policy(kept + derived, policy), key=Finding.sort_key))

@@ -47,11 +47,14 @@ def mk(
     dur: int = 1000,
     flags: int = 0,
     resource: dict | None = None,
+    kind: int = 1,
+    links: tuple[tuple[str, str], ...] = (),
 ) -> Span:
     res = {"service.name": service, **(resource or {})}
     return Span(
-        tid(trace), sid(span), sid(parent) if parent else "", name, service, scope, 1,
+        tid(trace), sid(span), sid(parent) if parent else "", name, service, scope, kind,
         T0 + start, T0 + start + dur, flags, {k: _frozen(v) for k, v in (attrs or {}).items()}, res,
+        False, tuple(links),
     )
 
 
@@ -110,6 +113,10 @@ def to_request(spans: list[Span]) -> ExportTraceServiceRequest:
         p.end_time_unix_nano = s.end_ns
         p.flags = s.flags
         p.attributes.extend(KeyValue(key=k, value=_any(v)) for k, v in s.attributes.items())
+        for lt, ls in s.links:
+            link = p.links.add()
+            link.trace_id = bytes.fromhex(lt)
+            link.span_id = bytes.fromhex(ls)
     return req
 
 

@@ -83,6 +83,10 @@ def exporter_row(span) -> dict:
         "Duration": max(0, span.end_ns - span.start_ns),
         "StatusCode": "Unset",
         "StatusMessage": "",
+        "Links.TraceId": [t for t, _ in span.links],
+        "Links.SpanId": [s for _, s in span.links],
+        "Links.TraceState": ["" for _ in span.links],
+        "Links.Attributes": [{} for _ in span.links],
     }
 
 

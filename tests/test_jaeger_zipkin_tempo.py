@@ -70,7 +70,9 @@ def to_jaeger(spans) -> dict:
             "traceID": s.trace_id,
             "spanID": s.span_id,
             "operationName": s.name,
-            "references": [{"refType": "CHILD_OF", "traceID": s.trace_id, "spanID": s.parent_span_id}] if s.parent_span_id else [],
+            # The Collector's translator: the parent as CHILD_OF, each span link as FOLLOWS_FROM.
+            "references": ([{"refType": "CHILD_OF", "traceID": s.trace_id, "spanID": s.parent_span_id}] if s.parent_span_id else [])
+            + [{"refType": "FOLLOWS_FROM", "traceID": lt, "spanID": ls} for lt, ls in s.links],
             "flags": 1,
             "startTime": s.start_ns // 1000,
             "duration": s.end_ns // 1000 - s.start_ns // 1000,

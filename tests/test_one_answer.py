@@ -18,7 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from starlette.testclient import TestClient
 
 from auditor import ingest
@@ -64,6 +64,7 @@ def sdk_spans(path: Path) -> list[ReadableSpan]:
             start_time=s.start_ns,
             end_time=s.end_ns,
             instrumentation_scope=InstrumentationScope(s.scope),
+            links=[Link(SpanContext(int(lt, 16), int(ls, 16), True, TraceFlags(1))) for lt, ls in s.links],
         ))
     return out
 

@@ -6,7 +6,7 @@ One row per span, in the exporter's own schema: ``Timestamp`` (DateTime64(9), th
 ``ServiceName``, ``ResourceAttributes`` and ``SpanAttributes`` as ``Map(String, String)``,
 ``ScopeName`` / ``ScopeVersion`` (older exporters put the scope in ``SpanAttributes`` as
 ``otel.scope.name``), ``Duration`` in nanoseconds and ``Events.*`` / ``Links.*`` as parallel
-arrays (not read: no rule looks at events or links).
+arrays (``Links.TraceId`` / ``Links.SpanId`` are read as the span's links; events are not read).
 
 The same row decoder serves every way such rows arrive: ``SELECT * FROM otel_traces FORMAT
 Parquet`` files (read with pyarrow, row group by row group), ``FORMAT JSONEachRow`` lines
@@ -42,6 +42,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import yaml
 
 from auditor.errors import InputError
+from auditor.ingest import links as links_mod
 from auditor.ingest.interning import canonical, share
 from auditor.model import EMPTY, Rejected, Span
 from auditor.projection import Projection
@@ -49,7 +50,7 @@ from auditor.resources import schemas_dir
 
 # Columns read (the rest of ``SELECT *`` is ignored).
 COLUMNS = ("Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "ServiceName",
-           "ResourceAttributes", "ScopeName", "SpanAttributes", "Duration")
+           "ResourceAttributes", "ScopeName", "SpanAttributes", "Duration", "Links.TraceId", "Links.SpanId")
 REQUIRED = ("Timestamp", "TraceId", "SpanId", "SpanName")
 
 _KINDS = {"unspecified": 0, "internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
@@ -232,10 +233,20 @@ def decode_row(row: Mapping[str, Any], projection: Projection, where: str, ids: 
         resource = _attributes(row.get("ResourceAttributes"), projection, types) or EMPTY
     except (TypeError, ValueError, AttributeError):
         return Rejected(where, "expected SpanAttributes and ResourceAttributes as Map(String, String)")
+    lt = row.get("Links.TraceId") if links_mod.judged(pid, kind) else None
+    lk, nd = _links(lt, row.get("Links.SpanId")) if lt else links_mod.NONE
     return Span(
         tid, sid, pid, share(name), share(service or "unknown_service"), share(scope if isinstance(scope, str) else ""),
-        kind, start, start + dur, 0, attrs, resource,
+        kind, start, start + dur, 0, attrs, resource, False, lk, nd,
     )
+
+
+def _links(traces: Any, spans: Any) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The ``Links`` Nested columns (parallel arrays): unusable or unpaired entries are dropped and counted."""
+    if not isinstance(traces, (list, tuple)) or not isinstance(spans, (list, tuple)):
+        return (), len(traces) if isinstance(traces, (list, tuple)) else 1
+    lk, nd = links_mod.from_hex_pairs(zip(traces, spans), lambda v, nbytes: _id(v, 2 * nbytes))
+    return lk, nd + abs(len(traces) - len(spans))
 
 
 def decode_rows(rows: Iterable[Mapping[str, Any]], projection: Projection, where: str, first: int = 0) -> tuple[list[Span], list[Rejected]]:

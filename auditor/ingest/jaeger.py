@@ -12,6 +12,7 @@ from typing import Any
 
 from auditor.errors import InputError
 from auditor.ingest import foreign
+from auditor.ingest import links as links_mod
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -137,7 +138,7 @@ def _trace(t: Any, path: str, projection: Projection, where: str, spans: list, r
         s = _dict(s, p)
         tid = foreign.hex_id(s.get("traceID") or t.get("traceID"), 16)
         sid = foreign.hex_id(s.get("spanID"), 8)
-        parent = _parent(s, p)
+        parent, others = _parent(s, p, tid)
         if not tid or not sid or parent is None:
             rejected.append(Rejected(f"{where}: {p}", "expected a hex traceID (up to 32 digits), a hex spanID (up to 16) and hex reference ids"))
             continue
@@ -149,6 +150,8 @@ def _trace(t: Any, path: str, projection: Projection, where: str, spans: list, r
         else:
             service, resource = "unknown_service", {"service.name": "unknown_service"}
         tags = _tags(s.get("tags"), p + ".tags")
+        kind = foreign.kind_of(tags.get("span.kind"))
+        lk, nd = _links(others, tid) if others and links_mod.judged(parent, kind) else links_mod.NONE
         name = s.get("operationName", "")
         if not isinstance(name, str):
             raise _Bad(p + ".operationName", f"expected a string, got {type(name).__name__}")
@@ -156,23 +159,33 @@ def _trace(t: Any, path: str, projection: Projection, where: str, spans: list, r
         dur_us = _int(s.get("duration", 0), p + ".duration")
         spans.append(
             Span(
-                tid, sid, parent, name, service, foreign.scope_of(tags), foreign.kind_of(tags.get("span.kind")),
+                tid, sid, parent, name, service, foreign.scope_of(tags), kind,
                 start_us * 1000, (start_us + dur_us) * 1000, 0, foreign.attributes(tags, projection), resource,
+                False, lk, nd,
             )
         )
 
 
-def _parent(s: dict, p: str) -> str | None:
-    """The parent span id: the first CHILD_OF reference (else the first reference), or parentSpanID."""
+def _parent(s: dict, p: str, tid: str | None = None) -> tuple[str | None, list]:
+    """The parent span id (the first CHILD_OF reference, else the first reference in the span's
+    own trace, else parentSpanID) and the other references: OTel writes span links as
+    references, and one into another trace is never a parent."""
     refs = _list(s.get("references"), p + ".references")
+    own = [r for r in refs if isinstance(r, dict) and (r.get("traceID") in (None, "") or foreign.hex_id(r.get("traceID"), 16) == tid)]
     chosen = None
-    for r in refs:
-        if isinstance(r, dict) and str(r.get("refType", "")).upper() == "CHILD_OF":
+    for r in own:
+        if str(r.get("refType", "")).upper() == "CHILD_OF":
             chosen = r
             break
-    if chosen is None and refs:
-        chosen = refs[0] if isinstance(refs[0], dict) else None
+    if chosen is None and own:
+        chosen = own[0]
     raw = chosen.get("spanID") if chosen is not None else s.get("parentSpanID")
+    others = [r for r in refs if r is not chosen]
     if raw in (None, "", "0", "0000000000000000"):
-        return ""
-    return foreign.hex_id(raw, 8)
+        return "", others
+    return foreign.hex_id(raw, 8), others
+
+
+def _links(refs: list, tid: str) -> tuple[tuple[tuple[str, str], ...], int]:
+    return links_mod.from_hex_pairs(
+        ((r.get("traceID") or tid, r.get("spanID")) if isinstance(r, dict) else (None, None) for r in refs), foreign.hex_id)

@@ -13,6 +13,7 @@ import binascii
 from typing import Any
 
 from auditor.ingest.otlp_values import BadJson as _Bad, json_errors
+from auditor.ingest import links as links_mod
 from auditor.ingest.interning import canonical, share
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
@@ -233,6 +234,8 @@ def _span(s: Any, service: str, scope: str, resource: dict, projection: Projecti
         kind = _KIND_NAMES[kind]
     else:
         kind = _int(kind, ".kind")
+    raw_links = s.get("links") if links_mod.judged(pid, kind) else None
+    lk, nd = _links(raw_links) if raw_links else links_mod.NONE
     return Span(
         tid,
         sid,
@@ -246,4 +249,23 @@ def _span(s: Any, service: str, scope: str, resource: dict, projection: Projecti
         _int(s.get("flags"), ".flags"),
         attributes(_list(s, "attributes", "attributes", ""), ".attributes", projection),
         resource,
+        False,
+        lk,
+        nd,
     )
+
+
+def _link_id(v: Any, nbytes: int) -> str | None:
+    try:
+        return _id(v, nbytes, "")
+    except _Bad:
+        return None
+
+
+def _links(raw: Any) -> tuple[tuple[tuple[str, str], ...], int]:
+    """``links``: [{traceId, spanId, ...}]; anything unusable is dropped and counted, never fatal."""
+    if not isinstance(raw, list):
+        return (), 1
+    pairs = [(_get(x, "traceId", "trace_id"), _get(x, "spanId", "span_id")) if isinstance(x, dict) else (None, None)
+             for x in raw]
+    return links_mod.from_hex_pairs(pairs, _link_id)

@@ -10,14 +10,17 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from auditor.errors import InputError
+from auditor.ingest import links as links_mod
 from auditor.ingest.interning import canonical, share
 from auditor.ingest.limits import max_input_bytes, too_large
 from auditor.ingest.otlp_values import any_value as _value, service_of as _service
-from auditor.model import Rejected, Span
+from auditor.model import SPAN_KIND_CONSUMER, Rejected, Span
 from auditor.projection import Projection
 
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
+_NO_LINKS = links_mod.NONE
+_CONSUMER = SPAN_KIND_CONSUMER
 
 
 def _project(kvs, projection: Projection) -> dict:
@@ -76,6 +79,8 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
                         pid_hex = ids[pid] = pid.hex()
                 else:
                     pid_hex = ""
+                kind = s.kind
+                lk, nd = links_mod.from_proto(s.links) if (not pid_hex or kind == _CONSUMER) and s.links else _NO_LINKS
                 append(
                     Span(
                         tid_hex,
@@ -84,12 +89,15 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
                         share(s.name),
                         service,
                         scope,
-                        s.kind,
+                        kind,
                         s.start_time_unix_nano,
                         s.end_time_unix_nano,
                         s.flags,
                         attrs,
                         resource,
+                        False,
+                        lk,
+                        nd,
                     )
                 )
     return spans, rejected

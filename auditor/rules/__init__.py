@@ -5,10 +5,10 @@ visits) and the ``CHECKS`` that emit them; ``REGISTRY`` proves no code is claime
 every walked code has a check. The engine walks the registry; nothing lists codes by hand.
 """
 
-from auditor.rules import agents, attribution, cost, genai, reconcile, structure, tool
+from auditor.rules import agents, attribution, cost, genai, links, reconcile, structure, tool
 from auditor.rules.registry import Registry, Rule, Visit
 
-_FAMILIES = (attribution, structure, genai, cost, agents, tool, reconcile)
+_FAMILIES = (attribution, links, structure, genai, cost, agents, tool, reconcile)
 
 REGISTRY = Registry.of(
     (r for m in _FAMILIES for r in m.RULES),

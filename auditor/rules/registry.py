@@ -29,6 +29,7 @@ class Visit(str, Enum):
     RESULT = "result"  # the whole result's unique calls (exact under merge: derived in finish)
     TOOL = "tool"  # raised by the engine itself (a crashing rule)
     RECONCILE = "reconcile"  # decided by ``auditor reconcile``, not by the trace audit
+    LINK = "link"  # a consumer's span links, resolved in ``finish`` against the producers of the whole input
 
 
 WALKED = (Visit.TRACE, Visit.KEY, Visit.SPAN, Visit.CALL, Visit.RESULT)
