@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 import traceback
 from collections import Counter
-from dataclasses import replace
 from typing import Iterable
 
 from auditor import assemble as assemble_mod
 from auditor import calls as calls_mod
 from auditor import examples as examples_mod
 from auditor.compiled import Compiled
-from auditor.model import AuditResult, Counts, Finding, Headless, LlmCall, Parts, Rejected, RunInfo, Span
+from auditor.model import AuditResult, Counts, Finding, Headless, LlmCall, Parts, Rejected, RunInfo, Span, evolve
 from auditor.plan import Plan
 from auditor.rollup import finish
 from auditor.rules import REGISTRY, Visit, structure
@@ -60,7 +59,7 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
         if is_llm[sid]:
             call = calls_mod.make_call(spans[sid], dict(zip(names, values[sid])), c.dialect)
             cost, note = c.pricer.price(call)
-            calls[sid] = replace(call, cost_usd=cost, price_note=note)
+            calls[sid] = evolve(call, cost_usd=cost, price_note=note)
         elif looks_like_llm(spans[sid].attributes):
             unread.append(sid)
 
@@ -89,7 +88,7 @@ def _with_code_locations(findings: list[Finding], spans: dict[str, Span]) -> lis
     for f in findings:
         s = spans.get(f.span_id)
         loc = _code_location(s.attributes) if s is not None else None
-        out.append(replace(f, code_location=loc) if loc else f)
+        out.append(evolve(f, code_location=loc) if loc else f)
     return out
 
 

@@ -123,3 +123,19 @@ def test_too_large_is_refused_as_the_whole_was(monkeypatch):
         assert len(list(iter_stream(io.BytesIO(data), "in.pb", EVERYTHING))) > 1
     finally:
         limits.set_max_input_bytes(before)
+
+
+def test_a_frame_with_fields_the_cutter_does_not_read_is_decoded_whole(monkeypatch):
+    """An unknown group (wire types 3/4) inside a scopeSpans: protobuf keeps it as an unknown
+    field; the cutter does not read groups, so that resourceSpans is decoded in one piece."""
+    req = message(resources=2, scopes=1, spans=30)
+    first = req.resource_spans[0]
+    scope = first.scope_spans[0].SerializeToString() + b"\x9b\x06\x08\x01\x9c\x06"  # group 99 { 1: 1 }
+    resource = first.resource.SerializeToString()
+    frame = b"\x0a" + otlp_pieces.varint(len(resource)) + resource + b"\x12" + otlp_pieces.varint(len(scope)) + scope
+    rest = ExportTraceServiceRequest(resource_spans=[req.resource_spans[1]]).SerializeToString()
+    data = b"\x0a" + otlp_pieces.varint(len(frame)) + frame + rest
+    want = decode_protobuf(data, EVERYTHING, "in.pb")
+    assert len(want[0]) == 60 - len(want[1])
+    spans, rejected, batches = pieces(data, 200, monkeypatch)
+    assert (spans, rejected) == want and batches > 2

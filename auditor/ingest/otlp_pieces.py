@@ -137,20 +137,41 @@ def _cuts(body: memoryview) -> Cut | None:
             prev = e
         out = []
         for s, e in scopes:
-            scope_others = bytearray()
-            ranges = array("q")
-            prev = s
-            for f, wt, _a, b in wire_fields(body, s, e):
-                if f == 2 and wt == 2:
-                    ranges.append(prev)
-                    ranges.append(b)
-                else:
-                    scope_others += body[prev:b]
-                prev = b
-            out.append((bytes(scope_others), ranges))
+            out.append(_spans_of_scope(body, s, e))
         return bytes(others), out
     except IndexError:
         return None
+
+
+def _spans_of_scope(body: memoryview, i: int, end: int) -> tuple[bytes, array]:
+    """One scopeSpans' other fields, and its spans' byte ranges (tag to end) as a flat array;
+    IndexError where it is not plain wire format. The spans are read inline: one per span."""
+    others = bytearray()
+    ranges = array("q")
+    append = ranges.append
+    while i < end:
+        start = i
+        if body[i] == 0x12:  # spans: field 2, length-delimited, a one-byte tag
+            i += 1
+            n = shift = 0
+            while True:
+                b = body[i]
+                i += 1
+                n |= (b & 0x7F) << shift
+                if b < 0x80:
+                    break
+                shift += 7
+                if shift > 63:
+                    raise IndexError
+            i += n
+            if i > end:
+                raise IndexError
+            append(start)
+            append(i)
+        else:
+            _f, _wt, _a, i = next(wire_fields(body, i, end))
+            others += body[start:i]
+    return bytes(others), ranges
 
 
 def _decode_cut(body: memoryview, cut: Cut, projection: Projection, where: str, index: int) -> Iterator[Batch]:
