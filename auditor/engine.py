@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import Counter
+from functools import lru_cache
 from typing import Iterable
 
 from auditor import assemble as assemble_mod
@@ -98,7 +99,12 @@ def _code_location(a) -> tuple[str, int | None, str | None] | None:
     if not path and not func:
         return None
     line = a.get("code.lineno") or a.get("code.line.number")
-    return (str(path or ""), int(line) if isinstance(line, int) else None, str(func) if func else None)
+    return _location(str(path or ""), int(line) if isinstance(line, int) else None, str(func) if func else None)
+
+
+@lru_cache(maxsize=65_536)  # one tuple per place, not per finding
+def _location(path: str, line: int | None, func: str | None) -> tuple[str, int | None, str | None]:
+    return (path, line, func)
 
 
 def _crashed(t, e: Exception) -> Finding:

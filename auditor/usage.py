@@ -357,7 +357,12 @@ def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider:
     else:
         conv, basis = INCLUDING, f"{raw.family or 'semconv'} convention: input includes cache tokens"
     uncached = inp - cache if conv == INCLUDING else inp
-    return Usage(input=uncached, convention=conv, basis=basis, ambiguous=ambiguous, **common)
+    return Usage(input=uncached, convention=conv, basis=_shared(basis), ambiguous=ambiguous, **common)
+
+
+@lru_cache(maxsize=4096)  # a call record holds its basis: one string per distinct text, not per call
+def _shared(text: str) -> str:
+    return text
 
 
 def reinterpret(u: Usage, convention: str) -> Usage:
