@@ -35,7 +35,12 @@ def normalise_name(name: str) -> str:
 
 
 def endpoint(span: Span) -> Endpoint:
-    return Endpoint(span.service, span.scope, normalise_name(span.name))
+    return _endpoint(span.service, span.scope, normalise_name(span.name))
+
+
+@lru_cache(maxsize=65_536)  # one object per place: a finding holds one, by the hundred thousand
+def _endpoint(service: str, scope: str, name: str) -> Endpoint:
+    return Endpoint(service, scope, name)
 
 
 def classify(parent: Span, child: Span) -> BoundaryClass:

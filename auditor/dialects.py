@@ -9,6 +9,7 @@ Each dialect's name is the preset that reads it (``schemas/presets/NAME.yaml``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 from auditor.model import Span
@@ -110,24 +111,31 @@ def projection() -> Projection:
 def detect(spans: Iterable[Span]) -> dict[str, int]:
     """Dialect name -> number of spans that speak it, in preset order; absent ones left out."""
     counts = dict.fromkeys(NAMES, 0)
-    by_scope: dict[str, tuple[str, ...]] = {}
+    by_attribute, prefixes = _BY_ATTRIBUTE.get, _ALL_PREFIXES
     for span in spans:
-        found = by_scope.get(span.scope)
-        if found is None:
-            found = by_scope[span.scope] = tuple(d.name for d in DIALECTS if d.matches_scope(span.scope))
-        extra = set()
+        found = _scope_dialects(span.scope)
+        extra: set[str] | None = None
         n = _BY_SPAN_NAME.get(span.name)
         if n:
-            extra.add(n)
+            extra = {n}
         for k in span.attributes:
-            n = _BY_ATTRIBUTE.get(k)
+            n = by_attribute(k)
             if n:
+                if extra is None:
+                    extra = set()
                 extra.add(n)
-            elif k.startswith(_ALL_PREFIXES):
+            elif k.startswith(prefixes):
+                if extra is None:
+                    extra = set()
                 extra.update(d for p, d in _PREFIX_OWNER if k.startswith(p))
-        for n in set(found) | extra:
+        for n in (set(found) | extra) if extra else found:  # found: one name per dialect
             counts[n] += 1
     return {n: c for n, c in counts.items() if c}
+
+
+@lru_cache(maxsize=4096)
+def _scope_dialects(scope: str) -> tuple[str, ...]:
+    return tuple(d.name for d in DIALECTS if d.matches_scope(scope))
 
 
 def refs(found: Iterable[str]) -> list[str]:

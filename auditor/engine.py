@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import traceback
 from collections import Counter
-from dataclasses import replace
 from typing import Iterable
 
 from auditor import assemble as assemble_mod
@@ -23,7 +22,7 @@ from auditor.compiled import Compiled
 from auditor.mechanism import code_location
 from auditor.calls import OPERATION
 from auditor.duplicates import models_compatible
-from auditor.model import AuditResult, Counts, Finding, Headless, LinkAnchor, LinkClaim, LlmCall, Parts, Rejected, RunInfo, Span
+from auditor.model import AuditResult, Counts, Finding, Headless, LinkAnchor, LinkClaim, LlmCall, Parts, Rejected, RunInfo, Span, evolve
 from auditor.plan import Plan
 from auditor.rollup import finish
 from auditor.rules import REGISTRY, Visit, links, structure
@@ -69,7 +68,7 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
         if is_llm[sid]:
             call = calls_mod.make_call(spans[sid], dict(zip(names, values[sid])), c.dialect)
             cost, note = c.pricer.price(call)
-            calls[sid] = replace(call, cost_usd=cost, price_note=note)
+            calls[sid] = evolve(call, cost_usd=cost, price_note=note)
         elif looks_like_llm(spans[sid].attributes):
             unread.append(sid)
 
@@ -125,7 +124,7 @@ def _link_nested(trace, order: list[str], is_llm, calls: dict[str, LlmCall]) -> 
             continue
         if out is calls:
             out = dict(calls)
-        out[sid] = replace(inner, within=up)
+        out[sid] = evolve(inner, within=up)
     return out
 
 
@@ -137,7 +136,7 @@ def _with_code_locations(findings: list[Finding], spans: dict[str, Span]) -> lis
         if loc is None:
             s = spans.get(f.span_id)
             loc = code_location(s.attributes) if s is not None else None
-        out.append(replace(f, code_location=loc) if loc else f)
+        out.append(evolve(f, code_location=loc) if loc else f)
     return out
 
 

@@ -11,6 +11,8 @@ evidence the answer is ``unknown``, never a guess.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -138,8 +140,13 @@ def code_location(a) -> Location | None:
     line = a.get("code.lineno") or a.get("code.line.number")
     if isinstance(line, str) and line.isdigit() and len(line) < 10:  # stringified by Zipkin, Jaeger, ClickHouse
         line = int(line)
-    return (str(path or "")[:1000], line if isinstance(line, int) and not isinstance(line, bool) else None,
-            str(func)[:200] if func else None)
+    return _location(str(path or "")[:1000], line if isinstance(line, int) and not isinstance(line, bool) else None,
+                     str(func)[:200] if func else None)
+
+
+@lru_cache(maxsize=65_536)  # one tuple per place, shared by every finding there, not one per finding
+def _location(path: str, line: int | None, func: str | None) -> Location:
+    return (path, line, func)
 
 
 def _text(v: Any, n: int = 80) -> str:

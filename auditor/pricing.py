@@ -184,6 +184,9 @@ class Pricer:
             rates = by_epoch[epoch] = self.rates(provider, model, start_ns, tier)
         if rates.__class__ is str:
             return None, rates
+        fast = rates.price_usage
+        if fast is not None:
+            return fast(u), rates.note
         cr, c5, c1 = u.cache_read, u.cache_write_5m, u.cache_write_1h
         cw = u.cache_write + c5 + c1
         vec = (u.input + cr + cw, cr, cw, c5, c1, u.output, u.reasoning, 1)

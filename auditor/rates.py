@@ -8,9 +8,9 @@ over our count vector so that each call costs a few integer multiplications, exa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from genai_prices.types import TieredPrices
 from genai_prices.units import _get_registry
@@ -54,6 +54,12 @@ class Rates:
     # One segment and nothing to check: the hot path inlines this dot product (else None).
     simple: tuple[tuple[int, int], ...] | None = None
     quantum: Decimal = Decimal(1)  # 10**-scale times the multiplier: one exact Decimal product per call
+    # ``simple`` compiled over a Usage's own fields (see ``_compile``): the whole hot path.
+    price_usage: Callable[[Any], Decimal] | None = field(default=None, compare=False, repr=False)
+
+    def __reduce__(self):
+        """Picklable (a cluster ships plans): the compiled function is compiled again."""
+        return (_rates, (self.segments, self.checks, self.scale, self.multiplier, self.note, self.simple, self.quantum))
 
     def cost(self, vec: tuple[int, ...]) -> Decimal:
         """The exact price of one call's counts (see USAGE_KEYS); ValueError on impossible counts."""
@@ -141,4 +147,35 @@ def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, no
         segments.append((threshold, tuple((k, c) for k, c in sorted(coefs.items()) if c)))
     simple = segments[0][1] if len(segments) == 1 and not checks else None
     quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
-    return Rates(tuple(segments), tuple(checks), scale, multiplier, note, simple, quantum)
+    return _rates(tuple(segments), tuple(checks), scale, multiplier, note, simple, quantum)
+
+
+# The count vector (USAGE_KEYS) over a Usage's fields: input_tokens is the total input, cache
+# writes are all three kinds. Per field, the vector entries it adds to.
+_SPREAD = {
+    "input": (0,),
+    "cache_read": (0, 1),
+    "cache_write": (0, 2),
+    "cache_write_5m": (0, 2, 3),
+    "cache_write_1h": (0, 2, 4),
+    "output": (5,),
+    "reasoning": (6,),
+}
+
+
+def _rates(segments, checks, scale, multiplier, note, simple, quantum) -> Rates:
+    return Rates(segments, checks, scale, multiplier, note, simple, quantum,
+                 None if simple is None else _compile(simple, quantum))
+
+
+def _compile(simple: tuple[tuple[int, int], ...], quantum: Decimal) -> Callable[[Any], Decimal]:
+    """The dot product of ``simple`` as one expression over a Usage's fields, integer
+    coefficients inlined (the same exact integer before the one Decimal product): no vector
+    built, no loop, per call. Compiled once per rates."""
+    coef = dict(simple)
+    terms = [f"u.{name} * {c}" for name, idx in _SPREAD.items() if (c := sum(coef.get(i, 0) for i in idx))]
+    if coef.get(_KEY_INDEX["requests"]):
+        terms.append(str(coef[_KEY_INDEX["requests"]]))
+    ns: dict[str, Any] = {"_D": Decimal, "_Q": quantum}
+    exec(f"def price_usage(u):\n    return _D({' + '.join(terms) or '0'}) * _Q", ns)
+    return ns["price_usage"]

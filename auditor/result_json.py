@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Iterator
 
 from auditor import __version__, concentration
 from auditor.errors import InputError
@@ -77,7 +77,9 @@ def policy_json(p: Policy) -> dict:
     }
 
 
-def to_json(result: AuditResult) -> dict:
+def to_json(result: AuditResult, findings: Any = None, calls: Any = None) -> dict:
+    """The whole document; ``findings`` / ``calls`` stand in for those lists when given (the
+    JSON report writes them a slice at a time, from ``records_json``)."""
     gate = result.gate
     policy = result.policy
     key_stats = {
@@ -141,8 +143,8 @@ def to_json(result: AuditResult) -> dict:
             }
             for b in result.boundaries
         ],
-        "findings": [finding_json(f) for f in result.findings],
-        "calls": [call_json(c, result) for c in sorted(result.parts.calls, key=lambda c: c.ref)],
+        "findings": list(records_json(result)["findings"]) if findings is None else findings,
+        "calls": list(records_json(result)["calls"]) if calls is None else calls,
         "keys": list(result.parts.keys),
         "required_keys": list(result.parts.required_keys),
         "key_order": list(result.parts.key_order),
@@ -196,6 +198,14 @@ def baseline_json(result: AuditResult) -> dict:
 
 def _round(p: float | None) -> float | None:
     return None if p is None else round(p, 2)
+
+
+def records_json(result: AuditResult) -> dict[str, Iterator[dict]]:
+    """The document's long lists, item by item, in their order."""
+    return {
+        "findings": map(finding_json, result.findings),
+        "calls": (call_json(c, result) for c in sorted(result.parts.calls, key=lambda c: c.ref)),
+    }
 
 
 def example_json(e: ExampleTrace) -> dict:

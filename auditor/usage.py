@@ -12,10 +12,11 @@ ambiguous and COST002 reports both prices.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from auditor.model import Usage
+from auditor.model import Usage, evolve
 
 INCLUDING, EXCLUDING, NONE = "including", "excluding", "none"
 # A dialect's convention, not a reading: the instrumentation passes each provider's own counts
@@ -176,8 +177,11 @@ MAX_TOKENS = 1_000_000_000
 
 
 def _first(attrs: Mapping[str, Any], names: tuple[str, ...], bad: list[str]) -> tuple[int | None, str | None]:
+    get = attrs.get
     for n in names:
-        raw = attrs.get(n)
+        raw = get(n)
+        if raw is None:
+            continue
         v = as_int(raw)
         if v is not None:
             return v, n
@@ -286,28 +290,54 @@ class Raw:
     unusable: tuple[str, ...] = ()  # counts present but not numbers at all (NaN, infinity)
 
 
+@lru_cache(maxsize=256)
+def _names_read(dialect: Dialect) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[tuple[str, str], ...]]:
+    """What ``read_raw`` looks up under a dialect, in order: (field, attribute names) and the
+    usage objects; computed once per dialect instead of per call."""
+    fields = (
+        ("input", INPUT + dialect.input),
+        ("output", OUTPUT + dialect.output),
+        ("cache_read", CACHE_READ + dialect.cache_read),
+        ("cache_write", CACHE_WRITE + dialect.cache_write),
+        ("cache_write_5m", dialect.cache_write_5m),
+        ("cache_write_1h", dialect.cache_write_1h),
+        ("reasoning", REASONING + dialect.reasoning),
+        ("total", TOTAL + dialect.total),
+    )
+    return fields, ((LITELLM_USAGE, "litellm"),) + tuple((n, "usage_object") for n in dialect.usage_object)
+
+
 def read_raw(attrs: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> Raw:
+    """The counts as written. A call's span is read twice (its record, then GENAI004's
+    contradictions), so the last readings are kept, each with the very mapping it read (held,
+    so its id cannot be reused) and compared by identity."""
+    hit = _READ.get(id(attrs))
+    if hit is not None and hit[0] is attrs and hit[1] is dialect:
+        return hit[2]
+    raw = _read_raw(attrs, dialect)
+    if len(_READ) >= 4096:
+        _READ.clear()
+    _READ[id(attrs)] = (attrs, dialect, raw)
+    return raw
+
+
+_READ: dict[int, tuple[Mapping[str, Any], Dialect, "Raw"]] = {}
+
+
+def _read_raw(attrs: Mapping[str, Any], dialect: Dialect) -> Raw:
     got: dict[str, int | None] = {}
     names: list[str] = []
     bad: list[str] = []
     family = ""
-    for field_name, builtin, extra in (
-        ("input", INPUT, dialect.input),
-        ("output", OUTPUT, dialect.output),
-        ("cache_read", CACHE_READ, dialect.cache_read),
-        ("cache_write", CACHE_WRITE, dialect.cache_write),
-        ("cache_write_5m", (), dialect.cache_write_5m),
-        ("cache_write_1h", (), dialect.cache_write_1h),
-        ("reasoning", REASONING, dialect.reasoning),
-        ("total", TOTAL, dialect.total),
-    ):
-        v, n = _first(attrs, builtin + extra, bad)
+    fields, objects = _names_read(dialect)
+    for field_name, candidates in fields:
+        v, n = _first(attrs, candidates, bad)
         got[field_name] = v
         if n is not None:
             names.append(n)
             if field_name == "input":
                 family = _FAMILY.get(n, "dialect")
-    for obj_name, obj_family in ((LITELLM_USAGE, "litellm"),) + tuple((n, "usage_object") for n in dialect.usage_object):
+    for obj_name, obj_family in objects:
         lite = _litellm_usage(attrs, obj_name)
         if lite:
             # The usage object is the source's full record: it fills what the span attributes lack.
@@ -388,16 +418,19 @@ def from_raw(raw: Raw, scope: str = "", dialect: Dialect = NO_DIALECT, provider:
     else:
         conv, basis = INCLUDING, f"{raw.family or 'semconv'} convention: input includes cache tokens"
     uncached = inp - cache if conv == INCLUDING else inp
-    return Usage(input=uncached, convention=conv, basis=basis, ambiguous=ambiguous, **common)
+    return Usage(input=uncached, convention=conv, basis=_shared(basis), ambiguous=ambiguous, **common)
+
+
+@lru_cache(maxsize=4096)  # a call record holds its basis: one string per distinct text, not per call
+def _shared(text: str) -> str:
+    return text
 
 
 def reinterpret(u: Usage, convention: str) -> Usage:
     """The same counts read under the other convention (the alternative COST002 prices)."""
-    from dataclasses import replace
-
     if convention == u.convention:
         return u
     cache = u.cache_read + u.cache_write_total
     if convention == EXCLUDING:  # input as reported was cache-inclusive; now take it as uncached
-        return replace(u, input=u.input + cache, convention=EXCLUDING, ambiguous=False)
-    return replace(u, input=max(u.input - cache, 0), convention=INCLUDING, ambiguous=False)
+        return evolve(u, input=u.input + cache, convention=EXCLUDING, ambiguous=False)
+    return evolve(u, input=max(u.input - cache, 0), convention=INCLUDING, ambiguous=False)

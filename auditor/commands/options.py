@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+from typing import Iterable
 
 import click
 
 from auditor.errors import UsageError
 from auditor.pipeline import Overrides, read_baseline
-from auditor.report import Format, RenderOptions, parse_output_spec, render
+from auditor.report import Format, RenderOptions, parse_output_spec, render_chunks
 
 FAIL_ON = click.Choice(["error", "warning", "note", "never"])
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
@@ -111,20 +113,34 @@ def route(specs: list, output: str | None) -> list:
     return routed
 
 
-def write(path: str | None, text: str) -> None:
-    """To stdout, or to a file opened only now that its text is rendered (no empty file on failure)."""
+def write(path: str | None, text: str | Iterable[str]) -> None:
+    """Text, or its pieces as they are rendered, to stdout or to a file opened only once the
+    first piece is rendered; a file this created is removed should rendering fail midway (no
+    empty or partial file on failure)."""
+    pieces = iter((text,) if isinstance(text, str) else text)
+    first = next(pieces, "")
     if path is None or path == "-":
-        click.echo(text, nl=False)
+        click.echo(first, nl=False)
+        for piece in pieces:
+            click.echo(piece, nl=False)
         return
+    created = not os.path.lexists(path)
     try:
         with open(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+            fh.write(first)
+            for piece in pieces:
+                fh.write(piece)
     except OSError as e:
         raise UsageError(f"{path}: cannot write report: {e.strerror or e}") from None
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
 
 
 def emit(result, formats: tuple[str, ...], output: str | None, color: bool | None, verbose: bool) -> None:
     """Render every requested format of an AuditResult and write each where it goes."""
     for fmt, path in route([parse_output_spec(s) for s in (formats or ("text",))], output):
         use_color = bool(color) if color is not None else (path is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
-        write(path, render(fmt, result, RenderOptions(color=use_color and fmt is Format.TEXT, verbose=verbose)))
+        write(path, render_chunks(fmt, result, RenderOptions(color=use_color and fmt is Format.TEXT, verbose=verbose)))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from auditor.errors import InputError
-from auditor.ingest import clickhouse, clickhouse_server, otlp_logs, otlp_proto
+from auditor.ingest import clickhouse, clickhouse_server, otlp_logs, otlp_pieces, otlp_proto
 from auditor.ingest.formats import decode_json_document
 from auditor.ingest.limits import TooLarge, max_input_bytes, too_large  # noqa: F401  (TooLarge re-exported)
 from auditor.model import Rejected, Span
@@ -168,10 +168,7 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
             f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
             f"length-prefixed records, Parquet or gzip; found byte 0x{head[0]:02x}"
         )
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise too_large(where, 0, limit, "one protobuf message")
-    yield decode_protobuf(data, projection, where)
+    yield from otlp_pieces.iter_message(stream, projection, where, limit, decode_protobuf)
 
 
 def _seekable(stream: io.BufferedReader, where: str, limit: int):

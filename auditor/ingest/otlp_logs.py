@@ -171,7 +171,13 @@ def _fields(data: bytes, start: int, end: int):
 
 def signal_of(data: bytes) -> str:
     """'logs' or 'traces' for an OTLP export request / data message, by its innermost records."""
-    seen = 0
+    return probe_signal(data)[0] or "traces"
+
+
+def probe_signal(data: bytes, seen: int = 0) -> tuple[str | None, int]:
+    """``signal_of`` for whole top-level fields of a message read in pieces, ``seen`` records
+    probed before them: (None, records seen so far) while undecided, the next piece deciding
+    as it would in the whole."""
     try:
         for f1, w1, s1, e1 in _fields(data, 0, len(data)):
             if (f1, w1) != (1, 2):
@@ -184,15 +190,15 @@ def signal_of(data: bytes) -> str:
                         continue
                     for pair in ((f, w) for f, w, _, _ in _fields(data, s3, e3)):
                         if pair in _SPAN_ONLY:
-                            return "traces"
+                            return "traces", seen
                         if pair in _LOG_ONLY:
-                            return "logs"
+                            return "logs", seen
                     seen += 1
                     if seen >= _PROBE_LIMIT:
-                        return "traces"
+                        return "traces", seen
     except IndexError:
-        pass
-    return "traces"
+        return "traces", seen
+    return None, seen
 
 
 def decode_message(data: bytes, projection: Projection, where: str) -> tuple[list[Span], list[Rejected]]:

@@ -28,8 +28,10 @@ def _project(kvs, projection: Projection) -> dict:
     return {kv.key: _value(kv.value) for kv in kvs if wants(kv.key)}
 
 
-def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[Rejected]]:
-    """Walk a decoded ExportTraceServiceRequest (or TracesData) into Spans."""
+def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: int = 0, span_at: int = 0) -> tuple[list[Span], list[Rejected]]:
+    """Walk a decoded ExportTraceServiceRequest (or TracesData) into Spans. A piece of a larger
+    message (``auditor.ingest.otlp_pieces``) says where it starts there, for rejections: its first
+    resourceSpans' index, and for a piece of one scopeSpans, that scope's and its first span's."""
     spans: list[Span] = []
     rejected: list[Rejected] = []
     append = spans.append
@@ -41,13 +43,13 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
     keep_all = projection.keep_all
     value = _value
     ids: dict[bytes, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
-    for ri, rs in enumerate(msg.resource_spans):
+    for ri, rs in enumerate(msg.resource_spans, first):
         rkvs = rs.resource.attributes
         service = _service(rkvs)
         resource = _project(rkvs, projection)
-        for si, ss in enumerate(rs.scope_spans):
+        for si, ss in enumerate(rs.scope_spans, scope_at):
             scope = ss.scope.name
-            for pi, s in enumerate(ss.spans):
+            for pi, s in enumerate(ss.spans, span_at):
                 tid, sid, pid = s.trace_id, s.span_id, s.parent_span_id
                 if len(tid) != 16 or len(sid) != 8 or len(pid) not in (0, 8) or tid == _ZERO16 or sid == _ZERO8:
                     rejected.append(
@@ -103,14 +105,17 @@ def spans_of(msg, projection: Projection, where: str) -> tuple[list[Span], list[
     return spans, rejected
 
 
-def decode_message(data: bytes, projection: Projection, where: str) -> tuple[list[Span], list[Rejected]]:
+def decode_message(data: bytes, projection: Projection, where: str, first: int = 0, scope_at: int = 0,
+                   span_at: int = 0) -> tuple[list[Span], list[Rejected]]:
+    """One message, or a piece of one (see ``spans_of``); a piece after the first may hold no
+    resourceSpans."""
     try:
         msg = ExportTraceServiceRequest.FromString(data)
     except (DecodeError, RuntimeError) as e:
         raise InputError(f"{where}: expected an OTLP ExportTraceServiceRequest/TracesData protobuf: {e}") from None
-    if data and not msg.resource_spans:
+    if data and not first and not msg.resource_spans:
         raise InputError(f"{where}: offset 0: expected an OTLP trace protobuf with resourceSpans, found none")
-    return spans_of(msg, projection, where)
+    return spans_of(msg, projection, where, first, scope_at, span_at)
 
 
 # A bare OTLP message starts with 0x0a, which read as a big-endian length is >= 160 MiB; a

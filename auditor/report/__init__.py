@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from enum import Enum
+from typing import Iterator
 
 from auditor.errors import UsageError
 from auditor.model import AuditResult
@@ -32,6 +33,17 @@ class RenderOptions:
 
 def render(fmt: Format, result: AuditResult, options: RenderOptions = RenderOptions()) -> str:
     return importlib.import_module(fmt.module).render(result, options)
+
+
+def render_chunks(fmt: Format, result: AuditResult, options: RenderOptions = RenderOptions()) -> Iterator[str]:
+    """``render``'s text in pieces where the format writes as it encodes (``render_chunks`` in
+    its module: the JSON report), else whole."""
+    mod = importlib.import_module(fmt.module)
+    chunks = getattr(mod, "render_chunks", None)
+    if chunks is None:
+        yield mod.render(result, options)
+    else:
+        yield from chunks(result, options)
 
 
 def parse_output_spec(spec: str) -> tuple[Format, str | None]:
