@@ -88,7 +88,10 @@ def test_sidecar_report_and_live_page_survive_poison_and_a_restart(tmp_path):
     again = Sidecar(data, trace_idle=0.2).start()
     try:
         again.wait_audited()
-        assert again.report() == first
+        after = again.report()
+        # run.seconds is the time the report took to build: it differs under load, nothing else may
+        assert after["run"]["inputs"] == first["run"]["inputs"]
+        assert {k: v for k, v in after.items() if k != "run"} == {k: v for k, v in first.items() if k != "run"}
         assert again.get("/live").status_code == 200
     finally:
         again.stop()
