@@ -161,7 +161,6 @@ def test_bad_baselines_are_one_line_exit_2(tmp_path):
 # ---------------------------------------------------------------- properties
 
 from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 from auditor.baseline import BaselineRef, apply  # noqa: E402
 from auditor.engine import audit  # noqa: E402

@@ -84,7 +84,7 @@ def test_duplicate_record_priced_once_from_the_detailed_record(default_result):
     assert D(lc["cost_usd"]) == D("0.034")  # what the total-only record would have cost: 12,000 x $2.50 + 400 x $10
     t5 = [f for f in default_result["findings"] if f["code"] == "TRACE005"]
     assert len(t5) == 1 and t5[0]["span_id"] == lc["span_id"]
-    assert f"priced once, from that record (its usage is the most detailed: semconv including, input 3808, output 400, cache read 8192)" in t5[0]["message"]
+    assert "priced once, from that record (its usage is the most detailed: semconv including, input 3808, output 400, cache read 8192)" in t5[0]["message"]
 
 
 def test_cost_findings(default_result):

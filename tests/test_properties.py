@@ -1,7 +1,6 @@
 """Property tests of the engine over generated trees and encodings (hypothesis)."""
 
 import json
-import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,7 +9,7 @@ from auditor.plan import Plan
 from auditor.engine import audit, merge
 from auditor.ingest import decode_bytes
 from auditor.result_json import to_json
-from builders import LLM, mk, sid, tid, to_json_bytes, to_pb
+from builders import LLM, mk, sid, to_json_bytes, to_pb
 from conftest import simple_schema
 
 SCHEMA = simple_schema(keys=("tenant_id", "workflow_id"))
