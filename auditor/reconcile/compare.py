@@ -54,7 +54,42 @@ def reconcile(
     groups_full, other_costs = build(exports, RateBook(pricer or Pricer()))
     windows = merged_intervals(exports)
     providers = sorted(windows)
+    inside, outside, left_out = _traced_in_windows(calls, windows, notes)
+    resolved, used = _dimensions(exports, groups_full, inside, providers, keymap, notes)
+    compared_tools = _tools_compared(groups_full, inside, providers, notes)
+    groups = _compare(groups_full, inside, resolved, used, compared_tools)
 
+    findings: list[ReconFinding] = []
+    untraced = _untraced(groups, used, findings)
+    for g in groups:
+        if g.ungated_usd < -OVERTRACED_TOLERANCE:
+            findings.append(finding(
+                OVERTRACED, f"traced ${_m(g.traced_usd)} exceeds invoiced ${_m(g.provider_usd)} for {g.label()}: "
+                "calls outside this organisation's exports, a wrong model or tier on the spans, or double counting", g,
+            ))
+        if g.provider_unpriced:
+            notes.append(f"{g.label()}: the provider's tokens could not be priced (no price for the model); counted as $0")
+    findings.extend(drift.check(groups))
+    tools = _tool_gaps(groups, compared_tools, other_costs)
+    _note_uncompared(other_costs, compared_tools, inside, groups, exports, notes)
+    return Reconciliation(
+        sources=tuple(Source(ex.path, ex.kind, ex.provider, len(ex.usage), len(ex.costs), ex.duplicate_pages) for ex in exports),
+        windows={p: tuple(v) for p, v in windows.items()},
+        dimensions=used,
+        groups=tuple(groups),
+        summary=_summary(groups, inside, max_ungated_pct),
+        untraced=untraced,
+        findings=tuple(sorted(findings, key=lambda f: (f.code, f.provider, str(f.subject)))),
+        notes=tuple(notes),
+        traced_calls_outside=outside,
+        traced_calls_other=left_out,
+        tools=tools,
+    )
+
+
+def _traced_in_windows(calls: tuple[LlmCall, ...], windows: dict, notes: list[str]) -> tuple[list[TracedCall], int, int]:
+    """The traced calls the exports can speak of (their provider, inside their buckets); the
+    calls outside every bucket and those of providers without an export, counted and noted."""
     mine, others = traced_calls(calls)
     if others:
         by = Counter(c.provider or "unknown" for c in others)
@@ -69,8 +104,13 @@ def reconcile(
     outside = sum(1 for c in mine if c.provider in windows) - len(inside)
     if outside:
         notes.append(f"{outside} traced call(s) start outside every bucket of the exports and were left out")
+    return inside, outside, len(others) + sum(no_export.values())
 
-    # What the provider knows, per provider.
+
+def _dimensions(exports, groups_full: dict, inside: list[TracedCall], providers: list[str], keymap: KeyMap,
+                notes: list[str]) -> tuple[dict, dict[str, tuple[str, ...]]]:
+    """Each traced call's (api key, workspace) as the provider knows them, and per provider the
+    dimensions compared: those the exports group by and every traced call can be placed in."""
     grouped: dict[str, set[str]] = defaultdict(set)
     for ex in exports:
         grouped[ex.provider] |= set(ex.grouped_by)
@@ -109,14 +149,15 @@ def reconcile(
                     continue
             dims.append(d)
         used[p] = tuple(dims)
+    return resolved, used
 
-    compared_tools = _tools_compared(groups_full, inside, providers, notes)
 
-    # Collapse both sides to the compared dimensions.
+def _compare(groups_full: dict, inside: list[TracedCall], resolved: dict, used: dict[str, tuple[str, ...]],
+             compared_tools: dict[str, tuple[str, ...]]) -> list[Group]:
+    """Both sides collapsed to the compared dimensions, one Group per place either side has."""
     prov: dict[tuple, _Side] = defaultdict(_Side)
     for k, g in groups_full.items():
-        ck = _collapse(k, used[k[1]])
-        s = prov[ck]
+        s = prov[_collapse(k, used[k[1]])]
         if g.tokens is not None:
             s.tokens = g.tokens if s.tokens is None else s.tokens + g.tokens
         if g.requests is not None:
@@ -158,25 +199,17 @@ def reconcile(
                 provider_tools=_counts(ps, compared_tools[k[1]]), traced_tools=_counts(ts, compared_tools[k[1]]),
             )
         )
+    return groups
 
-    findings: list[ReconFinding] = []
-    untraced = _untraced(groups, used, findings)
-    for g in groups:
-        if g.ungated_usd < -OVERTRACED_TOLERANCE:
-            findings.append(finding(
-                OVERTRACED, f"traced ${_m(g.traced_usd)} exceeds invoiced ${_m(g.provider_usd)} for {g.label()}: "
-                "calls outside this organisation's exports, a wrong model or tier on the spans, or double counting", g,
-            ))
-        if g.provider_unpriced:
-            notes.append(f"{g.label()}: the provider's tokens could not be priced (no price for the model); counted as $0")
-    findings.extend(drift.check(groups))
-    tools = _tool_gaps(groups, compared_tools, other_costs)
+
+def _note_uncompared(other_costs, compared_tools, inside: list[TracedCall], groups: list[Group], exports,
+                     notes: list[str]) -> None:
+    """What the comparison leaves out, said: non-token costs, unpriced traced calls, repeated pages."""
     not_compared = [c for c in other_costs if c.cost_type not in compared_tools.get(c.dims.provider, ())]
     if not_compared:
         total = sum((c.usd for c in not_compared), ZERO)
         kinds = sorted({c.cost_type for c in not_compared})
         notes.append(f"${_m(total)} of non-token costs ({', '.join(kinds)}) are on the invoice and not compared")
-
     unpriced = sum(1 for c in inside if c.cost_usd is None)
     if unpriced:
         could = sum((g.unpriced_could_explain_usd for g in groups), ZERO)
@@ -185,24 +218,9 @@ def reconcile(
             f"their tokens could explain up to ${_m(could)} of the gap (their share of the invoiced tokens in their "
             "groups, or the whole gap where the invoice gives no tokens), which is not counted as ungated"
         )
-    summary = _summary(groups, inside, max_ungated_pct)
-    sources = tuple(Source(ex.path, ex.kind, ex.provider, len(ex.usage), len(ex.costs), ex.duplicate_pages) for ex in exports)
     for ex in exports:
         if ex.duplicate_pages:
             notes.append(f"{ex.path}: {ex.duplicate_pages} repeated page(s) counted once")
-    return Reconciliation(
-        sources=sources,
-        windows={p: tuple(v) for p, v in windows.items()},
-        dimensions=used,
-        groups=tuple(groups),
-        summary=summary,
-        untraced=untraced,
-        findings=tuple(sorted(findings, key=lambda f: (f.code, f.provider, str(f.subject)))),
-        notes=tuple(notes),
-        traced_calls_outside=outside,
-        traced_calls_other=len(others) + sum(no_export.values()),
-        tools=tools,
-    )
 
 
 def _tools_compared(groups_full: dict, inside: list[TracedCall], providers: list[str], notes: list[str]) -> dict[str, tuple[str, ...]]:
