@@ -85,3 +85,21 @@ def test_a_logs_body_on_the_traces_path_and_garbage_are_refused(sidecar):
     assert "expected an OTLP JSON ExportLogsServiceRequest (an object with resourceLogs)" in r.json()["message"]
     r = sidecar.post("/v1/logs", b"\x0a\xff\xff", "application/x-protobuf")
     assert r.status_code == 400
+
+
+def test_one_bad_value_in_a_logs_request_costs_its_record_only(sidecar):
+    """A JSON logs request with one record whose time is not a number: partial success naming it,
+    and the other records are audited."""
+    logs = InMemoryLogRecordExporter()
+    gen.emit([SimpleLogRecordProcessor(logs)], [])
+    records = logs.get_finished_logs()[:3]
+    doc = gen.logs_json(encode_logs(records))
+    doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][1]["timeUnixNano"] = "soon"
+    r = sidecar.post("/v1/logs", json.dumps(doc).encode(), "application/json")
+    assert r.status_code == 200
+    assert r.json() == {"partialSuccess": {
+        "rejectedLogRecords": "1",
+        "errorMessage": "1 log record(s) rejected: body: $.resourceLogs[0].scopeLogs[0].logRecords[1].timeUnixNano: "
+                        "expected an integer (number or decimal string), got 'soon'"}}
+    sidecar.wait_audited()
+    assert sidecar.report()["summary"]["spans"] == 2

@@ -164,20 +164,30 @@ def test_a_log_record_that_is_an_llm_call_is_not_a_headless_call():
     [
         ({"resourceLogs": {}}, "x: line 1: $.resourceLogs: expected an array, got dict"),
         ({"resourceLogs": [{"scopeLogs": [{"logRecords": 3}]}]}, "x: line 1: $.resourceLogs[0].scopeLogs[0].logRecords: expected an array, got int"),
-        (
-            {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "soon"}]}]}]},
-            "x: line 1: $.resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano: expected an integer (number or decimal string), got 'soon'",
-        ),
-        (
-            {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"attributes": [{"key": 1}]}]}]}]},
-            "x: line 1: $.resourceLogs[0].scopeLogs[0].logRecords[0].attributes[0].key: expected a string",
-        ),
     ],
 )
 def test_bad_json_logs_are_one_line_errors_naming_the_path(doc, message):
     with pytest.raises(InputError) as e:
         decode_bytes(json.dumps(doc).encode(), "x", EVERYTHING)
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    "bad, where, reason",
+    [
+        ({"timeUnixNano": "soon"}, ".timeUnixNano", "expected an integer (number or decimal string), got 'soon'"),
+        ({"attributes": [{"key": 1}]}, ".attributes[0].key", "expected a string"),
+        ({"eventName": 5}, ".eventName", "expected a string"),
+    ],
+)
+def test_one_bad_value_costs_its_record_not_the_request(bad, where, reason):
+    """As for spans: the records around it are kept (a sidecar answers partial success)."""
+    doc = to_json(request([API, API, API]))
+    doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][1].update(bad)
+    spans, rejected = decode_bytes(json.dumps(doc).encode(), "x", EVERYTHING)
+    assert len(spans) == 2
+    assert [(r.where, r.reason) for r in rejected] == [
+        (f"x: line 1: $.resourceLogs[0].scopeLogs[0].logRecords[1]{where}", reason)]
 
 
 def test_a_record_with_a_malformed_trace_id_is_rejected_and_the_rest_kept():

@@ -300,35 +300,46 @@ def _decode_json(obj: Any, projection: Projection, where: str, root: str):
             rkey = resource_key(resource_all, scope)
             for li, r in enumerate(records):
                 p = f"{spath}.logRecords[{li}]"
-                r = J._dict(r, p)
-                tid = J._id(J._get(r, "traceId", "trace_id"), 16, p + ".traceId")
-                if tid is None:
-                    rejected.append(Rejected(f"{where}: {p}", "expected an empty or 32-hex-digit traceId"))
+                try:
+                    span = _record_json(r, p, rkey, resource, service, scope, projection)
+                except J._Bad as bad:  # one bad value costs its record, not the request
+                    rejected.append(Rejected(f"{where}: {bad.path}", bad.expected))
                     continue
-                raw_body = r.get("body")
-                body = J.value(raw_body, p + ".body") if raw_body else None
-                ev = J._get(r, "eventName", "event_name", "")
-                if not isinstance(ev, str):
-                    raise J._Bad(p + ".eventName", "expected a string")
-                sev = J._get(r, "severityNumber", "severity_number", 0)
-                sev = sev if isinstance(sev, str) else J._int(sev, p + ".severityNumber")
-                spans.append(
-                    make_span(
-                        trace_id=tid,
-                        time_ns=J._int(J._get(r, "timeUnixNano", "time_unix_nano"), p + ".timeUnixNano"),
-                        observed_ns=J._int(J._get(r, "observedTimeUnixNano", "observed_time_unix_nano"), p + ".observedTimeUnixNano"),
-                        severity=_severity(sev),
-                        body=body,
-                        event_name=ev,
-                        all_attrs=J.attributes(J._list(r, "attributes", "attributes", p), p + ".attributes", None),
-                        rkey=rkey,
-                        resource=resource,
-                        service=service,
-                        scope=scope,
-                        projection=projection,
-                    )
-                )
+                if span is None:
+                    rejected.append(Rejected(f"{where}: {p}", "expected an empty or 32-hex-digit traceId"))
+                else:
+                    spans.append(span)
     return spans, rejected
+
+
+def _record_json(r: Any, p: str, rkey: str, resource: dict, service: str, scope: str, projection: Projection) -> Span | None:
+    """One JSON log record as a span; None for an unusable trace id."""
+    J = otlp_json
+    r = J._dict(r, p)
+    tid = J._id(J._get(r, "traceId", "trace_id"), 16, p + ".traceId")
+    if tid is None:
+        return None
+    raw_body = r.get("body")
+    body = J.value(raw_body, p + ".body") if raw_body else None
+    ev = J._get(r, "eventName", "event_name", "")
+    if not isinstance(ev, str):
+        raise J._Bad(p + ".eventName", "expected a string")
+    sev = J._get(r, "severityNumber", "severity_number", 0)
+    sev = sev if isinstance(sev, str) else J._int(sev, p + ".severityNumber")
+    return make_span(
+        trace_id=tid,
+        time_ns=J._int(J._get(r, "timeUnixNano", "time_unix_nano"), p + ".timeUnixNano"),
+        observed_ns=J._int(J._get(r, "observedTimeUnixNano", "observed_time_unix_nano"), p + ".observedTimeUnixNano"),
+        severity=_severity(sev),
+        body=body,
+        event_name=ev,
+        all_attrs=J.attributes(J._list(r, "attributes", "attributes", p), p + ".attributes", None),
+        rkey=rkey,
+        resource=resource,
+        service=service,
+        scope=scope,
+        projection=projection,
+    )
 
 
 def _severity(v: Any) -> int:

@@ -132,7 +132,7 @@ def _check_logs_json(body: bytes, projection: Projection = _NOTHING) -> Checked:
     if not otlp_logs.is_otlp_logs(obj):
         raise InputError("body: $: expected an OTLP JSON ExportLogsServiceRequest (an object with resourceLogs)")
     records, rejected = otlp_logs.decode_json(obj, projection, "body")
-    msg = f"{len(rejected)} log record(s) rejected: {rejected[0].reason}" if rejected else ""
+    msg = f"{len(rejected)} log record(s) rejected: {rejected[0].where}: {rejected[0].reason}" if rejected else ""
     return Checked(len(records), len(rejected), msg)
 
 
