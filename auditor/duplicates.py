@@ -198,43 +198,76 @@ def _sweep(group: list[tuple], uf: _UnionFind, compat: dict) -> None:
         bucket.add(end, scope, ref, own_clump)
 
 
+def _add(groups: dict, key, row) -> None:
+    """Append ``row`` to ``groups[key]``, a list only from its second row on: most keys (a
+    trace and a token shape) hold one record, and a million one-item lists are most of the
+    memory this function would otherwise hold."""
+    g = groups.get(key)
+    if g is None:
+        groups[key] = row
+    elif type(g) is list:
+        g.append(row)
+    else:
+        groups[key] = [g, row]
+
+
 def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
     """Clusters (each sorted by ref, two records or more) of records of one LLM call."""
     calls = list(calls)
     uf = _UnionFind()
-    by_rid: dict[str, list] = defaultdict(list)
-    by_shape: dict[tuple, list] = defaultdict(list)
-    refs = []
+    first_of_rid: dict[str, tuple[str, str]] = {}
+    by_shape: dict[tuple, object] = {}
+    lowered: dict[str, str] = {}  # model name -> its lower case, one string per distinct model
+    seen: set[tuple[str, str]] = set()
+    repeated: set[tuple[str, str]] = set()  # refs of two records (a span id written twice): one call
+    within = False
     for c in calls:
-        ref = c.ref
-        refs.append(ref)
+        ref = (c.trace_id, c.span_id)
+        if ref in seen:
+            repeated.add(ref)
+        else:
+            seen.add(ref)
         rid = c.response_id
         if rid:
-            by_rid[rid].append(ref)
+            first = first_of_rid.setdefault(rid, ref)
+            if first is not ref:
+                uf.union(first, ref)
+        if c.within is not None:
+            within = True
         u = c.usage
         tin, out = u.token_tuple()
         if tin or out:
             # A raw payload's id is the provider's; its parent's record may carry the gateway's own
             # (LiteLLM writes chatcmpl-<uuid> for an Anthropic msg_ id), so the shape decides.
             rec = recorder(c)
-            row = (c.start_ns, ref, c.end_ns, rec, (c.model or _WILD).lower(), bool(rid) and not rec[1])
-            by_shape[("service", c.service, tin, out)].append(row)
-            by_shape[("trace", c.trace_id, tin, out)].append(row)
-    for group in by_rid.values():
-        for r in group[1:]:
-            uf.union(group[0], r)
-    known = set(refs)
-    for c in calls:
-        if c.within is not None and (c.trace_id, c.within) in known:
-            uf.union((c.trace_id, c.within), c.ref)
+            model = c.model or _WILD
+            low = lowered.get(model)
+            if low is None:
+                low = lowered[model] = model.lower()
+            row = (c.start_ns, ref, c.end_ns, rec, low, bool(rid) and not rec[1])
+            _add(by_shape, ("service", c.service, tin, out), row)
+            _add(by_shape, ("trace", c.trace_id, tin, out), row)
+    first_of_rid = lowered = None
+    if within:
+        for c in calls:
+            if c.within is not None and (c.trace_id, c.within) in seen:
+                uf.union((c.trace_id, c.within), (c.trace_id, c.span_id))
     compat: dict = {}
     for group in by_shape.values():
-        if len(group) < 2:
+        if type(group) is not list:
             continue
         if all(r[5] for r in group):
             continue  # every record identified: the ids alone decide
         _sweep(group, uf, compat)
+    by_shape = seen = None
+    # Only records some union touched (or sharing a ref) can share a cluster: every other is alone.
+    parent = uf.p
+    touched = repeated
+    touched.update(parent)
+    touched.update(parent.values())
     clusters: dict = defaultdict(list)
-    for c, ref in zip(calls, refs):
-        clusters[uf.find(ref)].append(c)
+    for c in calls:
+        ref = (c.trace_id, c.span_id)
+        if ref in touched:
+            clusters[uf.find(ref)].append(c)
     return [sorted(v, key=lambda c: c.ref) for v in clusters.values() if len(v) > 1]

@@ -35,6 +35,7 @@ from auditor.model import (
 )
 from auditor.rules import LEAK, REGISTRY, Visit, links
 from auditor.rules.context import Folded, ResultContext
+from auditor.spill import FindingView, Spilled
 
 EXAMPLES = 5
 
@@ -128,9 +129,7 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
                         tuple(sorted(parts.headless, key=lambda h: (h.trace_id, h.span_id))), frozenset(parts.serving))
     derived = [f for check in _RESULT_CHECKS for f in check.fn(ctx)]
     derived += links.resolve(parts.claims, parts.anchors)  # span links, followed across traces
-    # A folded record's own pricing findings would speak of a call counted elsewhere: drop them.
-    kept = [f for f in parts.findings if not (f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of)]
-    findings = tuple(sorted(apply_policy(kept + derived, policy), key=Finding.sort_key))
+    findings = _judged_findings(parts.findings, derived, dup_of, policy)
 
     counts: dict[str, int] = defaultdict(int)
     for f in findings:
@@ -157,22 +156,46 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
     )
 
 
-def apply_policy(findings: Iterable[Finding], policy: Policy) -> list[Finding]:
-    """Each finding at its effective severity; findings of codes turned off are dropped.
-    Idempotent, so results read back from JSON (``merge``) are judged the same again."""
+def _judged_findings(found, derived: list[Finding], dup_of, policy: Policy):
+    """The engine's findings and those derived from the whole result, at their effective
+    severity, sorted. A folded record's own pricing findings would speak of a call counted
+    elsewhere: they go. Spilled findings (``check --stream``) stay on disk, judged as read."""
+    judge = policy_judge(policy)
+
+    def keep(f: Finding) -> Finding | None:
+        if f.code in _PER_RECORD and (f.trace_id, f.span_id) in dup_of:
+            return None
+        return judge(f)
+
+    if isinstance(found, Spilled):
+        return FindingView(found, keep, tuple(sorted(apply_policy(derived, policy), key=Finding.sort_key)))
+    kept = [g for g in map(keep, found) if g is not None]
+    return tuple(sorted(kept + apply_policy(derived, policy), key=Finding.sort_key))
+
+
+def policy_judge(policy: Policy):
+    """A finding -> the finding at its effective severity, or None when its code is off."""
     rules = REGISTRY.rules
     memo: dict[tuple[str, str | None], object] = {}
-    out = []
-    for f in findings:
+
+    def judge(f: Finding) -> Finding | None:
         ck = (f.code, f.key)
         sev = memo.get(ck, memo)
         if sev is memo:
             r = rules.get(f.code)
             sev = memo[ck] = policy.severity_of(f.code, r.severity if r else f.severity, f.key, bool(r and r.keyed))
         if sev is None:
-            continue
-        out.append(f if f.severity is sev else replace(f, severity=sev))
-    return out
+            return None
+        return f if f.severity is sev else replace(f, severity=sev)
+
+    return judge
+
+
+def apply_policy(findings: Iterable[Finding], policy: Policy) -> list[Finding]:
+    """Each finding at its effective severity; findings of codes turned off are dropped.
+    Idempotent, so results read back from JSON (``merge``) are judged the same again."""
+    judge = policy_judge(policy)
+    return [g for g in map(judge, findings) if g is not None]
 
 
 def cost_by_code(findings, by_ref, dup_of) -> dict[str, CodeCost]:

@@ -6,7 +6,8 @@ dropped, so memory holds the window, not the input; only the mergeable parts (fi
 LLM calls) are kept. When every trace completes within the window, the result equals the
 non-streaming audit (parts are order-free). A span that arrives for a trace already audited
 is a *late* span: it is audited as a trace of its own and counted, so the caller can warn
-that the window is too small.
+that the window is too small. Findings go to disk as each batch is audited (``auditor.spill``):
+memory keeps the call records, not the findings.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Iterable
 from auditor import assemble as assemble_mod
 from auditor.assemble import Trace
 from auditor.engine import audit_traces
-from auditor.model import Parts, Span
+from auditor.model import Parts, Span, evolve
 from auditor.plan import Plan
 from auditor.rollup import merge_all
+from auditor.spill import FindingSpill
 
 AUDIT_BATCH_SPANS = 20_000  # complete traces are audited in batches of about this many spans
 REMEMBER_DONE = 200_000  # recently audited trace ids kept to recognise late spans
@@ -39,6 +41,7 @@ class TraceWindow:
         self._ready_spans = 0
         self._done: OrderedDict[str, None] = OrderedDict()
         self._parts: list[Parts] = []
+        self._spill = FindingSpill()
 
     @property
     def pending_traces(self) -> int:
@@ -84,7 +87,9 @@ class TraceWindow:
             return
         traces = self._ready
         self._ready, self._ready_spans = [], 0
-        self._parts.append(audit_traces(traces, self.plan))
+        parts = audit_traces(traces, self.plan)
+        self._spill.add(parts.findings)
+        self._parts.append(evolve(parts, findings=()))
 
     def finish(self, rejected: int = 0) -> Parts:
         """Audit what is still open and return the parts of everything seen."""
@@ -94,5 +99,5 @@ class TraceWindow:
         self._audit_ready()
         parts = self._parts + [self.plan.empty_parts(rejected)]
         self._parts = []
-        return merge_all(parts)
+        return evolve(merge_all(parts), findings=self._spill.seal())
 

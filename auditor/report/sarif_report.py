@@ -10,6 +10,7 @@ and its patch are in the message and in ``properties.mechanism``.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from pathlib import PurePosixPath
 from urllib.parse import quote
@@ -121,10 +122,11 @@ def to_sarif(result: AuditResult) -> dict:
     logical = _Logical()
     results = []
     findings = result.findings
-    if len(findings) > MAX_RESULTS:
-        keep = set(sorted(range(len(findings)), key=lambda i: -findings[i].severity.rank)[:MAX_RESULTS])
+    total = len(findings)
+    if total > MAX_RESULTS:  # the worst first, earlier before later: two passes, no random access
+        keep = {i for _, i in heapq.nsmallest(MAX_RESULTS, ((-f.severity.rank, i) for i, f in enumerate(findings)))}
         findings = tuple(f for i, f in enumerate(findings) if i in keep)
-    left_out = len(result.findings) - len(findings)
+    left_out = total - len(findings)
     # Code scanning needs a file on every result: without code attributes, the one trace file
     # audited stands in (when there was exactly one).
     inputs = [i for i in result.run.inputs if i != "-"]
