@@ -22,9 +22,19 @@ import tempfile
 from itertools import islice
 from typing import Callable, Iterable, Iterator
 
+from auditor.errors import AuditorError
 from auditor.model import Finding
 
 CHUNK = 256  # findings per pickled chunk: memory while reading is a chunk per run
+
+
+class SpillError(AuditorError):
+    """The temporary file could not be written (a full disk): one line, exit 2."""
+
+
+def _cannot_write(e: OSError) -> SpillError:
+    return SpillError(f"cannot write --stream's findings to a temporary file in {tempfile.gettempdir()}: "
+                      f"{e.strerror or e} (free space there, or point TMPDIR at a larger disk)")
 
 
 class FindingSpill:
@@ -40,20 +50,26 @@ class FindingSpill:
         run = sorted(findings, key=Finding.sort_key)
         if not run:
             return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="auditor-spill-")
         chunks = []
-        for i in range(0, len(run), CHUNK):
-            blob = pickle.dumps(run[i:i + CHUNK], protocol=pickle.HIGHEST_PROTOCOL)
-            self._file.write(blob)
-            chunks.append((self._end, len(blob)))
-            self._end += len(blob)
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="auditor-spill-")
+            for i in range(0, len(run), CHUNK):
+                blob = pickle.dumps(run[i:i + CHUNK], protocol=pickle.HIGHEST_PROTOCOL)
+                self._file.write(blob)
+                chunks.append((self._end, len(blob)))
+                self._end += len(blob)
+        except OSError as e:
+            raise _cannot_write(e) from None
         self._runs.append(tuple(chunks))
         self._count += len(run)
 
     def seal(self) -> "Spilled":
         if self._file is not None:
-            self._file.flush()
+            try:
+                self._file.flush()
+            except OSError as e:
+                raise _cannot_write(e) from None
         return Spilled(self._file, tuple(self._runs), self._count)
 
 

@@ -162,3 +162,16 @@ def test_window_holds_only_open_traces():
     assert (parts.counts.traces, parts.counts.spans) == (5000, 10000)
     assert len(parts.calls) == 5000
     assert {f.code for f in parts.findings} == {"ATTR001"}
+
+
+def test_a_full_disk_under_the_spill_file_is_one_line_and_exit_2(tmp_path):
+    """The findings' temporary file on a device that is always full (/dev/full: every write
+    fails with ENOSPC, as a full TMPDIR does)."""
+    src = tmp_path / "c.jsonl"
+    write_corpus(src, 400, "jsonl", seed=3, templates=4)
+    with mock.patch.object(spill.tempfile, "TemporaryFile", lambda **kw: open("/dev/full", "wb", buffering=0)):
+        res = CliRunner().invoke(cli, ["check", str(src), "--stream", "--format", "json", "-o", str(tmp_path / "o.json")])
+    assert res.exit_code == 2, res.output
+    assert res.stderr == (f"auditor: error: cannot write --stream's findings to a temporary file in {spill.tempfile.gettempdir()}: "
+                          "No space left on device (free space there, or point TMPDIR at a larger disk)\n")
+    assert not (tmp_path / "o.json").exists()
