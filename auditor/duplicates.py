@@ -212,28 +212,49 @@ def _add(groups: dict, key, row) -> None:
 
 
 def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
-    """Clusters (each sorted by ref, two records or more) of records of one LLM call."""
+    """Clusters (each sorted by ref, two records or more) of records of one LLM call.
+
+    Records are visited in ref order (``rollup`` passes them so; sorting sorted records is one
+    pass), a trace at a time: the pairs that only one trace can hold (same-trace shapes,
+    ``within``, a span id written twice) are settled when its trace ends, so only the
+    service-wide shapes and the response ids are held for the whole input."""
     calls = list(calls)
     uf = _UnionFind()
+    compat: dict = {}
     first_of_rid: dict[str, tuple[str, str]] = {}
-    by_shape: dict[tuple, object] = {}
+    by_service: dict[tuple, object] = {}
     lowered: dict[str, str] = {}  # model name -> its lower case, one string per distinct model
-    seen: set[tuple[str, str]] = set()
     repeated: set[tuple[str, str]] = set()  # refs of two records (a span id written twice): one call
-    within = False
-    for c in calls:
+    trace_id = prev = None
+    in_trace: dict[tuple, object] = {}  # this trace's shapes
+    refs: set[tuple[str, str]] = set()  # this trace's refs
+    nested: list[tuple[tuple[str, str], tuple[str, str]]] = []  # this trace's (within, ref)
+
+    def end_trace() -> None:
+        _sweep_all(in_trace, uf, compat)
+        for outer, ref in nested:
+            if outer in refs:
+                uf.union(outer, ref)
+        in_trace.clear()
+        refs.clear()
+        nested.clear()
+
+    for c in sorted(calls, key=_ref):
+        if c.trace_id != trace_id:
+            end_trace()
+            trace_id = c.trace_id
         ref = (c.trace_id, c.span_id)
-        if ref in seen:
+        if ref == prev:
             repeated.add(ref)
-        else:
-            seen.add(ref)
+        prev = ref
+        refs.add(ref)
         rid = c.response_id
         if rid:
             first = first_of_rid.setdefault(rid, ref)
             if first is not ref:
                 uf.union(first, ref)
         if c.within is not None:
-            within = True
+            nested.append(((c.trace_id, c.within), ref))
         u = c.usage
         tin, out = u.token_tuple()
         if tin or out:
@@ -245,21 +266,12 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
             if low is None:
                 low = lowered[model] = model.lower()
             row = (c.start_ns, ref, c.end_ns, rec, low, bool(rid) and not rec[1])
-            _add(by_shape, ("service", c.service, tin, out), row)
-            _add(by_shape, ("trace", c.trace_id, tin, out), row)
+            _add(by_service, (c.service, tin, out), row)
+            _add(in_trace, (tin, out), row)
+    end_trace()
     first_of_rid = lowered = None
-    if within:
-        for c in calls:
-            if c.within is not None and (c.trace_id, c.within) in seen:
-                uf.union((c.trace_id, c.within), (c.trace_id, c.span_id))
-    compat: dict = {}
-    for group in by_shape.values():
-        if type(group) is not list:
-            continue
-        if all(r[5] for r in group):
-            continue  # every record identified: the ids alone decide
-        _sweep(group, uf, compat)
-    by_shape = seen = None
+    _sweep_all(by_service, uf, compat)
+    by_service = None
     # Only records some union touched (or sharing a ref) can share a cluster: every other is alone.
     parent = uf.p
     touched = repeated
@@ -271,3 +283,16 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
         if ref in touched:
             clusters[uf.find(ref)].append(c)
     return [sorted(v, key=lambda c: c.ref) for v in clusters.values() if len(v) > 1]
+
+
+def _ref(c: LlmCall) -> tuple[str, str]:
+    return (c.trace_id, c.span_id)
+
+
+def _sweep_all(groups: dict, uf: _UnionFind, compat: dict) -> None:
+    for group in groups.values():
+        if type(group) is not list:
+            continue  # one record: nothing to pair
+        if all(r[5] for r in group):
+            continue  # every record identified: the ids alone decide
+        _sweep(group, uf, compat)
