@@ -20,6 +20,7 @@ from auditor.model import (
     UPDATED,
     AuditResult,
     Boundary,
+    BoundaryStats,
     BoundaryClass,
     Counts,
     Endpoint,
@@ -27,6 +28,7 @@ from auditor.model import (
     ExampleTrace,
     Finding,
     Headless,
+    KeyStats,
     LinkAnchor,
     LinkClaim,
     LlmCall,
@@ -79,95 +81,108 @@ def policy_json(p: Policy) -> dict:
 
 def to_json(result: AuditResult, findings: Any = None, calls: Any = None) -> dict:
     """The whole document; ``findings`` / ``calls`` stand in for those lists when given (the
-    JSON report writes them a slice at a time, from ``records_json``)."""
-    gate = result.gate
-    policy = result.policy
-    key_stats = {
-        k.key: {
-            "llm_calls": k.llm_calls,
-            "llm_calls_missing": k.llm_calls_missing,
-            "missing_pct": round(100.0 * k.llm_calls_missing / k.llm_calls, 2) if k.llm_calls else 0.0,
-            "unattributed_usd": usd(k.unattributed_usd),
-            "unattributed_pct": None if k.share_pct is None else round(k.share_pct, 2),
-            "unattributed_basis": k.share_basis,
-            "unattributed_unpriced_calls": k.unattributed_unpriced_calls,
-        }
-        for k in result.keys
-    }
+    JSON report writes them a slice at a time, from ``records_json``). What people read comes
+    first (summary, policy, boundaries); then the mergeable parts ``merge`` reads back."""
     return {
         "format_version": FORMAT_VERSION,
         "tool": {"name": "trace-attribution-auditor", "version": __version__},
         "run": {"inputs": list(result.run.inputs), "schema": result.run.schema, "seconds": round(result.run.seconds, 3)},
-        "summary": {
-            "traces": result.counts.traces,
-            "spans": result.counts.spans,
-            "rejected_spans": result.counts.rejected_spans,
-            "rejected_links": result.counts.rejected_links,
-            "llm_calls": len(result.calls),
-            "llm_call_records": len(result.calls) + len(result.duplicates),
-            "findings": dict(result.finding_counts),
-            "keys": key_stats,
-            "cost": {
-                "total_usd": usd(result.total_cost_usd),
-                "unpriced_calls": result.unpriced_calls,
-                "unattributed_usd": {k.key: usd(k.unattributed_usd) for k in result.keys},
-                "concentration": concentration.to_json(concentration.compute(result.calls, result.parts.keys), usd),
-                "priced_calls": len(result.calls) - result.unpriced_calls,
-                "by_finding_code": {
-                    code: {"llm_calls": cc.calls, "usd": usd(cc.cost_usd), "unpriced_calls": cc.unpriced_calls}
-                    for code, cc in result.cost_by_code.items()
-                },
-            },
-            "dialects": dict(result.parts.dialects),
-            "gate": {
-                "passed": gate.passed,
-                "fail_on": policy.fail_on,
-                "max_unattributed_pct": dict(policy.max_unattributed_pct),
-                "reasons": list(gate.reasons),
-            },
-        },
-        "policy": policy_json(policy),
-        "boundaries": [
-            {
-                "parent": b.boundary.parent.to_json(),
-                "child": b.boundary.child.to_json(),
-                "class": b.boundary.cls.value,
-                "keys": list(b.keys),
-                "traces": b.traces,
-                "spans_affected": b.spans_affected,
-                "llm_calls_affected": b.llm_calls_affected,
-                "unattributed_cost_usd": usd(b.unattributed_cost_usd),
-                "example_trace_ids": list(b.example_trace_ids),
-                "fix": b.fix,
-                "mechanisms": [{"name": n, "confidence": c, "traces": t} for n, c, t in b.mechanisms],
-            }
-            for b in result.boundaries
-        ],
+        "summary": _summary_json(result),
+        "policy": policy_json(result.policy),
+        "boundaries": [_boundary_json(b) for b in result.boundaries],
         "findings": list(records_json(result)["findings"]) if findings is None else findings,
         "calls": list(records_json(result)["calls"]) if calls is None else calls,
-        "keys": list(result.parts.keys),
-        "required_keys": list(result.parts.required_keys),
-        "key_order": list(result.parts.key_order),
-        "headless": [_headless_json(h) for h in sorted(result.parts.headless, key=lambda h: (h.trace_id, h.span_id))],
-        "serving_services": list(result.parts.serving),
-        "llm_like_unread": {
-            "spans": result.parts.llm_like_unread,
-            "example": None if result.parts.llm_like_example is None
-            else {"trace_id": result.parts.llm_like_example[0], "span_id": result.parts.llm_like_example[1]},
+        **_parts_json(result.parts),
+        **({} if result.baseline is None else {"baseline": baseline_json(result)}),
+    }
+
+
+def _summary_json(result: AuditResult) -> dict:
+    gate = result.gate
+    policy = result.policy
+    return {
+        "traces": result.counts.traces,
+        "spans": result.counts.spans,
+        "rejected_spans": result.counts.rejected_spans,
+        "rejected_links": result.counts.rejected_links,
+        "llm_calls": len(result.calls),
+        "llm_call_records": len(result.calls) + len(result.duplicates),
+        "findings": dict(result.finding_counts),
+        "keys": {k.key: _key_json(k) for k in result.keys},
+        "cost": {
+            "total_usd": usd(result.total_cost_usd),
+            "unpriced_calls": result.unpriced_calls,
+            "unattributed_usd": {k.key: usd(k.unattributed_usd) for k in result.keys},
+            "concentration": concentration.to_json(concentration.compute(result.calls, result.parts.keys), usd),
+            "priced_calls": len(result.calls) - result.unpriced_calls,
+            "by_finding_code": {
+                code: {"llm_calls": cc.calls, "usd": usd(cc.cost_usd), "unpriced_calls": cc.unpriced_calls}
+                for code, cc in result.cost_by_code.items()
+            },
         },
-        "examples": [example_json(e) for e in result.parts.examples],
+        "dialects": dict(result.parts.dialects),
+        "gate": {
+            "passed": gate.passed,
+            "fail_on": policy.fail_on,
+            "max_unattributed_pct": dict(policy.max_unattributed_pct),
+            "reasons": list(gate.reasons),
+        },
+    }
+
+
+def _key_json(k: KeyStats) -> dict:
+    return {
+        "llm_calls": k.llm_calls,
+        "llm_calls_missing": k.llm_calls_missing,
+        "missing_pct": round(100.0 * k.llm_calls_missing / k.llm_calls, 2) if k.llm_calls else 0.0,
+        "unattributed_usd": usd(k.unattributed_usd),
+        "unattributed_pct": None if k.share_pct is None else round(k.share_pct, 2),
+        "unattributed_basis": k.share_basis,
+        "unattributed_unpriced_calls": k.unattributed_unpriced_calls,
+    }
+
+
+def _boundary_json(b: BoundaryStats) -> dict:
+    return {
+        "parent": b.boundary.parent.to_json(),
+        "child": b.boundary.child.to_json(),
+        "class": b.boundary.cls.value,
+        "keys": list(b.keys),
+        "traces": b.traces,
+        "spans_affected": b.spans_affected,
+        "llm_calls_affected": b.llm_calls_affected,
+        "unattributed_cost_usd": usd(b.unattributed_cost_usd),
+        "example_trace_ids": list(b.example_trace_ids),
+        "fix": b.fix,
+        "mechanisms": [{"name": n, "confidence": c, "traces": t} for n, c, t in b.mechanisms],
+    }
+
+
+def _parts_json(parts: Parts) -> dict:
+    """The mergeable facts besides findings and calls: what ``merge`` reads back."""
+    return {
+        "keys": list(parts.keys),
+        "required_keys": list(parts.required_keys),
+        "key_order": list(parts.key_order),
+        "headless": [_headless_json(h) for h in sorted(parts.headless, key=lambda h: (h.trace_id, h.span_id))],
+        "serving_services": list(parts.serving),
+        "llm_like_unread": {
+            "spans": parts.llm_like_unread,
+            "example": None if parts.llm_like_example is None
+            else {"trace_id": parts.llm_like_example[0], "span_id": parts.llm_like_example[1]},
+        },
+        "examples": [example_json(e) for e in parts.examples],
         "link_claims": [
             {"trace_id": c.trace_id, "span_id": c.span_id, "endpoint": c.endpoint.to_json(), "key": c.key,
              "targets": [{"trace_id": t, "span_id": sp} for t, sp in c.targets], "spans_affected": c.spans_affected,
              "llm_calls": list(c.calls), "never_minted": [finding_json(f) for f in c.never]}
-            for c in sorted(result.parts.claims, key=lambda c: (c.trace_id, c.span_id, c.key))
+            for c in sorted(parts.claims, key=lambda c: (c.trace_id, c.span_id, c.key))
         ],
         "link_anchors": [
             {"trace_id": a.trace_id, "span_id": a.span_id, "endpoint": a.endpoint.to_json(),
              "values": {k: jsonable(v) for k, v in a.values}}
-            for a in sorted(result.parts.anchors, key=lambda a: (a.trace_id, a.span_id))
+            for a in sorted(parts.anchors, key=lambda a: (a.trace_id, a.span_id))
         ],
-        **({} if result.baseline is None else {"baseline": baseline_json(result)}),
     }
 
 
