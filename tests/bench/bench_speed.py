@@ -2,7 +2,7 @@
 
     python tests/bench/bench_speed.py [--sizes 100k,1m] [--formats pb,jsonl] [--repeat 1]
         [--same-instant-size 1m] [--stream-sizes 100k,1m] [--stream-formats json,text]
-        [--server-spans 300k] [--skip-same-instant] [--skip-stream] [--skip-server]
+        [--server-spans 300k] [--skip-same-instant] [--skip-stream] [--skip-server] [--only-server]
         [--bench-dir ../shared/bench] [--keep DIR]
 
 Corpora come from the shared yardsticks (``gen_synthetic.py``: 20-span traces, a quarter of
@@ -289,10 +289,13 @@ def main() -> int:
     ap.add_argument("--skip-same-instant", action="store_true")
     ap.add_argument("--skip-stream", action="store_true")
     ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--only-server", action="store_true", help="run only the sidecar part (5.): no corpus is generated")
     ap.add_argument("--bench-dir", type=Path, default=DEFAULT_BENCH, help=f"the shared yardsticks [{DEFAULT_BENCH}]")
     ap.add_argument("--keep", type=Path, help="write corpora here and keep them (reused next time) instead of a temp dir")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the sidecar to audit everything [1800]")
     args = ap.parse_args()
+    if args.only_server:
+        args.sizes, args.formats, args.skip_same_instant, args.skip_stream, args.skip_server = "", "", True, True, False
 
     bench = args.bench_dir.resolve()
     for f in ("gen_synthetic.py", "floor.py", "otlp_load.py"):
@@ -321,7 +324,8 @@ def main() -> int:
         if "jsonl" in fmts or stream_sizes:
             jl = {n: pb_to_jsonl(pb[n], d / f"synthetic-{n}.jsonl") for n in sorted(set(sizes if "jsonl" in fmts else []) | set(stream_sizes))}
 
-        print("\n1. auditor check CORPUS --format json -o out.json vs the decode floor (ratio = floor time / check time)", flush=True)
+        if sizes and fmts:
+            print("\n1. auditor check CORPUS --format json -o out.json vs the decode floor (ratio = floor time / check time)", flush=True)
         checks: dict[str, dict[int, Run]] = {}
         pb_floor: dict[int, Run] = {}
         for fmt in fmts:
