@@ -40,6 +40,7 @@ from auditor.server.window import Window
 READ_BATCH = 20_000  # spans per read: bounds the time between window ticks
 TICK = 0.02
 MAX_WINDOW_SPANS = 200_000  # what bounds a worker's memory (the buffer itself is on disk)
+NICE = 5  # acknowledging comes first: an audit worker yields the CPU to the receiver (the queue absorbs the lag)
 BACKOFF_MAX = 5.0  # seconds between attempts to commit while the store cannot be written
 
 # the worker's state, published in a shared integer (no semaphores: nothing to leak on kill -9)
@@ -83,6 +84,10 @@ def main(cfg: WorkerConfig, committed, done, drain, state, parent_pid: int) -> N
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.getppid() != parent_pid:
         return
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
     spool_dir, db = paths(cfg.data_dir)
     lock = open(Path(cfg.data_dir) / f"worker-{cfg.shard}.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # a previous worker may still be on its way out
