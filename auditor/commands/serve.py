@@ -49,8 +49,11 @@ SIZE = _Amount("size", ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib")
               help="Audit a trace once no span of it arrived for this long.")
 @click.option("--trace-max-age", type=click.FloatRange(0.01), default=300.0, show_default=True, metavar="SECONDS",
               help="Audit a trace at the latest this long after its first span (later spans re-open it).")
-@click.option("--max-buffered-spans", type=click.IntRange(1), default=200_000, show_default=True,
-              help="Spans accepted but not yet audited; past it exports get 429 / UNAVAILABLE (retryable).")
+@click.option("--max-buffered-bytes", type=SIZE, default="1GiB", show_default=True, metavar="SIZE",
+              help="Exports acknowledged but not yet audited, in bytes queued on disk; past it exports get "
+                   "429 / UNAVAILABLE (retryable). Memory stays bounded by the audit workers' window.")
+@click.option("--max-buffered-spans", type=click.IntRange(1), default=None,
+              help="Also bound the buffer in spans (429 / UNAVAILABLE past it) [default: bytes only].")
 @click.option("--max-request-bytes", type=click.IntRange(1024), default=64 * 1024 * 1024, show_default=True,
               help="Largest export, also after gzip decompression: 413 / RESOURCE_EXHAUSTED above.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
@@ -82,7 +85,7 @@ SIZE = _Amount("size", ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib")
               help="At most one alert per key and state within this window (a flapping key is not a storm).")
 @click.option("--alert-interval", type=click.FloatRange(0.05), default=10.0, show_default=True, metavar="SECONDS",
               help="How often the live gate is looked at for alerts.")
-def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_spans,
+def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_max_age, max_buffered_bytes, max_buffered_spans,
             max_request_bytes, workers, auth_token, allow_hosts, max_connections, header_timeout, body_timeout,
             retain_age, retain_bytes, drain_timeout, alert_webhook, alert_window, alert_interval):
     """Run the OTLP sidecar: receive traces, audit each as it completes, keep the findings.
@@ -106,5 +109,5 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
                     retain_age=retain_age, retain_bytes=None if retain_bytes is None else int(retain_bytes),
                     allow_hosts=tuple(allow_hosts), max_connections=max_connections,
                     header_timeout=header_timeout, body_timeout=body_timeout, alert_webhook=alert_webhook,
-                    alert_window=alert_window, alert_interval=alert_interval)
+                    alert_window=alert_window, alert_interval=alert_interval, max_buffered_bytes=int(max_buffered_bytes))
     ))

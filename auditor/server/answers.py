@@ -58,6 +58,13 @@ def buffer_full(buffered: int, limit: int) -> Failure:
     )
 
 
+def buffer_full_bytes(buffered: int, limit: int) -> Failure:
+    return Failure(
+        429, grpc.StatusCode.UNAVAILABLE,
+        f"audit buffer full ({buffered} of {limit} bytes queued on disk, not yet audited); retry later", retry_after=1,
+    )
+
+
 def shutting_down() -> Failure:
     return Failure(503, grpc.StatusCode.UNAVAILABLE, "the auditor sidecar is shutting down; retry later", retry_after=2)
 

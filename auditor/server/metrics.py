@@ -19,7 +19,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class Metrics:
-    def __init__(self, store_stats: Callable[[], dict], result: Callable[[], object], buffer: Callable[[], tuple[int, int]],
+    def __init__(self, store_stats: Callable[[], dict], result: Callable[[], object], buffer: Callable[[], tuple[int, int, float]],
                  trend: Callable[[str], object] | None = None):
         self.registry = r = CollectorRegistry()
         self.accepted = Counter("auditor_spans_accepted", "Spans acknowledged (on disk in the spool).", ["transport"], registry=r)
@@ -47,12 +47,16 @@ class _StoreCollector:
         self.trend = trend
 
     def collect(self):
-        buffered, limit = self.buffer()
+        buffered, nbytes, fill = self.buffer()
         g = GaugeMetricFamily("auditor_buffer_spans", "Spans accepted but not yet audited and stored.")
         g.add_metric([], buffered)
         yield g
-        g = GaugeMetricFamily("auditor_buffer_fill_ratio", "Buffered spans / --max-buffered-spans.")
-        g.add_metric([], buffered / limit if limit else 0.0)
+        g = GaugeMetricFamily("auditor_buffer_bytes", "Their bytes in the queue on disk.")
+        g.add_metric([], nbytes)
+        yield g
+        g = GaugeMetricFamily("auditor_buffer_fill_ratio",
+                              "The fuller bound: buffered bytes / --max-buffered-bytes or spans / --max-buffered-spans.")
+        g.add_metric([], fill)
         yield g
         s = self.store_stats()
         c = CounterMetricFamily("auditor_traces_audited", "Trace audits stored, re-audits of re-opened traces included.")

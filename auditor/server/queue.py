@@ -12,6 +12,12 @@ cursor a worker has stored, so a number is never handed out twice. The workers s
 cursors with their findings (``auditor.server.store``); rows below every cursor are deleted
 (retirement is a ``DELETE``). Replaces the hand-written spool (issue 19); a data dir left by
 it is imported on open (``auditor.server.spool``).
+
+With several audit workers, a traces export is split by shard once, by the receiver
+(``auditor.server.split``): its ``records`` row then holds a small header and each shard's
+spans are a row of ``pieces`` (same ``seq``, committed in the same transaction), so a worker
+reads only its own shard's bytes. Rows written before (one whole export per row, read and
+filtered by every worker) are still read as they were.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 NAME = "queue.sqlite3"
+SPLIT_KIND = 5  # a traces export split by shard (auditor.server.split.KIND): header here, spans in pieces
 PAGE_SIZE = 16384  # exports are blobs of KiBs to MiBs: fewer, larger pages than the default 4 KiB
 WAL_PAGES = 256  # checkpoint the WAL at 4 MiB (the default 1000 pages would be 16 MiB)
 RESERVE_MAX = 256 * 1024 * 1024  # refuse exports while less than this (or a quarter of the disk) is free:
@@ -34,6 +41,12 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL, items INTEGER NOT NULL, payload BLOB NOT NULL);
 """
+# created with the first split export, in its transaction: a data dir that never needs it keeps
+# the layout (and the room on a small disk) it had before
+PIECES = """
+CREATE TABLE IF NOT EXISTS pieces (
+    seq INTEGER NOT NULL, shard INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (seq, shard));
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,9 @@ class Record:
     kind: int  # which signal and encoding (see auditor.server.signals)
     items: int  # spans (or log records) the receiver accepted from it
     payload: bytes
+    # a split export (``auditor.server.split``): the pieces this reader must decode, by shard
+    pieces: tuple[tuple[int, bytes], ...] = ()
+    size: int = 0  # its bytes in the queue (on the writer's list of records not yet retired)
 
 
 class QueueFull(Exception):
@@ -87,6 +103,7 @@ class QueueWriter:
         self._retire_below = 0
         self._thread: threading.Thread | None = None
         self.conn = connect(path)
+        self.has_pieces = has_pieces(self.conn)
         if legacy_spool is not None:
             from auditor.server.spool import import_segments
 
@@ -96,7 +113,10 @@ class QueueWriter:
             " COALESCE((SELECT MAX(seq) FROM records), 0))"
         ).fetchone()
         self.next_seq = max(high + 1, floor, 1)
-        self.unconsumed = [Record(s, k, n, b"") for s, k, n in self.conn.execute("SELECT seq, kind, items FROM records ORDER BY seq")]
+        pieces = (" + COALESCE((SELECT SUM(length(p.payload)) FROM pieces p WHERE p.seq = records.seq), 0)"
+                  if self.has_pieces else "")
+        self.unconsumed = [Record(s, k, n, b"", size=b) for s, k, n, b in self.conn.execute(
+            f"SELECT seq, kind, items, length(payload){pieces} FROM records ORDER BY seq")]
         self.full = False  # the last commit failed for want of space (cleared by the next success)
 
     def start(self) -> None:
@@ -107,14 +127,15 @@ class QueueWriter:
     def last_seq(self) -> int:
         return self.next_seq - 1
 
-    def append(self, kind: int, items: int, payload: bytes) -> asyncio.Future:
-        """Queue an export; the returned future resolves to its seq once it is committed."""
+    def append(self, kind: int, items: int, payload: bytes, pieces: dict[int, bytes] | None = None) -> asyncio.Future:
+        """Queue an export (``pieces``: its spans by shard, for a split one); the returned
+        future resolves to its seq once it is committed, pieces and all."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._cv:
             if self._closing:
                 raise RuntimeError("queue is closed")
-            self._pending.append(((kind, items, payload), fut, loop))
+            self._pending.append(((kind, items, payload, pieces), fut, loop))
             self._cv.notify()
         return fut
 
@@ -142,17 +163,19 @@ class QueueWriter:
                     self.full = _is_full(e)
                     err: Exception = (e if isinstance(e, QueueFull) else QueueFull(str(e))) if self.full else (e if isinstance(e, Exception) else RuntimeError(str(e)))
                     for _rec, fut, loop in batch:
-                        loop.call_soon_threadsafe(_set_exc, fut, err)
+                        _resolve(loop, _set_exc, fut, err)
                 else:
                     self.full = False
                     if self.on_commit is not None:
                         self.on_commit(self.last_seq)
                     for (_rec, fut, loop), seq in zip(batch, results):
-                        loop.call_soon_threadsafe(_set_result, fut, seq)
+                        _resolve(loop, _set_result, fut, seq)
             if retire_below > retired:
                 try:
                     with _transaction(self.conn):
                         self.conn.execute("DELETE FROM records WHERE seq < ?", (retire_below,))
+                        if self.has_pieces:
+                            self.conn.execute("DELETE FROM pieces WHERE seq < ?", (retire_below,))
                     retired = retire_below
                 except sqlite3.Error:
                     retired = retire_below  # tried again when the cursor next moves
@@ -161,11 +184,18 @@ class QueueWriter:
         self.conn.close()
 
     def _write(self, batch) -> list[int]:
-        self._check_room(sum(len(p) for (_k, _i, p), _f, _l in batch))
+        self._check_room(sum(record_bytes(p, ps) for (_k, _i, p, ps), _f, _l in batch))
         first = self.next_seq
-        rows = [(first + i, kind, items, payload) for i, ((kind, items, payload), _f, _l) in enumerate(batch)]
+        rows = [(first + i, kind, items, payload) for i, ((kind, items, payload, _ps), _f, _l) in enumerate(batch)]
+        pieces = [(first + i, k, b) for i, ((_k, _i, _p, ps), _f, _l) in enumerate(batch) if ps for k, b in ps.items()]
         with _transaction(self.conn):
             self.conn.executemany("INSERT INTO records(seq, kind, items, payload) VALUES (?,?,?,?)", rows)
+            if pieces:
+                if not self.has_pieces:
+                    self.conn.execute(PIECES)
+                self.conn.executemany("INSERT INTO pieces(seq, shard, payload) VALUES (?,?,?)", pieces)
+        if pieces:
+            self.has_pieces = True  # only once committed
         self.next_seq = first + len(rows)  # only once committed
         return [r[0] for r in rows]
 
@@ -208,6 +238,15 @@ class QueueWriter:
                 pass
 
 
+def has_pieces(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='pieces'").fetchone() is not None
+
+
+def record_bytes(payload: bytes, pieces: dict[int, bytes] | None) -> int:
+    """What an export takes in the queue (its payload and pieces, without SQLite's overhead)."""
+    return len(payload) + (sum(map(len, pieces.values())) if pieces else 0)
+
+
 class _transaction:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -226,6 +265,13 @@ class _transaction:
         return False
 
 
+def _resolve(loop: asyncio.AbstractEventLoop, how, fut: asyncio.Future, v) -> None:
+    try:
+        loop.call_soon_threadsafe(how, fut, v)
+    except RuntimeError:  # its loop is closed: nobody awaits this export any more
+        pass
+
+
 def _set_result(fut: asyncio.Future, v) -> None:
     if not fut.done():
         fut.set_result(v)
@@ -237,25 +283,31 @@ def _set_exc(fut: asyncio.Future, e: Exception) -> None:
 
 
 class QueueReader:
-    """A worker's cursor: yields records from ``from_seq`` on, up to the committed seq."""
+    """A worker's cursor: yields records from ``from_seq`` on, up to the committed seq. The
+    reader of shard ``shard`` (of ``shards``) gets, of a split export, only its own piece;
+    the worker checks the export was split for as many shards (else it reads every piece)."""
 
-    def __init__(self, path: Path, from_seq: int):
+    def __init__(self, path: Path, from_seq: int, shard: int = 0):
         self.path = path
         self.conn: sqlite3.Connection | None = None  # opened on the first read (the writer creates the file)
         self.next_seq = from_seq
+        self.shard = shard
 
     def read(self, upto_seq: int, max_items: int) -> list[Record]:
         out: list[Record] = []
         items = 0
         if self.conn is None:
             self.conn = connect(self.path, readonly=True)
+        first = self.next_seq
         cur = self.conn.execute(
             "SELECT seq, kind, items, payload FROM records WHERE seq >= ? AND seq <= ? ORDER BY seq",
             (self.next_seq, upto_seq),
         )
+        split_rows = False
         try:
             for seq, kind, n, payload in cur:
                 out.append(Record(seq, kind, n, payload))
+                split_rows = split_rows or kind == SPLIT_KIND
                 items += max(n, 1)
                 self.next_seq = seq + 1
                 if items >= max_items:
@@ -265,7 +317,18 @@ class QueueReader:
         if self.next_seq <= upto_seq and not out:
             # every number up to upto was committed; missing ones are numbers never used
             self.next_seq = upto_seq + 1
+        if split_rows:  # the table exists: a split row is committed with its pieces
+            mine = dict(self.conn.execute(
+                "SELECT seq, payload FROM pieces WHERE seq >= ? AND seq < ? AND shard = ?", (first, self.next_seq, self.shard)))
+            out = [Record(r.seq, r.kind, r.items, r.payload, ((self.shard, mine[r.seq]),) if r.seq in mine else ())
+                   if r.kind == SPLIT_KIND else r for r in out]
         return out
+
+    def all_pieces(self, seq: int) -> tuple[tuple[int, bytes], ...]:
+        """Every piece of a split export (read when it was split for another worker count)."""
+        if self.conn is None:
+            self.conn = connect(self.path, readonly=True)
+        return tuple(self.conn.execute("SELECT shard, payload FROM pieces WHERE seq = ? ORDER BY shard", (seq,)))
 
     def close(self) -> None:
         if self.conn is not None:

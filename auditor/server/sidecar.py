@@ -41,7 +41,7 @@ from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
 from auditor.server import queue
 from auditor.server.web_guard import allowed_hosts
-from auditor.server.worker import STALLED, STARTING, WorkerConfig, main as worker_main, paths
+from auditor.server.worker import MAX_WINDOW_SPANS, STALLED, STARTING, WorkerConfig, main as worker_main, paths
 
 MIB = 1024 * 1024
 
@@ -55,7 +55,7 @@ class ServeConfig:
     schema_ref: str | None = None
     trace_idle: float = 10.0
     trace_max_age: float = 300.0
-    max_buffered_spans: int = 200_000
+    max_buffered_spans: int | None = None  # spans acknowledged, not yet stored (None: bounded in bytes only)
     max_request_bytes: int = 64 * MIB
     auth_token: str | None = None
     workers: int = 2
@@ -70,6 +70,7 @@ class ServeConfig:
     alert_webhook: str | None = None  # POST a JSON message here when the live gate changes state
     alert_window: float = 300.0  # at most one message per key and state within this many seconds
     alert_interval: float = 10.0  # seconds between looks at the live gate
+    max_buffered_bytes: int = 1024 * MIB  # acknowledged, not yet stored: bytes in the queue on disk (+ the disk reserve)
 
 
 def _log(msg: str) -> None:
@@ -254,7 +255,8 @@ def serve(cfg: ServeConfig) -> int:
     except (sqlite3.Error, OSError) as e:
         raise UsageError(f"--data-dir {data_dir}: cannot open the queue {queue.NAME}: {e}") from None
     committed.value = spool.last_seq
-    wcfg = WorkerConfig(str(data_dir), cfg.schema_ref, cfg.trace_idle, cfg.trace_max_age, cfg.max_buffered_spans)
+    window = min(cfg.max_buffered_spans or MAX_WINDOW_SPANS, MAX_WINDOW_SPANS)
+    wcfg = WorkerConfig(str(data_dir), cfg.schema_ref, cfg.trace_idle, cfg.trace_max_age, window)
     workers = _Workers(wcfg, cfg.workers, committed, start_seq)
     workers.start()
     try:
@@ -267,11 +269,12 @@ def serve(cfg: ServeConfig) -> int:
 
 
 async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) -> int:
-    intake = Intake(spool, workers, cfg.max_buffered_spans, cfg.auth_token, plan.projection)
+    intake = Intake(spool, workers, cfg.max_buffered_spans, cfg.auth_token, plan.projection,
+                    max_buffered_bytes=cfg.max_buffered_bytes, shards=cfg.workers)
     replay = intake.buffered()
     spool.start()
     reporter = Reporter(db, plan, ("otlp",))
-    metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), cfg.max_buffered_spans), reporter.trend)
+    metrics = Metrics(reporter.stats, reporter.result, lambda: (intake.buffered(), intake.buffered_bytes(), intake.fill()), reporter.trend)
     stop = asyncio.Event()
     # kept open while we run: the store's -wal and -shm files then exist (and keep their room)
     # from the start, so readers and workers still work once the disk is full
@@ -295,6 +298,7 @@ async def _run(cfg, plan, spool, workers: _Workers, data_dir: Path, db: Path) ->
         out = {
             "status": "draining" if not intake.accepting else ("degraded" if problems else "ok"),
             "buffered_spans": intake.buffered(),
+            "buffered_bytes": intake.buffered_bytes(),
             "spooled_seq": spool.last_seq,
             "done_seq": workers.value,
         }

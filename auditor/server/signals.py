@@ -45,6 +45,7 @@ class Signal:
     check_json: Callable[[bytes, Projection], Checked]
     response_type: Any  # Export*ServiceResponse class
     rejected_field: str  # "rejected_spans"
+    split_proto: bool = False  # protobuf exports are split by shard in the receiver (auditor.server.split)
 
 
 def _check_traces_proto(body: bytes, projection: Projection = _NOTHING) -> Checked:
@@ -107,6 +108,7 @@ TRACES = Signal(
     check_json=_check_traces_json,
     response_type=trace_service_pb2.ExportTraceServiceResponse,
     rejected_field="rejected_spans",
+    split_proto=True,
 )
 
 def _check_logs_proto(body: bytes, projection: Projection = _NOTHING) -> Checked:

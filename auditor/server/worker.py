@@ -2,8 +2,11 @@
 Queue (``auditor.server.queue``) -> decode (Plan.projection) -> window -> assemble.build ->
 engine.audit_traces (the pipeline's plan) -> store.
 
-With ``--workers N`` each worker reads every record but keeps the traces whose id hashes to
-its shard, so a trace is always audited whole by one worker. It commits the audited traces,
+With ``--workers N`` each worker audits the traces whose id hashes to its shard, so a trace is
+always audited whole by one worker. A traces protobuf export was split by shard once, by the
+receiver (``auditor.server.split``): the worker reads and decodes only its own piece. Other
+records (JSON, logs, rows queued before the split existed, or split for another worker
+count) are decoded whole and filtered, as before. It commits the audited traces,
 the rejected-span counts (shard 0 only, once per request content) and its ``done_seq`` (the
 lowest queue number whose spans it still holds only in memory) in one SQLite transaction, then
 publishes ``done_seq`` so the receiving process can delete queued exports and count the
@@ -29,12 +32,15 @@ from auditor.engine import audit_traces
 from auditor.model import Span
 from auditor.plan import Plan
 from auditor.server.decode import DECODERS
-from auditor.server import queue
+from auditor.server.signals import TRACES
+from auditor.server import queue, split
 from auditor.server.store import Audited, Store
 from auditor.server.window import Window
 
 READ_BATCH = 20_000  # spans per read: bounds the time between window ticks
 TICK = 0.02
+MAX_WINDOW_SPANS = 200_000  # what bounds a worker's memory (the buffer itself is on disk)
+NICE = 5  # acknowledging comes first: an audit worker yields the CPU to the receiver (the queue absorbs the lag)
 BACKOFF_MAX = 5.0  # seconds between attempts to commit while the store cannot be written
 
 # the worker's state, published in a shared integer (no semaphores: nothing to leak on kill -9)
@@ -48,7 +54,7 @@ class WorkerConfig:
     schema_ref: str | None
     idle: float
     max_age: float
-    max_window_spans: int = 200_000  # stop reading the spool while this many spans wait
+    max_window_spans: int = MAX_WINDOW_SPANS  # stop reading the queue while this many spans wait in memory
     shard: int = 0  # this worker audits the traces whose id hashes to ``shard`` ...
     shards: int = 1  # ... of this many: each trace lands whole on one worker
 
@@ -78,6 +84,10 @@ def main(cfg: WorkerConfig, committed, done, drain, state, parent_pid: int) -> N
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.getppid() != parent_pid:
         return
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
     spool_dir, db = paths(cfg.data_dir)
     lock = open(Path(cfg.data_dir) / f"worker-{cfg.shard}.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # a previous worker may still be on its way out
@@ -102,7 +112,7 @@ class Worker:
         self.window = Window(cfg.idle, cfg.max_age)
         self.max_window = cfg.max_window_spans
         self.shard, self.shards = cfg.shard, cfg.shards
-        self.reader = queue.QueueReader(spool_dir.parent / queue.NAME, store.done_seq(cfg.shard))
+        self.reader = queue.QueueReader(spool_dir.parent / queue.NAME, store.done_seq(cfg.shard), cfg.shard)
         self.rejected: dict[bytes, int] = {}  # payload digest -> spans rejected in it
 
     def run(self, committed, done, drain, state, parent_pid: int) -> None:
@@ -159,18 +169,45 @@ class Worker:
         now = time.monotonic()
         for r in recs:
             where = f"spool record {r.seq}"
-            try:
-                spans, rejected = DECODERS[r.kind](r.payload, self.projection, where)
-            except Exception as e:  # the receiver checked it; a failure here is a bug, not a stop
-                print(f"auditor serve: {where}: cannot decode ({type(e).__name__}: {e}); counted as rejected", file=sys.stderr)
-                spans, rejected = [], [None] * max(r.items, 1)
-            if rejected and self.shard == 0:  # counted once, by the first shard, and once per content:
-                self.rejected[hashlib.blake2b(r.payload, digest_size=16).digest()] = len(rejected)  # a retry is no new span
-            if self.shards > 1:
+            if r.kind == split.KIND:
+                spans, mine = self._split(r, where)
+            else:
+                try:
+                    spans, rejected = DECODERS[r.kind](r.payload, self.projection, where)
+                except Exception as e:  # the receiver checked it; a failure here is a bug, not a stop
+                    print(f"auditor serve: {where}: cannot decode ({type(e).__name__}: {e}); counted as rejected", file=sys.stderr)
+                    spans, rejected = [], [None] * max(r.items, 1)
+                if rejected and self.shard == 0:  # counted once, by the first shard, and once per content:
+                    self.rejected[hashlib.blake2b(r.payload, digest_size=16).digest()] = len(rejected)  # a retry is no new span
+                mine = self.shards == 1
+            if not mine:
                 k, n = self.shard, self.shards
                 spans = [s for s in spans if int(s.trace_id[:8], 16) % n == k]
             self.window.add(spans, r.seq, now)
         return len(recs)
+
+    def _split(self, r: queue.Record, where: str) -> tuple[list[Span], bool]:
+        """A split export: (spans of the pieces read, whether they are all this shard's)."""
+        try:
+            head = split.unpack(r.payload)
+        except ValueError as e:  # written by this version's receiver: a failure here is a bug
+            print(f"auditor serve: {where}: cannot read ({e}); counted as rejected", file=sys.stderr)
+            if self.shard == 0:
+                self.rejected[hashlib.blake2b(r.payload, digest_size=16).digest()] = max(r.items, 1)
+            return [], True
+        if head.rejected and self.shard == 0:  # as for a whole export: the first shard, once per body
+            self.rejected[head.digest] = head.rejected
+        mine = head.shards == self.shards
+        pieces = r.pieces if mine else self.reader.all_pieces(r.seq)  # split for another worker count
+        spans: list[Span] = []
+        for k, piece in pieces:
+            try:
+                got, _none = DECODERS[TRACES.kind_proto](piece, self.projection, f"{where} piece {k}")
+            except Exception as e:
+                print(f"auditor serve: {where} piece {k}: cannot decode ({type(e).__name__}: {e}); skipped", file=sys.stderr)
+                continue
+            spans.extend(got)
+        return spans, mine
 
     def commit(self, due: list[tuple[str, list[Span]]], low: int) -> None:
         prior = self.store.stored_spans([tid for tid, _ in due]) if due else {}

@@ -2,7 +2,8 @@
 
     python tests/bench/bench_speed.py [--sizes 100k,1m] [--formats pb,jsonl] [--repeat 1]
         [--same-instant-size 1m] [--stream-sizes 100k,1m] [--stream-formats json,text]
-        [--server-spans 300k] [--skip-same-instant] [--skip-stream] [--skip-server]
+        [--server-spans 300k] [--skip-same-instant] [--skip-stream] [--skip-server] [--only-server]
+        [--server-max-buffered-bytes SIZE]
         [--bench-dir ../shared/bench] [--keep DIR]
 
 Corpora come from the shared yardsticks (``gen_synthetic.py``: 20-span traces, a quarter of
@@ -25,7 +26,11 @@ Prints:
   5. the sidecar (``auditor serve`` on free loopback ports, --trace-idle 1, 2 audit workers):
      ``otlp_load.py`` posts --server-spans distinct spans (4 clients, 500 a request) and prints
      accepted spans/s and ack latency; audited end to end = N / (time from the load's start
-     until ``/api/report`` counts N spans) (goal >= 30k spans/s, p99 ack < 100 ms).
+     until ``/api/report`` counts N spans) (goal >= 30k spans/s, p99 ack < 100 ms); and the CPU
+     seconds of the receiving process and of each audit worker until everything was stored
+     (Linux), steadier than wall rates on a shared machine. ``--only-server`` runs only this
+     part; ``--server-max-buffered-bytes 16MiB`` makes the burst larger than the buffer, to see
+     the sustained behaviour (429s once it is full).
 
 The machine's load average is printed at the start and the end: on a shared machine, quote
 ratios measured in one run, and the load beside them.
@@ -192,10 +197,10 @@ def row(name: str, path: Path, fl: Run | None, ck: Run, extra: str = "") -> None
 
 
 class Sidecar:
-    def __init__(self, data_dir: Path, trace_idle: float, workers: int):
+    def __init__(self, data_dir: Path, trace_idle: float, workers: int, extra: tuple[str, ...] = ()):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "auditor", "serve", "--data-dir", str(data_dir), "--grpc-port", "0", "--http-port", "0",
-             "--trace-idle", str(trace_idle), "--workers", str(workers)],
+             "--trace-idle", str(trace_idle), "--workers", str(workers), *extra],
             cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         listen = data_dir / "listen.json"
@@ -226,10 +231,10 @@ class Sidecar:
                 self.proc.wait()
 
 
-def server(bench: Path, tmp: Path, n: int, trace_idle: float, workers: int, timeout: float) -> None:
+def server(bench: Path, tmp: Path, n: int, trace_idle: float, workers: int, timeout: float, extra: tuple[str, ...] = ()) -> None:
     data = tmp / "sidecar"
     data.mkdir()
-    s = Sidecar(data, trace_idle, workers)
+    s = Sidecar(data, trace_idle, workers, extra)
     try:
         time.sleep(1.0)
         url = f"http://127.0.0.1:{s.port}/v1/traces"
@@ -253,6 +258,7 @@ def server(bench: Path, tmp: Path, n: int, trace_idle: float, workers: int, time
             h = s.get("/healthz")
             if h["buffered_spans"] == 0 and h["done_seq"] > h["spooled_seq"]:
                 t_poll = time.monotonic()
+                cpu = cpu_seconds(s.proc.pid)  # before the report is built (in the receiving process)
                 seen = s.get("/api/report")["summary"]["spans"]
                 polls += 1
                 if seen >= n:
@@ -260,13 +266,40 @@ def server(bench: Path, tmp: Path, n: int, trace_idle: float, workers: int, time
             if time.monotonic() - t_sent > timeout:
                 raise SystemExit(f"sidecar: {seen} of {n} spans audited after {timeout:.0f}s: {h}")
             time.sleep(0.1)
-        print(f"sidecar, {label(n)} spans ({workers} audit workers, --trace-idle {trace_idle:g}s): "
+        print(f"sidecar, {label(n)} spans ({workers} audit workers, --trace-idle {trace_idle:g}s{''.join(' ' + a for a in extra)}): "
               f"{''.join(out).strip()}", flush=True)
         print(f"sidecar audited end to end: {n / (t_poll - t_start):,.0f} spans/s "
               f"({n} spans counted by /api/report {t_poll - t_start:.1f}s after the load's first request, "
               f"{t_poll - t_sent:.1f}s after its last ack; the trace-idle wait is part of it)", flush=True)
+        if cpu:  # on a shared machine wall rates move with the neighbours; CPU per span much less
+            recv, workers = cpu[0], cpu[1:]
+            print(f"sidecar CPU until everything was stored: receiver {recv:.2f}s ({recv / n * 1e6:.1f} us/span), audit workers "
+                  f"{' + '.join(f'{w:.2f}' for w in workers)}s ({sum(workers) / n * 1e6:.1f} us/span)", flush=True)
     finally:
         s.stop()
+
+
+def cpu_seconds(pid: int) -> list[float]:
+    """User + system CPU seconds of a process, then of each of its children (Linux /proc; [] elsewhere)."""
+    def one(p: int) -> float | None:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    me = one(pid)
+    if me is None:
+        return []
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return [me, *[c for c in (one(k) for k in sorted(kids)) if c is not None and c > 0.1]]
 
 
 # ---------------------------------------------------------------- main
@@ -289,10 +322,15 @@ def main() -> int:
     ap.add_argument("--skip-same-instant", action="store_true")
     ap.add_argument("--skip-stream", action="store_true")
     ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--server-max-buffered-bytes", metavar="SIZE",
+                    help="the sidecar's --max-buffered-bytes (e.g. 16MiB: a burst that does not fit) [its default]")
+    ap.add_argument("--only-server", action="store_true", help="run only the sidecar part (5.): no corpus is generated")
     ap.add_argument("--bench-dir", type=Path, default=DEFAULT_BENCH, help=f"the shared yardsticks [{DEFAULT_BENCH}]")
     ap.add_argument("--keep", type=Path, help="write corpora here and keep them (reused next time) instead of a temp dir")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the sidecar to audit everything [1800]")
     args = ap.parse_args()
+    if args.only_server:
+        args.sizes, args.formats, args.skip_same_instant, args.skip_stream, args.skip_server = "", "", True, True, False
 
     bench = args.bench_dir.resolve()
     for f in ("gen_synthetic.py", "floor.py", "otlp_load.py"):
@@ -321,7 +359,8 @@ def main() -> int:
         if "jsonl" in fmts or stream_sizes:
             jl = {n: pb_to_jsonl(pb[n], d / f"synthetic-{n}.jsonl") for n in sorted(set(sizes if "jsonl" in fmts else []) | set(stream_sizes))}
 
-        print("\n1. auditor check CORPUS --format json -o out.json vs the decode floor (ratio = floor time / check time)", flush=True)
+        if sizes and fmts:
+            print("\n1. auditor check CORPUS --format json -o out.json vs the decode floor (ratio = floor time / check time)", flush=True)
         checks: dict[str, dict[int, Run]] = {}
         pb_floor: dict[int, Run] = {}
         for fmt in fmts:
@@ -363,7 +402,8 @@ def main() -> int:
 
         if not args.skip_server:
             print("\n5. sidecar", flush=True)
-            server(bench, work, count(args.server_spans), args.trace_idle, args.server_workers, args.timeout)
+            extra = ("--max-buffered-bytes", args.server_max_buffered_bytes) if args.server_max_buffered_bytes else ()
+            server(bench, work, count(args.server_spans), args.trace_idle, args.server_workers, args.timeout, extra)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if tmp_ctx is not None:
