@@ -33,7 +33,7 @@ from genai_prices.types import ModelPrice, StartDateConstraint, TimeOfDateConstr
 from genai_prices.types import _utc_timetz
 
 from auditor.model import LlmCall, Usage
-from auditor.rates import Leaf, Leaves, Rates, build_rates
+from auditor.rates import Builder, Leaf, Leaves, Rates, Terms, priced
 
 NS_PER_DAY = 86_400 * 10**9
 
@@ -167,6 +167,7 @@ class _Epochs:
     days: tuple[int, ...]
     tods: tuple[int, ...]
     unsupported: str = ""  # a constraint kind this code does not know: refuse to price
+    variants: bool = False  # some price variant applies to this tier (else its rates are the standard ones)
 
     def of(self, start_ns: int) -> tuple[int, int]:
         return (bisect_right(self.days, start_ns), bisect_right(self.tods, start_ns // 1000 % DAY_US) if self.tods else 0)
@@ -189,9 +190,10 @@ class Pricer:
         self._rates: dict[tuple, Rates | str] = {}
         self._override_for: dict[tuple[str | None, str], Override | None] = {}
         self._built: dict[tuple, Rates] = {}
-        self._plans: dict[tuple, Any] = {}
+        self._terms: dict[str, Terms] = {}
+        self._builder = Builder()
         self._leaves = Leaves()
-        self._leaf: dict[Rates | str, Leaf] = {}
+        self._leaf: dict[int, tuple[Rates | str, Leaf]] = {}
         self._hot: dict[tuple, Leaf] = {}
 
     def __reduce__(self):
@@ -267,10 +269,10 @@ class Pricer:
         return by_day_and_time
 
     def _leaf_of(self, rates: Rates | str) -> Leaf:
-        leaf = self._leaf.get(rates)
-        if leaf is None:
-            leaf = self._leaf[rates] = self._leaves.of(rates)
-        return leaf
+        hit = self._leaf.get(id(rates))  # the entry keeps ``rates`` alive: its id is not reused
+        if hit is None:
+            hit = self._leaf[id(rates)] = (rates, self._leaves.of(rates))
+        return hit[1]
 
     def _epochs_of(self, m: _Model, provider: str | None, model: str, tier: str | None) -> _Epochs:
         key = (provider, model, tier)
@@ -284,12 +286,14 @@ class Pricer:
         key = (provider, model, tier, epoch)
         r = self._rates.get(key)
         if r is None:
-            if len(self._rates) >= _MAX_CACHED:
+            if len(self._rates) >= _MAX_CACHED:  # hostile names and providers: forget, never grow
                 self._rates.clear()
+                self._built.clear()
+                self._leaf.clear()
             if ep.unsupported:
                 r = f"cannot price: {ep.unsupported}"
             else:
-                r = self._resolve(m, provider, model, ep.instant(epoch), tier)
+                r = self._resolve(m, provider, model, ep.instant(epoch), tier, ep.variants)
             self._rates[key] = r
         return r
 
@@ -331,7 +335,8 @@ class Pricer:
             self._override_for[key] = next((o for o in self._overrides if o.matches(provider, model)), None)
         return self._override_for[key]
 
-    def _resolve(self, m: _Model, provider: str | None, model: str, when: datetime, tier: str | None) -> Rates | str:
+    def _resolve(self, m: _Model, provider: str | None, model: str, when: datetime, tier: str | None,
+                 variants: bool) -> Rates | str:
         info, how = m.info, m.how
         ov = self._override(provider, model)
         notes = []
@@ -350,7 +355,7 @@ class Pricer:
         if tier is not None:
             ctx, fallback = TIER_RULES[tier]
             variant = None
-            if m.listed:
+            if variants:
                 v = info.get_prices(when, ctx)
                 if v != standard:
                     variant = dict(_price_items(v))
@@ -372,10 +377,14 @@ class Pricer:
                 multiplier = factor if multiplier is None else multiplier * factor
                 notes.append(f"schema discount {ov.discount_pct}%")
         note = "; ".join(notes)
-        key = (repr(prices), multiplier, note)  # epochs often share a price: compile it once
+        record = repr(prices)  # epochs and tiers often share a price record: its arithmetic is built once
+        key = (record, multiplier, note)
         r = self._built.get(key)
         if r is None:
-            r = self._built[key] = build_rates(prices, multiplier, note, self._plans)
+            t = self._terms.get(record)
+            if t is None:
+                t = self._terms[record] = self._builder.terms(prices)
+            r = self._built[key] = priced(t, multiplier, note)
         return r
 
 
@@ -387,11 +396,12 @@ def _epochs(m: _Model, tier: str | None) -> _Epochs:
     if info is None:
         return _Epochs((), ())
     constraints = [cp.constraint for cp in info.prices] if isinstance(info.prices, list) else []
+    applied = []
     if tier is not None and m.listed:
         ctx = TIER_RULES[tier][0]
-        constraints += [v.constraint for v in info.price_variants or () if all(ctx.get(k) == val for k, val in v.when.items())]
+        applied = [v.constraint for v in info.price_variants or () if all(ctx.get(k) == val for k, val in v.when.items())]
     days, tods, unknown = set(), set(), []
-    for c in constraints:
+    for c in constraints + applied:
         if c is None:
             continue
         if isinstance(c, StartDateConstraint):
@@ -404,7 +414,7 @@ def _epochs(m: _Model, tier: str | None) -> _Epochs:
         else:
             unknown.append(type(c).__name__)
     why = f"price constraint {unknown[0]} of genai-prices {genai_prices.__version__} not supported" if unknown else ""
-    return _Epochs(tuple(sorted(days)), tuple(sorted(tods)), why)
+    return _Epochs(tuple(sorted(days)), tuple(sorted(tods)), why, bool(applied))
 
 
 def _price_items(mp: ModelPrice) -> list[tuple[str, Any]]:

@@ -59,45 +59,72 @@ class Rates:
     quantum: Decimal = Decimal(1)  # 10**-scale times the multiplier: one exact Decimal product per call
 
 
-def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, note: str = "",
-                plans: dict[tuple, "_Plan"] | None = None) -> Rates:
-    """Rates from a genai ``ModelPrice`` dict (price key -> Decimal | TieredPrices).
+def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, note: str = "") -> Rates:
+    """Rates from a genai ``ModelPrice`` dict (price key -> Decimal | TieredPrices)."""
+    return priced(Builder().terms(prices), multiplier, note)
+
+
+Terms = tuple  # (segments, checks, scale): a price record's integer arithmetic, whatever its note
+
+
+def priced(t: Terms, multiplier: Decimal | None, note: str) -> Rates:
+    segments, checks, scale = t
+    quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
+    return Rates(segments, checks, scale, multiplier, note, quantum)
+
+
+class Builder:
+    """Turns price records into Terms, remembering what records share.
 
     What depends only on which keys are priced (units, leaf order, leaf combinations, checks,
-    tier thresholds) is a ``_Plan``, kept in ``plans`` when given: per price record, only its
-    numbers are turned into integer coefficients."""
-    items = [(k, v) for k, v in prices.items() if v is not None and not k.startswith("_")]
-    shape = tuple((k, tuple(t.start for t in v.tiers) if isinstance(v, TieredPrices) else None) for k, v in items)
-    plan = plans.get(shape) if plans is not None else None
-    if plan is None:
-        plan = _plan(shape)
-        if plans is not None:
-            plans[shape] = plan
-    # Per priced unit, its rate per token in force in each segment (Decimal, exact: per is 10**n).
-    per_segment: list[list[Decimal]] = []
-    exponents = [0]
-    for pos, per, picks in plan.entries:
-        value = items[pos][1]
-        if picks is None:
-            rate = Decimal(value) / per
-            rates = [rate] * len(plan.thresholds)
-            known = (rate,)
-        else:
-            known = (value.base / per, *(t.price / per for t in value.tiers))
-            rates = [known[0 if i is None else i + 1] for i in picks]
-        per_segment.append(rates)
-        exponents.extend(r.normalize().as_tuple().exponent for r in known if r)
-    scale = -min(exponents)
-    segments = []
-    for s, threshold in enumerate(plan.thresholds):
-        coefs: dict[int, int] = {}
-        for (_, _, _), comb, rates in zip(plan.entries, plan.combs, per_segment):
-            r = int(rates[s].scaleb(scale))
-            for k, c in comb:
-                coefs[k] = coefs.get(k, 0) + r * c
-        segments.append((threshold, tuple((k, c) for k, c in sorted(coefs.items()) if c)))
-    quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
-    return Rates(tuple(segments), plan.checks, scale, multiplier, note, quantum)
+    tier thresholds) is a ``_Plan``, built once per set of keys; a price and its unit size give
+    one exact per-token rate, computed once per distinct pair (records repeat their numbers).
+    Per record, only its numbers are then turned into integer coefficients."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple, _Plan] = {}
+        self._per_token: dict[tuple[Any, int], tuple[Decimal, int]] = {}
+
+    def _rate(self, price: Any, per: int) -> tuple[Decimal, int]:
+        """The exact USD per token, and how many decimal places it needs."""
+        key = (price, per)
+        hit = self._per_token.get(key)
+        if hit is None:
+            rate = Decimal(price) / per  # per is a power of ten: exact
+            hit = self._per_token[key] = (rate, -rate.normalize().as_tuple().exponent if rate else 0)
+        return hit
+
+    def terms(self, prices: Mapping[str, Any]) -> Terms:
+        items = [(k, v) for k, v in prices.items() if v is not None and not k.startswith("_")]
+        shape = tuple((k, tuple(t.start for t in v.tiers) if isinstance(v, TieredPrices) else None) for k, v in items)
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._plans[shape] = _plan(shape)
+        rate = self._rate
+        # Per priced unit, its rate per token in force in each segment.
+        per_segment: list[list[Decimal]] = []
+        scale = 0
+        n = len(plan.thresholds)
+        for pos, per, picks in plan.entries:
+            value = items[pos][1]
+            if picks is None:
+                r, places = rate(value, per)
+                per_segment.append([r] * n)
+            else:
+                known = [rate(value.base, per)] + [rate(t.price, per) for t in value.tiers]
+                places = max(p for _, p in known)
+                per_segment.append([known[0 if i is None else i + 1][0] for i in picks])
+            if places > scale:
+                scale = places
+        segments = []
+        for s, threshold in enumerate(plan.thresholds):
+            coefs: dict[int, int] = {}
+            for comb, rates in zip(plan.combs, per_segment):
+                r = int(rates[s].scaleb(scale))
+                for k, c in comb:
+                    coefs[k] = coefs.get(k, 0) + r * c
+            segments.append((threshold, tuple((k, c) for k, c in sorted(coefs.items()) if c)))
+        return (tuple(segments), plan.checks, scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +221,24 @@ class Leaves:
 
     def __init__(self) -> None:
         self._factories: dict[tuple, Callable[..., Leaf]] = {}
+        self._forms: dict[tuple, tuple[Callable[..., Leaf], tuple]] = {}
 
     def of(self, rates: Rates | str) -> Leaf:
         if isinstance(rates, str):
             return _const_leaf(rates)
+        key = (rates.segments, rates.checks)
+        form = self._forms.get(key)
+        if form is None:
+            form = self._forms[key] = self._form(*key)
+        make, values = form
+        return make(rates.quantum, rates.note, unpriced, _refuse, *values)
+
+    def _form(self, segments: tuple, checks: tuple) -> tuple[Callable[..., Leaf], tuple]:
+        """The factory of a dot product's shape, and the numbers it takes."""
         segs = []
-        values: list[Any] = [rates.quantum, rates.note, unpriced, _refuse]
-        last = len(rates.segments) - 1
-        for n, (threshold, pairs) in enumerate(rates.segments):
+        values: list[int] = []
+        last = len(segments) - 1
+        for n, (threshold, pairs) in enumerate(segments):
             coef = dict(pairs)
             groups: dict[int, list[str]] = {}  # fields sharing a coefficient share one product
             for f, idx in _SPREAD.items():
@@ -214,11 +251,11 @@ class Leaves:
             values.extend(groups)
             if const:
                 values.append(const)
-        shape = (tuple(segs), rates.checks)
+        shape = (tuple(segs), checks)
         make = self._factories.get(shape)
         if make is None:
             make = self._factories[shape] = _factory(*shape)
-        return make(*values)
+        return make, tuple(values)
 
 
 def _const_leaf(why: str) -> Leaf:
