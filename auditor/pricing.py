@@ -23,19 +23,17 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Mapping
 
 import genai_prices
 from genai_prices import data_snapshot
-from genai_prices.types import ModelPrice, StartDateConstraint, TimeOfDateConstraint
-from genai_prices.types import _utc_timetz
+from genai_prices.types import ModelPrice
 
 from auditor.model import LlmCall, Usage
+from auditor.price_epochs import DAY_US, Epochs, epochs_of
 from auditor.rates import Builder, Leaf, Leaves, Rates, Terms, priced
-
-NS_PER_DAY = 86_400 * 10**9
 
 # Span provider names (semconv gen_ai.provider.name / gen_ai.system, LiteLLM's
 # custom_llm_provider, OpenInference llm.provider) -> genai-prices provider ids.
@@ -134,8 +132,6 @@ def provider_id(provider: str | None) -> str | None:
     return PROVIDER_IDS.get(p, p)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-DAY_US = 86_400 * 10**6
 _MAX_CACHED = 100_000  # distinct (provider, model, tier) kept hot; hostile input cannot grow it further
 
 
@@ -153,32 +149,6 @@ class _Model:
     listed: bool = False  # ``info`` is one of the provider's own models: its price variants apply
 
 
-@dataclass(frozen=True, slots=True)
-class _Epochs:
-    """Where a (model, tier)'s price can change: a price epoch is (day index, time-of-day index).
-
-    ``days``: ns of every UTC midnight a price (or a variant this tier uses) starts;
-    ``tods``: microseconds of the UTC day where an off-peak price starts or ends. Every
-    instant of one epoch gets the same price from genai-prices, so rates are resolved ONCE per
-    epoch, at a representative instant computed from the epoch alone (``instant``): the cache
-    key decides the price, never the first call that happened to fill it.
-    """
-
-    days: tuple[int, ...]
-    tods: tuple[int, ...]
-    unsupported: str = ""  # a constraint kind this code does not know: refuse to price
-    variants: bool = False  # some price variant applies to this tier (else its rates are the standard ones)
-
-    def of(self, start_ns: int) -> tuple[int, int]:
-        return (bisect_right(self.days, start_ns), bisect_right(self.tods, start_ns // 1000 % DAY_US) if self.tods else 0)
-
-    def instant(self, epoch: tuple[int, int]) -> datetime:
-        d, k = epoch
-        days, tods = self.days, self.tods
-        ns = days[d - 1] if d else (days[0] - NS_PER_DAY if days else 0)
-        return _EPOCH + timedelta(microseconds=ns // 1000 + (tods[k - 1] if k else 0))
-
-
 class Pricer:
     """Prices calls; one instance per audit (it caches lookups, never per-span work)."""
 
@@ -186,7 +156,7 @@ class Pricer:
         self._schema = schema
         self._overrides = tuple(Override.from_mapping(p) for p in (getattr(schema, "prices", None) or ()))
         self._models: dict[tuple[str | None, str], _Model] = {}
-        self._epochs: dict[tuple[str | None, str, str | None], _Epochs] = {}
+        self._epochs: dict[tuple[str | None, str, str | None], Epochs] = {}
         self._rates: dict[tuple, Rates | str] = {}
         self._override_for: dict[tuple[str | None, str], Override | None] = {}
         self._built: dict[tuple, Rates] = {}
@@ -243,7 +213,7 @@ class Pricer:
         self._hot[(provider, model, raw_tier)] = fn
         return fn
 
-    def _dispatcher(self, m: _Model, ep: _Epochs, provider: str | None, model: str, tier: str | None) -> Leaf:
+    def _dispatcher(self, m: _Model, ep: Epochs, provider: str | None, model: str, tier: str | None) -> Leaf:
         """Start time -> the leaf of its epoch; each epoch's leaf is resolved on its first call."""
         width = len(ep.tods) + 1
         leaves: list[Leaf] = []
@@ -274,14 +244,15 @@ class Pricer:
             hit = self._leaf[id(rates)] = (rates, self._leaves.of(rates))
         return hit[1]
 
-    def _epochs_of(self, m: _Model, provider: str | None, model: str, tier: str | None) -> _Epochs:
+    def _epochs_of(self, m: _Model, provider: str | None, model: str, tier: str | None) -> Epochs:
         key = (provider, model, tier)
         ep = self._epochs.get(key)
         if ep is None:
-            ep = self._epochs[key] = _epochs(m, tier)
+            ctx = TIER_RULES[tier][0] if tier is not None and m.listed else None
+            ep = self._epochs[key] = epochs_of(m.info, ctx)
         return ep
 
-    def _epoch_rates(self, m: _Model, ep: _Epochs, provider: str | None, model: str, tier: str | None,
+    def _epoch_rates(self, m: _Model, ep: Epochs, provider: str | None, model: str, tier: str | None,
                      epoch: tuple[int, int]) -> Rates | str:
         key = (provider, model, tier, epoch)
         r = self._rates.get(key)
@@ -386,35 +357,6 @@ class Pricer:
                 t = self._terms[record] = self._builder.terms(prices)
             r = self._built[key] = priced(t, multiplier, note)
         return r
-
-
-def _epochs(m: _Model, tier: str | None) -> _Epochs:
-    """The epochs of a model's price for one tier: the start dates and times of day of its
-    conditional prices, and of the variants genai-prices would apply for this tier's context
-    (the others never change this tier's price)."""
-    info = m.info
-    if info is None:
-        return _Epochs((), ())
-    constraints = [cp.constraint for cp in info.prices] if isinstance(info.prices, list) else []
-    applied = []
-    if tier is not None and m.listed:
-        ctx = TIER_RULES[tier][0]
-        applied = [v.constraint for v in info.price_variants or () if all(ctx.get(k) == val for k, val in v.when.items())]
-    days, tods, unknown = set(), set(), []
-    for c in constraints + applied:
-        if c is None:
-            continue
-        if isinstance(c, StartDateConstraint):
-            d = c.start_date
-            days.add(int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp()) * 10**9)
-        elif isinstance(c, TimeOfDateConstraint):
-            for t in (c.start_time, c.end_time):
-                u = _utc_timetz(t)
-                tods.add(((u.hour * 60 + u.minute) * 60 + u.second) * 10**6 + u.microsecond)
-        else:
-            unknown.append(type(c).__name__)
-    why = f"price constraint {unknown[0]} of genai-prices {genai_prices.__version__} not supported" if unknown else ""
-    return _Epochs(tuple(sorted(days)), tuple(sorted(tods)), why, bool(applied))
 
 
 def _price_items(mp: ModelPrice) -> list[tuple[str, Any]]:

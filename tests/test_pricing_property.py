@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.model import LlmCall, Usage
-from auditor.pricing import NS_PER_DAY, TIER_RULES, Pricer
+from auditor.price_epochs import NS_PER_DAY
+from auditor.pricing import TIER_RULES, Pricer
 
 MODELS = [(p.id, m.id) for p in providers for m in p.models]
 PRICER = Pricer()  # one pricer for the whole run: its caches must never mix up keys
@@ -145,3 +146,39 @@ def test_prices_near_a_change_are_exact_in_any_order(edge, offsets, u, tier):
             genai_usage(u), model_id, provider_id=None if by_name else provider_id, genai_request_timestamp=_exact(start_ns), price_context=ctx
         ).total_price
         assert ours[0] == (theirs * rates.multiplier if rates.multiplier is not None else theirs), (start_ns, u)
+
+
+def test_every_model_of_the_data_prices_like_calc_price():
+    """A deterministic sweep beside the random one: every model, tier and a few instants (before,
+    between and after most price changes, peak and off-peak), usages with every kind of count."""
+    pricer = Pricer()
+    usages_ = [
+        Usage(input=1_200, cache_read=48_000, cache_write=6_000, output=850, reasoning=300, convention="including"),
+        Usage(input=250_000, cache_read=10_001, cache_write_5m=2_000, cache_write_1h=4_000, output=5, reasoning=5, convention="including"),
+    ]
+    instants = [datetime(2025, 1, 1, 12, tzinfo=timezone.utc), datetime(2026, 6, 1, 3, tzinfo=timezone.utc),
+                datetime(2027, 1, 1, 20, tzinfo=timezone.utc)]
+    compared = 0
+    for provider_id, model_id in MODELS:
+        for tier in (None, "batch", "priority"):
+            for when in instants:
+                start_ns = int(when.timestamp()) * 10**9
+                rates = pricer.rates(provider_id, model_id, start_ns, tier)
+                if isinstance(rates, str):
+                    continue
+                ctx = TIER_RULES[tier][0] if tier and rates.multiplier is None else None
+                by_name = "matched by model name" in pricer.find_model(provider_id, model_id).how
+                for u in usages_:
+                    call = LlmCall("a" * 32, "b" * 16, "s", "sc", "n", start_ns, start_ns, provider_id, model_id, None, u, {}, tier=tier)
+                    ours, note = pricer.price(call)
+                    try:
+                        theirs = genai_prices.calc_price(genai_usage(u), model_id, provider_id=None if by_name else provider_id,
+                                                         genai_request_timestamp=when, price_context=ctx).total_price
+                    except ValueError:
+                        assert ours is None and note.startswith("cannot price"), (provider_id, model_id, note)
+                        continue
+                    if rates.multiplier is not None:
+                        theirs *= rates.multiplier
+                    assert ours == theirs, (provider_id, model_id, tier, when, u)
+                    compared += 1
+    assert compared > 10_000
