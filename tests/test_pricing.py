@@ -180,3 +180,15 @@ def test_a_pricer_pickles_as_its_schema_and_prices_the_same():
     before = p.price(c)
     q = pickle.loads(pickle.dumps(p))
     assert q.price(c) == before == (D("0.02376") * D("0.8"), before[1]) and "schema discount 20%" in before[1]
+
+
+def test_caches_stay_bounded_under_endless_distinct_names(monkeypatch):
+    import auditor.pricing as pricing
+
+    monkeypatch.setattr(pricing, "_MAX_CACHED", 8)
+    p = Pricer()
+    u = inc(input=1_000, output=100)
+    for i in range(40):  # hostile spans: a new model name (and provider) each
+        assert p.price(call(f"p{i}", f"no-such-model-{i}", u))[0] is None
+        assert p.price(call("openai", "gpt-4o", u, JAN + i * 86_400 * 10**9))[0] == D("0.0035")
+    assert max(len(p._hot), len(p._models), len(p._rates), len(p._built), len(p._leaf)) <= 8

@@ -1,6 +1,7 @@
 """Priced calls per second: the fast path (auditor.pricing.Pricer) vs naive calc_price per call.
 
     python tests/bench/bench_pricing.py [N] [ROUNDS]
+    python tests/bench/bench_pricing.py --profile [N]    # where the fast path's time goes
 
 Both price the same N calls (a mix of 40 models, random usages with cache tokens, dates over
 2025-2026, some batch calls). calc_price gets its inputs prepared outside the timing (usage
@@ -48,7 +49,120 @@ def make_calls(n: int, seed: int = 7) -> list[LlmCall]:
     return calls
 
 
+def _best(fn, repeat: int = 15) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def profile(calls: list[LlmCall]) -> None:
+    """Where the fast path's time goes: per call when warm (each step adds to the one above;
+    best of 15 passes, CPU time), and the cold pass's one-off work by step (exclusive times)."""
+    import auditor.pricing as P
+    import auditor.rates as R
+
+    n = len(calls)
+    pricer = Pricer()
+    for c in calls:
+        pricer.price(c)
+    get, price = pricer._hot.get, pricer.price
+    out: list = []
+    keep = out.append
+    leaves = [get((c.provider, c.model, c.tier)) for c in calls]
+    products = [(int(pricer.price(c)[0] / r.quantum), r.quantum)
+                for c in calls for r in [pricer.rates(c.provider, c.model, c.start_ns, c.tier)]]
+
+    def loop():
+        for c in calls:
+            keep(c)
+
+    def lookup():
+        for c in calls:
+            keep(get((c.provider, c.model, c.tier)))
+
+    def leaf():
+        for c in calls:
+            keep(get((c.provider, c.model, c.tier))(c.usage, c.start_ns)[0])
+
+    def whole():
+        for c in calls:
+            keep(price(c)[0])
+
+    def product():
+        for a, q in products:
+            keep(a * q)
+
+    steps = []
+    for name, fn in (("loop + keeping the result", loop), ("+ key (provider, model, tier) and dict lookup", lookup),
+                     ("+ the call's price function (epoch, counts, product)", leaf), ("+ Pricer.price itself", whole)):
+        steps.append((name, _best(fn) / n * 1e9))
+        out.clear()
+    dated = sum(1 for f in leaves if f.__name__ != "leaf")
+    print(f"warm, per call ({dated / n:.0%} of calls go through an epoch dispatcher first):")
+    prev = 0.0
+    for name, ns in steps:
+        print(f"  {name:55s} {ns:6.0f} ns  ({ns - prev:+.0f})")
+        prev = ns
+    print(f"  of which the one Decimal product (int * quantum):       {(_best(product) / n * 1e9) - steps[0][1]:6.0f} ns")
+    out.clear()
+
+    # Cold: exclusive time of each one-off step of a new Pricer's pass.
+    acc: dict[str, list[float]] = {}
+    stack: list[float] = []
+    patched = []
+
+    def timed(owner, name: str) -> None:
+        f = getattr(owner, name)
+        patched.append((owner, name, f))
+
+        def w(*a, **k):
+            t0 = time.perf_counter()
+            stack.append(0.0)
+            try:
+                return f(*a, **k)
+            finally:
+                el = time.perf_counter() - t0
+                child = stack.pop()
+                e = acc.setdefault(name, [0.0, 0])
+                e[0] += el - child
+                e[1] += 1
+                if stack:
+                    stack[-1] += el
+
+        setattr(owner, name, w)
+
+    for owner, name in ((P.Pricer, "_hot_fn"), (P.Pricer, "_epoch_rates"), (P.Pricer, "_resolve"), (P.Pricer, "find_model"),
+                        (P, "epochs_of"), (R.Builder, "terms"), (P, "priced"), (P.Pricer, "_leaf_of"), (R.Leaves, "_form"),
+                        (R, "_factory")):
+        timed(owner, name)
+    try:
+        cold = []
+        for _ in range(5):
+            acc.clear()
+            q = Pricer()
+            t0 = time.perf_counter()
+            for c in calls:
+                q.price(c)
+            cold.append((time.perf_counter() - t0, {k: tuple(v) for k, v in acc.items()}))
+    finally:
+        for owner, name, f in patched:
+            setattr(owner, name, f)
+    total, steps_cold = min(cold, key=lambda x: sum(v[0] for v in x[1].values()))
+    one_off = sum(v[0] for v in steps_cold.values())
+    print(f"cold: one-off work {one_off * 1e3:.2f} ms = {one_off / n * 1e9:.0f} ns per call over {n} calls "
+          f"(best of 5 new pricers, exclusive wall time per step):")
+    for name, (t, k) in sorted(steps_cold.items(), key=lambda x: -x[1][0]):
+        print(f"  {name:14s} {t * 1e3:6.2f} ms  {k:4d}x  {t / k * 1e6:6.1f} us each")
+
+
 def main() -> None:
+    if "--profile" in sys.argv:
+        sys.argv.remove("--profile")
+        profile(make_calls(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000))
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     calls = make_calls(n)
