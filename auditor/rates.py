@@ -2,7 +2,7 @@
 
 genai-prices charges every priced unit for its *leaf* count (its count minus the counts of the
 more specific priced units below it) and applies a tiered rate to all tokens once the call's
-total input crosses the tier; ``build_rates`` turns one of its price records into a dot product
+total input crosses the tier; ``Builder`` turns one of its price records into a dot product
 over our count vector, and ``Leaves`` compiles that dot product into one function per rates
 that prices a Usage with a few integer multiplications and a single Decimal product, exactly.
 """
@@ -59,15 +59,11 @@ class Rates:
     quantum: Decimal = Decimal(1)  # 10**-scale times the multiplier: one exact Decimal product per call
 
 
-def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, note: str = "") -> Rates:
-    """Rates from a genai ``ModelPrice`` dict (price key -> Decimal | TieredPrices)."""
-    return priced(Builder().terms(prices), multiplier, note)
-
-
 Terms = tuple  # (segments, checks, scale): a price record's integer arithmetic, whatever its note
 
 
 def priced(t: Terms, multiplier: Decimal | None, note: str) -> Rates:
+    """A record's terms as the rates of one use of it (tier multiplier, discount, note)."""
     segments, checks, scale = t
     quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
     return Rates(segments, checks, scale, multiplier, note, quantum)
