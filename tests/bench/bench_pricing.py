@@ -13,8 +13,9 @@ on one machine state and checks every call's price, cold and warm, equals calc_p
 average (wall and CPU time: the machine is shared), then the best time of each side over the
 rounds and the median of the rounds' ratios (target >= 100x).
 
-Where the time goes (``python tests/bench/bench_pricing.py --profile 20000`` at ea3a81f+1, load
-average 4.2 on the shared 2-core machine, so the nanoseconds are inflated; read the shares).
+Where the time goes (``python tests/bench/bench_pricing.py --profile 20000``, pricing code of
+ea3a81f, load average 4.2 on the shared 2-core machine, so the nanoseconds are inflated; read
+the shares).
 Warm, per call, 581 ns: the loop and keeping the result 20; building the key (provider, model,
 tier) and one dict lookup 63; ``Pricer.price`` itself 20; the compiled price function 478, of
 which the single exact Decimal product (``int * quantum``) is ~110 and the rest one Python call,
