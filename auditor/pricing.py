@@ -1,12 +1,15 @@
 """Price LLM calls exactly, offline, from the pinned genai-prices data.
 
-``genai_prices.calc_price`` costs ~150 us a call (model matching, usage validation,
-unit decomposition). We look each (provider, model, day, tier) up ONCE, turn the result
-into a small table of per-unit rates, and do the per-span arithmetic here in Decimal
-exactly as genai-prices does it: every priced unit is charged for its *leaf* count (its
-count minus the counts of the more specific priced units below it, e.g. input minus cache
+``genai_prices.calc_price`` costs ~50 us a call (model matching, usage validation, unit
+decomposition). We resolve each (provider, model, tier, price epoch) ONCE and compile its rates
+into one small function (``rates.Leaves``) that does the per-span arithmetic in integers,
+exactly as genai-prices does it in Decimal: every priced unit is charged for its *leaf* count
+(its count minus the counts of the more specific priced units below it, e.g. input minus cache
 read and cache write), and a tiered rate applies to all tokens once the call's total input
-crosses the tier. ``tests/test_pricing_property.py`` proves fast path == calc_price.
+crosses the tier. A price epoch is a span of time in which genai-prices answers the same for
+that model and tier (between its start dates and off-peak bounds); its rates are looked up at an
+instant computed from the epoch, so a cached price never depends on which call filled it.
+``tests/test_pricing_property.py`` proves fast path == calc_price.
 
 Never fetches: ``UpdatePrices`` is never started, so the bundled snapshot is the only data.
 Service tiers: genai-prices price variants (``processing=batch``, ``service_tier=flex|
@@ -20,19 +23,17 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Mapping
 
 import genai_prices
 from genai_prices import data_snapshot
-from genai_prices.types import ModelPrice, StartDateConstraint, TimeOfDateConstraint
-from genai_prices.types import _utc_timetz
+from genai_prices.types import ModelPrice
 
 from auditor.model import LlmCall, Usage
-from auditor.rates import Rates, build_rates
-
-NS_PER_DAY = 86_400 * 10**9
+from auditor.price_epochs import DAY_US, Epochs, epochs_of
+from auditor.rates import Builder, Leaf, Leaves, Rates, Terms, priced
 
 # Span provider names (semconv gen_ai.provider.name / gen_ai.system, LiteLLM's
 # custom_llm_provider, OpenInference llm.provider) -> genai-prices provider ids.
@@ -131,19 +132,21 @@ def provider_id(provider: str | None) -> str | None:
     return PROVIDER_IDS.get(p, p)
 
 
-def _when(start_ns: int) -> datetime:
-    return datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc)
+_MAX_CACHED = 100_000  # distinct (provider, model, tier) kept hot; hostile input cannot grow it further
+
+
+def _no_model(u: Usage, start_ns: int) -> tuple[None, str]:
+    return None, "no model on the span"
 
 
 @dataclass(frozen=True, slots=True)
 class _Model:
-    """A (provider, model) as found once: genai objects, how it matched, when its price changes."""
+    """A (provider, model) as found once: genai objects and how it matched."""
 
     provider: Any
     info: Any
     how: str
-    changes: tuple[int, ...]  # ns of every UTC midnight a price or price variant starts
-    time_of_day: tuple[int, ...]  # seconds of the UTC day where an off-peak price starts or ends
+    listed: bool = False  # ``info`` is one of the provider's own models: its price variants apply
 
 
 class Pricer:
@@ -153,81 +156,117 @@ class Pricer:
         self._schema = schema
         self._overrides = tuple(Override.from_mapping(p) for p in (getattr(schema, "prices", None) or ()))
         self._models: dict[tuple[str | None, str], _Model] = {}
+        self._epochs: dict[tuple[str | None, str, str | None], Epochs] = {}
         self._rates: dict[tuple, Rates | str] = {}
         self._override_for: dict[tuple[str | None, str], Override | None] = {}
         self._built: dict[tuple, Rates] = {}
-        self._hot: dict[tuple, tuple] = {}
+        self._terms: dict[str, Terms] = {}
+        self._builder = Builder()
+        self._leaves = Leaves()
+        self._leaf: dict[int, tuple[Rates | str, Leaf]] = {}
+        self._hot: dict[tuple, Leaf] = {}
+
+    def __reduce__(self):
+        """Pickles as its schema (a cluster ships plans): caches and compiled leaves are rebuilt."""
+        return (Pricer, (self._schema,))
 
     # ---------------------------------------------------------------- public
 
     def price(self, call: LlmCall, u: Usage | None = None) -> tuple[Decimal | None, str]:
         """The exact price of a call (of ``u`` instead of its own usage, when given), or why none.
 
-        The hot path: two dict lookups and a short integer dot product per call.
+        The hot path: one dict lookup by (provider, model, tier as written) gives the call's
+        compiled price function (``rates.Leaves``); a model whose price changes over time
+        answers with a dispatcher that bisects the start time into its price epoch first.
         """
-        if u is None:
-            u = call.usage
-        model = call.model
-        if not model:
-            return None, "no model on the span"
-        if u.convention == "none":
-            return None, f"cannot price: {u.basis or 'no token counts'}"
-        provider = call.provider
-        start_ns = call.start_ns
-        hot = self._hot.get((provider, model, call.tier))
-        if hot is None:
-            hot = self._hot_entry(provider, model, call.tier)
-        m, tier, by_epoch = hot
-        epoch = self._epoch(m, start_ns) if (m.changes or m.time_of_day) else 0
-        rates = by_epoch.get(epoch)
-        if rates is None:
-            rates = by_epoch[epoch] = self.rates(provider, model, start_ns, tier)
-        if rates.__class__ is str:
-            return None, rates
-        fast = rates.price_usage
-        if fast is not None:
-            return fast(u), rates.note
-        cr, c5, c1 = u.cache_read, u.cache_write_5m, u.cache_write_1h
-        cw = u.cache_write + c5 + c1
-        vec = (u.input + cr + cw, cr, cw, c5, c1, u.output, u.reasoning, 1)
-        simple = rates.simple
-        if simple is not None:
-            acc = 0
-            for i, c in simple:
-                acc += vec[i] * c
-            return Decimal(acc) * rates.quantum, rates.note
-        try:
-            return rates.cost(vec), rates.note
-        except ValueError as e:
-            return None, f"cannot price: {e}"
-
-    def _hot_entry(self, provider: str | None, model: str, raw_tier: str | None) -> tuple:
-        """Per (provider, model, tier as written): the model, the tier, rates by price epoch."""
-        entry = (self.find_model(provider, model), normalize_tier(raw_tier) if raw_tier else None, {})
-        self._hot[(provider, model, raw_tier)] = entry
-        return entry
+        fn = self._hot.get((call.provider, call.model, call.tier))
+        if fn is None:
+            fn = self._hot_fn(call.provider, call.model, call.tier)
+        return fn(call.usage if u is None else u, call.start_ns)
 
     def price_usage(self, call: LlmCall, u: Usage) -> tuple[Decimal | None, str]:
         return self.price(call, u)
 
-    @staticmethod
-    def _epoch(m: "_Model", start_ns: int):
-        epoch = bisect_right(m.changes, start_ns) if m.changes else 0
-        if m.time_of_day:
-            return (epoch, bisect_right(m.time_of_day, (start_ns // 10**9) % 86_400))
-        return epoch
-
     def rates(self, provider: str | None, model: str, start_ns: int, tier: str | None) -> Rates | str:
         """The rates in force for this call, resolved once per (provider, model, tier, price epoch)."""
-        m = self._models.get((provider, model)) or self.find_model(provider, model)
-        epoch = self._epoch(m, start_ns)
+        tier = normalize_tier(tier)
+        m = self.find_model(provider, model)
+        ep = self._epochs_of(m, provider, model, tier)
+        return self._epoch_rates(m, ep, provider, model, tier, ep.of(start_ns))
+
+    # ---------------------------------------------------------------- lookups (once each)
+
+    def _hot_fn(self, provider: str | None, model: str | None, raw_tier: str | None) -> Leaf:
+        """The price function of a (provider, model, tier as written), built on its first call."""
+        if len(self._hot) >= _MAX_CACHED:
+            self._hot.clear()
+        if not model:
+            fn: Leaf = _no_model
+        else:
+            tier = normalize_tier(raw_tier) if raw_tier else None
+            m = self.find_model(provider, model)
+            ep = self._epochs_of(m, provider, model, tier)
+            if not ep.days and not ep.tods:
+                fn = self._leaf_of(self._epoch_rates(m, ep, provider, model, tier, (0, 0)))
+            else:
+                fn = self._dispatcher(m, ep, provider, model, tier)
+        self._hot[(provider, model, raw_tier)] = fn
+        return fn
+
+    def _dispatcher(self, m: _Model, ep: Epochs, provider: str | None, model: str, tier: str | None) -> Leaf:
+        """Start time -> the leaf of its epoch; each epoch's leaf is resolved on its first call."""
+        width = len(ep.tods) + 1
+        leaves: list[Leaf] = []
+
+        def pending(i: int) -> Leaf:
+            def resolve(u: Usage, t: int):
+                leaf = leaves[i] = self._leaf_of(self._epoch_rates(m, ep, provider, model, tier, divmod(i, width)))
+                return leaf(u, t)
+
+            return resolve
+
+        leaves.extend(pending(i) for i in range((len(ep.days) + 1) * width))
+        days, tods = ep.days, ep.tods
+        if not tods:
+            def by_day(u: Usage, t: int):
+                return leaves[bisect_right(days, t)](u, t)
+
+            return by_day
+
+        def by_day_and_time(u: Usage, t: int):
+            return leaves[bisect_right(days, t) * width + bisect_right(tods, t // 1000 % DAY_US)](u, t)
+
+        return by_day_and_time
+
+    def _leaf_of(self, rates: Rates | str) -> Leaf:
+        hit = self._leaf.get(id(rates))  # the entry keeps ``rates`` alive: its id is not reused
+        if hit is None:
+            hit = self._leaf[id(rates)] = (rates, self._leaves.of(rates))
+        return hit[1]
+
+    def _epochs_of(self, m: _Model, provider: str | None, model: str, tier: str | None) -> Epochs:
+        key = (provider, model, tier)
+        ep = self._epochs.get(key)
+        if ep is None:
+            ctx = TIER_RULES[tier][0] if tier is not None and m.listed else None
+            ep = self._epochs[key] = epochs_of(m.info, ctx)
+        return ep
+
+    def _epoch_rates(self, m: _Model, ep: Epochs, provider: str | None, model: str, tier: str | None,
+                     epoch: tuple[int, int]) -> Rates | str:
         key = (provider, model, tier, epoch)
         r = self._rates.get(key)
         if r is None:
-            r = self._rates[key] = self._resolve(m, provider, model, start_ns, tier)
+            if len(self._rates) >= _MAX_CACHED:  # hostile names and providers: forget, never grow
+                self._rates.clear()
+                self._built.clear()
+                self._leaf.clear()
+            if ep.unsupported:
+                r = f"cannot price: {ep.unsupported}"
+            else:
+                r = self._resolve(m, provider, model, ep.instant(epoch), tier, ep.variants)
+            self._rates[key] = r
         return r
-
-    # ---------------------------------------------------------------- lookups (once each)
 
     def find_model(self, provider: str | None, model: str) -> _Model:
         """The genai-prices provider and model for a span's names (or why there is none)."""
@@ -235,6 +274,10 @@ class Pricer:
         hit = self._models.get(key)
         if hit is not None:
             return hit
+        if len(self._models) >= _MAX_CACHED:
+            self._models.clear()
+            self._override_for.clear()
+            self._epochs.clear()
         snap = data_snapshot.get_snapshot()
         pid = provider_id(provider)
         attempts = [(pid, model)]
@@ -243,7 +286,7 @@ class Pricer:
             attempts.append((provider_id(head), tail))
             attempts.append((pid, tail))
         attempts.append((None, model))
-        found = _Model(None, None, f"no price for model {model!r} (provider {provider or 'unknown'}) in genai-prices {genai_prices.__version__}", (), ())
+        found = _Model(None, None, f"no price for model {model!r} (provider {provider or 'unknown'}) in genai-prices {genai_prices.__version__}")
         for p, mref in attempts:
             try:
                 prov, info = snap.find_provider_model(mref, None, p, None)
@@ -252,7 +295,7 @@ class Pricer:
             how = f"genai-prices {genai_prices.__version__} {prov.id}/{info.id}"
             if p is None and pid is not None:
                 how += f" (no price under provider {provider!r}; matched by model name)"
-            found = _Model(prov, info, how, _change_points(info), _has_time_of_day(info))
+            found = _Model(prov, info, how, any(info is x for x in prov.models))
             break
         self._models[key] = found
         return found
@@ -263,10 +306,10 @@ class Pricer:
             self._override_for[key] = next((o for o in self._overrides if o.matches(provider, model)), None)
         return self._override_for[key]
 
-    def _resolve(self, m: _Model, provider: str | None, model: str, start_ns: int, tier: str | None) -> Rates | str:
-        prov, info, how = m.provider, m.info, m.how
+    def _resolve(self, m: _Model, provider: str | None, model: str, when: datetime, tier: str | None,
+                 variants: bool) -> Rates | str:
+        info, how = m.info, m.how
         ov = self._override(provider, model)
-        when = _when(start_ns)
         notes = []
         if info is not None:
             standard = info.get_prices(when)
@@ -283,7 +326,7 @@ class Pricer:
         if tier is not None:
             ctx, fallback = TIER_RULES[tier]
             variant = None
-            if info is not None and any(info is x for x in prov.models):
+            if variants:
                 v = info.get_prices(when, ctx)
                 if v != standard:
                     variant = dict(_price_items(v))
@@ -305,35 +348,16 @@ class Pricer:
                 multiplier = factor if multiplier is None else multiplier * factor
                 notes.append(f"schema discount {ov.discount_pct}%")
         note = "; ".join(notes)
-        key = (repr(prices), multiplier, note)  # epochs often share a price: compile it once
+        record = repr(prices)  # epochs and tiers often share a price record: its arithmetic is built once
+        key = (record, multiplier, note)
         r = self._built.get(key)
         if r is None:
-            r = self._built[key] = build_rates(prices, multiplier, note)
+            t = self._terms.get(record)
+            if t is None:
+                t = self._terms[record] = self._builder.terms(prices)
+            r = self._built[key] = priced(t, multiplier, note)
         return r
-
-
-def _change_points(info) -> tuple[int, ...]:
-    dates = set()
-    for cp in info.prices if isinstance(info.prices, list) else ():
-        if isinstance(cp.constraint, StartDateConstraint):
-            dates.add(cp.constraint.start_date)
-    for v in info.price_variants or ():
-        if isinstance(v.constraint, StartDateConstraint):
-            dates.add(v.constraint.start_date)
-    return tuple(sorted(int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp()) * 10**9 for d in dates))
 
 
 def _price_items(mp: ModelPrice) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in mp.__dict__.items() if not k.startswith("_") and v is not None]
-
-
-def _has_time_of_day(info) -> tuple[int, ...]:
-    constraints = [cp.constraint for cp in (info.prices if isinstance(info.prices, list) else ())]
-    constraints += [v.constraint for v in info.price_variants or ()]
-    bounds = set()
-    for c in constraints:
-        if isinstance(c, TimeOfDateConstraint):
-            for t in (c.start_time, c.end_time):
-                u = _utc_timetz(t)
-                bounds.add(u.hour * 3600 + u.minute * 60 + u.second)
-    return tuple(sorted(bounds))

@@ -2,20 +2,21 @@
 
 genai-prices charges every priced unit for its *leaf* count (its count minus the counts of the
 more specific priced units below it) and applies a tiered rate to all tokens once the call's
-total input crosses the tier; ``build_rates`` turns one of its price records into a dot product
-over our count vector so that each call costs a few integer multiplications, exactly.
+total input crosses the tier; ``Builder`` turns one of its price records into a dot product
+over our count vector, and ``Leaves`` compiles that dot product into one function per rates
+that prices a Usage with a few integer multiplications and a single Decimal product, exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from genai_prices.types import TieredPrices
 from genai_prices.units import _get_registry
 
-# Our counts, in the order of the vector the fast path fills per span (genai usage keys).
+# Our counts, in the order of the count vector (genai usage keys).
 USAGE_KEYS = (
     "input_tokens",  # TOTAL input, cache included (genai-prices' definition)
     "cache_read_tokens",
@@ -28,6 +29,10 @@ USAGE_KEYS = (
 )
 _KEY_INDEX = {k: i for i, k in enumerate(USAGE_KEYS)}
 _REASONING = _KEY_INDEX["output_reasoning_tokens"]
+_REQUESTS = _KEY_INDEX["requests"]
+
+# Leaf = a price function per call: ``leaf(usage, start_ns) -> (Decimal | None, note)``.
+Leaf = Callable[[Any, int], "tuple[Decimal | None, str]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,45 +56,87 @@ class Rates:
     scale: int
     multiplier: Decimal | None
     note: str
-    # One segment and nothing to check: the hot path inlines this dot product (else None).
-    simple: tuple[tuple[int, int], ...] | None = None
     quantum: Decimal = Decimal(1)  # 10**-scale times the multiplier: one exact Decimal product per call
-    # ``simple`` compiled over a Usage's own fields (see ``_compile``): the whole hot path.
-    price_usage: Callable[[Any], Decimal] | None = field(default=None, compare=False, repr=False)
-
-    def __reduce__(self):
-        """Picklable (a cluster ships plans): the compiled function is compiled again."""
-        return (_rates, (self.segments, self.checks, self.scale, self.multiplier, self.note, self.simple, self.quantum))
-
-    def cost(self, vec: tuple[int, ...]) -> Decimal:
-        """The exact price of one call's counts (see USAGE_KEYS); ValueError on impossible counts."""
-        for idx, minus in self.checks:
-            leaf = vec[idx]
-            for j in minus:
-                leaf -= vec[j]
-            if leaf < 0:
-                raise ValueError(f"{USAGE_KEYS[idx]} ({vec[idx]}) is smaller than its more specific counts")
-        total_input = vec[0]
-        for threshold, coefs in self.segments:
-            if total_input > threshold:
-                break
-        acc = 0
-        for i, c in coefs:
-            acc += vec[i] * c
-        return Decimal(acc) * self.quantum
 
 
-def _per_token(price: Decimal, per: int) -> Decimal:
-    return price / per  # per is a power of ten: exact
+Terms = tuple  # (segments, checks, scale): a price record's integer arithmetic, whatever its note
 
 
-def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, note: str = "") -> Rates:
-    """Rates from a genai ``ModelPrice`` dict (price key -> Decimal | TieredPrices)."""
+def priced(t: Terms, multiplier: Decimal | None, note: str) -> Rates:
+    """A record's terms as the rates of one use of it (tier multiplier, discount, note)."""
+    segments, checks, scale = t
+    quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
+    return Rates(segments, checks, scale, multiplier, note, quantum)
+
+
+class Builder:
+    """Turns price records into Terms, remembering what records share.
+
+    What depends only on which keys are priced (units, leaf order, leaf combinations, checks,
+    tier thresholds) is a ``_Plan``, built once per set of keys; a price and its unit size give
+    one exact per-token rate, computed once per distinct pair (records repeat their numbers).
+    Per record, only its numbers are then turned into integer coefficients."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple, _Plan] = {}
+        self._per_token: dict[tuple[Any, int], tuple[Decimal, int]] = {}
+
+    def _rate(self, price: Any, per: int) -> tuple[Decimal, int]:
+        """The exact USD per token, and how many decimal places it needs."""
+        key = (price, per)
+        hit = self._per_token.get(key)
+        if hit is None:
+            rate = Decimal(price) / per  # per is a power of ten: exact
+            hit = self._per_token[key] = (rate, -rate.normalize().as_tuple().exponent if rate else 0)
+        return hit
+
+    def terms(self, prices: Mapping[str, Any]) -> Terms:
+        items = [(k, v) for k, v in prices.items() if v is not None and not k.startswith("_")]
+        shape = tuple((k, tuple(t.start for t in v.tiers) if isinstance(v, TieredPrices) else None) for k, v in items)
+        plan = self._plans.get(shape)
+        if plan is None:
+            plan = self._plans[shape] = _plan(shape)
+        rate = self._rate
+        # Per priced unit, its rate per token in force in each segment.
+        per_segment: list[list[Decimal]] = []
+        scale = 0
+        n = len(plan.thresholds)
+        for pos, per, picks in plan.entries:
+            value = items[pos][1]
+            if picks is None:
+                r, places = rate(value, per)
+                per_segment.append([r] * n)
+            else:
+                known = [rate(value.base, per)] + [rate(t.price, per) for t in value.tiers]
+                places = max(p for _, p in known)
+                per_segment.append([known[0 if i is None else i + 1][0] for i in picks])
+            if places > scale:
+                scale = places
+        segments = []
+        for s, threshold in enumerate(plan.thresholds):
+            coefs: dict[int, int] = {}
+            for comb, rates in zip(plan.combs, per_segment):
+                r = int(rates[s].scaleb(scale))
+                for k, c in comb:
+                    coefs[k] = coefs.get(k, 0) + r * c
+            segments.append((threshold, tuple((k, c) for k, c in sorted(coefs.items()) if c)))
+        return (tuple(segments), plan.checks, scale)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How a set of price keys turns into segments, whatever the numbers."""
+
+    entries: tuple[tuple[int, int, tuple[int | None, ...] | None], ...]  # (item position, per, tier index per segment)
+    combs: tuple[tuple[tuple[int, int], ...], ...]  # per entry, its leaf over the count vector
+    checks: tuple[tuple[int, tuple[int, ...]], ...]
+    thresholds: tuple[int, ...]  # highest first, the last -1
+
+
+def _plan(shape: tuple) -> _Plan:
     registry = _get_registry()
     units = []
-    for price_key, value in prices.items():
-        if value is None or price_key.startswith("_"):
-            continue
+    for pos, (price_key, _starts) in enumerate(shape):
         try:
             unit = registry.unit_for_price_key(price_key)
         except KeyError:
@@ -97,29 +144,17 @@ def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, no
         idx = _KEY_INDEX.get(unit.usage_key)
         if idx is None:
             continue  # a unit we never report (audio, searches, pages): its leaf is always 0
-        units.append((unit, idx, value))
+        units.append((unit, idx, pos))
     # genai-prices' leaf order: most specific first; a unit's leaf is its count minus the
     # leaves of every priced unit whose dimensions include its own.
     units.sort(key=lambda u: (-len(u[0].dimensions), u[0].usage_key))
-    decimals = []
-    for unit, _idx, value in units:
-        if isinstance(value, TieredPrices):
-            decimals.append(_per_token(value.base, unit.per))
-            decimals.extend(_per_token(t.price, unit.per) for t in value.tiers)
-        else:
-            decimals.append(_per_token(Decimal(value), unit.per))
-    scale = max([0] + [-d.normalize().as_tuple().exponent for d in decimals if d])
-
-    def scaled(price: Decimal, per: int) -> int:
-        return int(_per_token(price, per).scaleb(scale))
-
     # Each leaf as a linear combination of the count vector: leaf_u = vec_u - sum(leaf_d).
     leaf_of: list[dict[int, int]] = []
     checks = []
-    for pos, (unit, idx, value) in enumerate(units):
+    for n, (unit, idx, _pos) in enumerate(units):
         comb = {idx: 1}
         below = [
-            j for j, (other, _, _) in enumerate(units[:pos])
+            j for j, (other, _, _) in enumerate(units[:n])
             if other is not unit and unit.dimensions.items() <= other.dimensions.items()
         ]
         for j in below:
@@ -128,30 +163,22 @@ def build_rates(prices: Mapping[str, Any], multiplier: Decimal | None = None, no
         leaf_of.append(comb)
         if any(c < 0 for k, c in comb.items() if k == _REASONING):
             checks.append((idx, tuple(k for k, c in comb.items() if c < 0)))
-    thresholds = sorted({t.start for _, _, v in units if isinstance(v, TieredPrices) for t in v.tiers}, reverse=True)
-    segments = []
-    for threshold in thresholds + [-1]:
-        coefs: dict[int, int] = {}
-        for (unit, idx, value), comb in zip(units, leaf_of):
-            if isinstance(value, TieredPrices):
-                rate = value.base
-                for t in sorted(value.tiers, key=lambda t: -t.start):
-                    if t.start <= threshold:  # in force for every input above ``threshold``
-                        rate = t.price
-                        break
-            else:
-                rate = Decimal(value)
-            r = scaled(rate, unit.per)
-            for k, c in comb.items():
-                coefs[k] = coefs.get(k, 0) + r * c
-        segments.append((threshold, tuple((k, c) for k, c in sorted(coefs.items()) if c)))
-    simple = segments[0][1] if len(segments) == 1 and not checks else None
-    quantum = Decimal(1).scaleb(-scale) * (multiplier if multiplier is not None else 1)
-    return _rates(tuple(segments), tuple(checks), scale, multiplier, note, simple, quantum)
+    thresholds = sorted({t for _, _, pos in units for t in shape[pos][1] or ()}, reverse=True) + [-1]
+    entries = []
+    for unit, _idx, pos in units:
+        starts = shape[pos][1]
+        picks = None
+        if starts is not None:
+            # In force for every input above a threshold: the tier with the highest start <= it.
+            picks = tuple(max((i for i, s in enumerate(starts) if s <= th), key=lambda i: starts[i], default=None)
+                          for th in thresholds)
+        entries.append((pos, unit.per, picks))
+    combs = tuple(tuple(c.items()) for c in leaf_of)
+    return _Plan(tuple(entries), combs, tuple(checks), tuple(thresholds))
 
 
-# The count vector (USAGE_KEYS) over a Usage's fields: input_tokens is the total input, cache
-# writes are all three kinds. Per field, the vector entries it adds to.
+# The count vector over a Usage's fields: input_tokens is the total input, cache writes are all
+# three kinds. Per field, the vector entries it adds to; per entry, the fields that add to it.
 _SPREAD = {
     "input": (0,),
     "cache_read": (0, 1),
@@ -161,21 +188,99 @@ _SPREAD = {
     "output": (5,),
     "reasoning": (6,),
 }
+_FIELDS_OF = {i: tuple(f for f, idx in _SPREAD.items() if i in idx) for i in range(_REQUESTS)}
 
 
-def _rates(segments, checks, scale, multiplier, note, simple, quantum) -> Rates:
-    return Rates(segments, checks, scale, multiplier, note, simple, quantum,
-                 None if simple is None else _compile(simple, quantum))
+def unpriced(u: Any) -> tuple[None, str]:
+    return None, f"cannot price: {u.basis or 'no token counts'}"
 
 
-def _compile(simple: tuple[tuple[int, int], ...], quantum: Decimal) -> Callable[[Any], Decimal]:
-    """The dot product of ``simple`` as one expression over a Usage's fields, integer
-    coefficients inlined (the same exact integer before the one Decimal product): no vector
-    built, no loop, per call. Compiled once per rates."""
-    coef = dict(simple)
-    terms = [f"u.{name} * {c}" for name, idx in _SPREAD.items() if (c := sum(coef.get(i, 0) for i in idx))]
-    if coef.get(_KEY_INDEX["requests"]):
-        terms.append(str(coef[_KEY_INDEX["requests"]]))
-    ns: dict[str, Any] = {"_D": Decimal, "_Q": quantum}
-    exec(f"def price_usage(u):\n    return _D({' + '.join(terms) or '0'}) * _Q", ns)
-    return ns["price_usage"]
+def _refuse(idx: int, count: int) -> tuple[None, str]:
+    return None, f"cannot price: {USAGE_KEYS[idx]} ({count}) is smaller than its more specific counts"
+
+
+def _count(idx: int) -> str:
+    """Vector entry ``idx`` as an expression over a Usage ``u``."""
+    return "(" + " + ".join(f"u.{f}" for f in _FIELDS_OF[idx]) + ")"
+
+
+class Leaves:
+    """Compiles a Rates into its leaf: ``leaf(usage, start_ns) -> (cost | None, note)``.
+
+    The leaf is the dot product written out as one expression over the Usage's own fields
+    (integer coefficients as closure cells; no vector, no loop), tiers as ``if total > t``,
+    then ONE exact Decimal product: ``int * quantum`` (Decimal's reflected product: the same
+    value and exponent as ``Decimal(int) * quantum``, without the constructor call). Code is
+    generated from field names only, one code object per shape (which counts are priced, how
+    many tiers, which checks), built once per instance: every instance starts cold.
+    """
+
+    def __init__(self) -> None:
+        self._factories: dict[tuple, Callable[..., Leaf]] = {}
+        self._forms: dict[tuple, tuple[Callable[..., Leaf], tuple]] = {}
+
+    def of(self, rates: Rates | str) -> Leaf:
+        if isinstance(rates, str):
+            return _const_leaf(rates)
+        key = (rates.segments, rates.checks)
+        form = self._forms.get(key)
+        if form is None:
+            form = self._forms[key] = self._form(*key)
+        make, values = form
+        return make(rates.quantum, rates.note, unpriced, _refuse, *values)
+
+    def _form(self, segments: tuple, checks: tuple) -> tuple[Callable[..., Leaf], tuple]:
+        """The factory of a dot product's shape, and the numbers it takes."""
+        segs = []
+        values: list[int] = []
+        last = len(segments) - 1
+        for n, (threshold, pairs) in enumerate(segments):
+            coef = dict(pairs)
+            groups: dict[int, list[str]] = {}  # fields sharing a coefficient share one product
+            for f, idx in _SPREAD.items():
+                if c := sum(coef.get(i, 0) for i in idx):
+                    groups.setdefault(c, []).append(f)
+            const = coef.get(_REQUESTS, 0)
+            segs.append((tuple(tuple(g) for g in groups.values()), bool(const), n < last))
+            if n < last:
+                values.append(threshold)
+            values.extend(groups)
+            if const:
+                values.append(const)
+        shape = (tuple(segs), checks)
+        make = self._factories.get(shape)
+        if make is None:
+            make = self._factories[shape] = _factory(*shape)
+        return make, tuple(values)
+
+
+def _const_leaf(why: str) -> Leaf:
+    def leaf(u, t):
+        if u.convention == "none":
+            return unpriced(u)
+        return None, why
+
+    return leaf
+
+
+def _factory(segs: tuple, checks: tuple) -> Callable[..., Leaf]:
+    args = ["_Q", "_note", "_unpriced", "_refuse"]
+    body = ["if u.convention == 'none':", "    return _unpriced(u)"]
+    for idx, minus in checks:
+        body += [f"if {_count(idx)} - {' - '.join(_count(j) for j in minus)} < 0:", f"    return _refuse({idx}, {_count(idx)})"]
+    if len(segs) > 1:
+        body.append(f"total = {_count(0)}")
+    for n, (groups, const, tiered) in enumerate(segs):
+        names = [f"c{n}_{g}" for g in range(len(groups))] + ([f"k{n}"] if const else [])
+        terms = [f"({' + '.join(f'u.{f}' for f in fields)}) * c{n}_{g}" for g, fields in enumerate(groups)]
+        expr = " + ".join(terms + ([f"k{n}"] if const else [])) or "0"
+        if tiered:
+            args.append(f"t{n}")
+            body += [f"if total > t{n}:", f"    return ({expr}) * _Q, _note"]
+        else:
+            body.append(f"return ({expr}) * _Q, _note")
+        args.extend(names)
+    src = f"def make({', '.join(args)}):\n    def leaf(u, t):\n" + "".join(f"        {line}\n" for line in body) + "    return leaf\n"
+    ns: dict[str, Any] = {}
+    exec(compile(src, "<auditor.rates leaf>", "exec"), ns)
+    return ns["make"]

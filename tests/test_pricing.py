@@ -149,3 +149,46 @@ def test_the_auditor_never_starts_a_price_update():
 
     Pricer().price(call("openai", "gpt-4o", inc(input=1, output=1)))
     assert snap._custom_snapshot is None  # only the bundled, pinned data
+
+
+def test_a_call_just_before_a_price_change_keeps_the_old_price_whatever_came_first():
+    # Sonnet 4.6's long-context tier ended at 2026-03-13 00:00 UTC. A span starting 1 ns before
+    # is in the old price; the epoch cache must not be filled by the first call's rounded date.
+    u = inc(input=250_000, output=1_000)
+    end = ns(2026, 3, 13)
+    old, new = D("1.5") + D("0.0225"), D("0.75") + D("0.015")
+    for order in ((end - 1, end - 86_400 * 10**9, end), (end, end - 86_400 * 10**9, end - 1)):
+        p = Pricer()
+        got = {t: p.price(call("anthropic", "claude-sonnet-4-6", u, t))[0] for t in order}
+        assert got == {end - 1: old, end - 86_400 * 10**9: old, end: new}
+
+
+def test_a_start_time_no_date_can_hold_is_priced_in_its_epoch_not_a_crash():
+    u = inc(input=250_000, output=1_000)
+    p = Pricer()
+    assert p.price(call("anthropic", "claude-sonnet-4-6", u, 10**30))[0] == D("0.75") + D("0.015")  # after every change
+    assert p.price(call("anthropic", "claude-sonnet-4-6", u, -10**30))[0] == D("1.5") + D("0.0225")  # before every change
+    assert p.price(call("openai", "gpt-4o", inc(input=1_000, output=100), 10**30))[0] == D("0.0035")
+
+
+def test_a_pricer_pickles_as_its_schema_and_prices_the_same():
+    import pickle
+
+    s = schema_with_prices([{"provider": "openai", "model": "gpt-4o", "match": "prefix", "discount_pct": 20}])
+    p = Pricer(s)
+    c = call("openai", "gpt-4o-2024-08-06", inc(input=3_808, cache_read=8_192, output=400))
+    before = p.price(c)
+    q = pickle.loads(pickle.dumps(p))
+    assert q.price(c) == before == (D("0.02376") * D("0.8"), before[1]) and "schema discount 20%" in before[1]
+
+
+def test_caches_stay_bounded_under_endless_distinct_names(monkeypatch):
+    import auditor.pricing as pricing
+
+    monkeypatch.setattr(pricing, "_MAX_CACHED", 8)
+    p = Pricer()
+    u = inc(input=1_000, output=100)
+    for i in range(40):  # hostile spans: a new model name (and provider) each
+        assert p.price(call(f"p{i}", f"no-such-model-{i}", u))[0] is None
+        assert p.price(call("openai", "gpt-4o", u, JAN + i * 86_400 * 10**9))[0] == D("0.0035")
+    assert max(len(p._hot), len(p._models), len(p._rates), len(p._built), len(p._leaf)) <= 8

@@ -7,15 +7,17 @@ reasoning, and the service tiers the data has variants for.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import genai_prices
 from genai_prices.data import providers
+from genai_prices.types import StartDateConstraint, TimeOfDateConstraint
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditor.model import LlmCall, Usage
+from auditor.price_epochs import NS_PER_DAY
 from auditor.pricing import TIER_RULES, Pricer
 
 MODELS = [(p.id, m.id) for p in providers for m in p.models]
@@ -89,3 +91,94 @@ def test_fast_path_equals_calc_price(model, u, when, tier):
 def test_nearly_every_model_in_the_data_resolves_by_its_own_id():
     missing = [m for m in MODELS if isinstance(PRICER.rates(m[0], m[1], 1_767_225_600 * 10**9, None), str)]
     assert len(missing) < len(MODELS) // 20, missing[:10]  # AWS "regional.*" pseudo-ids match no request id
+
+
+def _exact(start_ns: int) -> datetime:
+    """The call's start as calc_price takes it: its UTC instant floored to the microsecond."""
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=start_ns // 1000)
+
+
+# Every model whose price changes with the date or the time of day, with the instants it changes
+# at (UTC midnights of its start dates, the off-peak bounds on some day): the edges a cache by
+# price epoch could get wrong.
+def _edges() -> list[tuple[str, str, int]]:
+    out = []
+    for p in providers:
+        for m in p.models:
+            conditional = [cp.constraint for cp in m.prices] if isinstance(m.prices, list) else []
+            for c in conditional + [v.constraint for v in m.price_variants or ()]:
+                if isinstance(c, StartDateConstraint):
+                    d = c.start_date
+                    out.append((p.id, m.id, int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp()) * 10**9))
+                elif isinstance(c, TimeOfDateConstraint):
+                    for t in (c.start_time, c.end_time):
+                        day = datetime(2026, 2, 3, t.hour, t.minute, t.second, t.microsecond, tzinfo=timezone.utc)
+                        out.append((p.id, m.id, int(day.timestamp()) * 10**9))
+    return sorted(set(out))
+
+
+EDGES = _edges()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edge=st.sampled_from(EDGES),
+    offsets=st.lists(st.one_of(st.integers(-3_000, 3_000), st.integers(-3 * NS_PER_DAY, 3 * NS_PER_DAY)), min_size=1, max_size=6),
+    u=usages(),
+    tier=st.sampled_from([None, "batch", "flex", "priority"]),
+)
+def test_prices_near_a_change_are_exact_in_any_order(edge, offsets, u, tier):
+    """Calls a few ns (or days) either side of a price change, in any order, through one pricer:
+    each equals calc_price at its own instant and a fresh pricer's answer (nothing aliases)."""
+    provider_id, model_id, at = edge
+    shared = Pricer()
+    for off in offsets:
+        start_ns = at + off
+        call = LlmCall("a" * 32, "b" * 16, "s", "sc", "n", start_ns, start_ns, provider_id, model_id, None, u, {}, tier=tier)
+        ours = shared.price(call)
+        assert ours == Pricer().price(call)
+        rates = shared.rates(provider_id, model_id, start_ns, tier)
+        if isinstance(rates, str) or ours[0] is None:
+            continue
+        ctx = TIER_RULES[tier][0] if tier and rates.multiplier is None else None
+        by_name = "matched by model name" in shared.find_model(provider_id, model_id).how
+        theirs = genai_prices.calc_price(
+            genai_usage(u), model_id, provider_id=None if by_name else provider_id, genai_request_timestamp=_exact(start_ns), price_context=ctx
+        ).total_price
+        assert ours[0] == (theirs * rates.multiplier if rates.multiplier is not None else theirs), (start_ns, u)
+
+
+def test_every_model_of_the_data_prices_like_calc_price():
+    """A deterministic sweep beside the random one: every model, tier and a few instants (before,
+    between and after most price changes, peak and off-peak), usages with every kind of count."""
+    pricer = Pricer()
+    usages_ = [
+        Usage(input=1_200, cache_read=48_000, cache_write=6_000, output=850, reasoning=300, convention="including"),
+        Usage(input=250_000, cache_read=10_001, cache_write_5m=2_000, cache_write_1h=4_000, output=5, reasoning=5, convention="including"),
+    ]
+    instants = [datetime(2025, 1, 1, 12, tzinfo=timezone.utc), datetime(2026, 6, 1, 3, tzinfo=timezone.utc),
+                datetime(2027, 1, 1, 20, tzinfo=timezone.utc)]
+    compared = 0
+    for provider_id, model_id in MODELS:
+        for tier in (None, "batch", "priority"):
+            for when in instants:
+                start_ns = int(when.timestamp()) * 10**9
+                rates = pricer.rates(provider_id, model_id, start_ns, tier)
+                if isinstance(rates, str):
+                    continue
+                ctx = TIER_RULES[tier][0] if tier and rates.multiplier is None else None
+                by_name = "matched by model name" in pricer.find_model(provider_id, model_id).how
+                for u in usages_:
+                    call = LlmCall("a" * 32, "b" * 16, "s", "sc", "n", start_ns, start_ns, provider_id, model_id, None, u, {}, tier=tier)
+                    ours, note = pricer.price(call)
+                    try:
+                        theirs = genai_prices.calc_price(genai_usage(u), model_id, provider_id=None if by_name else provider_id,
+                                                         genai_request_timestamp=when, price_context=ctx).total_price
+                    except ValueError:
+                        assert ours is None and note.startswith("cannot price"), (provider_id, model_id, note)
+                        continue
+                    if rates.multiplier is not None:
+                        theirs *= rates.multiplier
+                    assert ours == theirs, (provider_id, model_id, tier, when, u)
+                    compared += 1
+    assert compared > 10_000
