@@ -42,10 +42,13 @@ keyed).
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import groupby
+from operator import itemgetter
 from typing import Iterable
 
 from auditor.model import LlmCall
 from auditor.rawpayload import SOURCE as RAW_SOURCE
+from auditor.spill import ExternalSort
 
 _NEVER = -(1 << 200)  # an end before any start: "no record of a second scope"
 _WILD = ""  # the model class of a record without a model: compatible with every model
@@ -169,6 +172,11 @@ def _sweep(group: list[tuple], uf: _UnionFind, compat: dict) -> None:
     ``group`` holds (start_ns, ref, end_ns, scope, model class, has response id) tuples.
     """
     group.sort(key=lambda r: (r[0], r[1]))
+    _sweep_sorted(group, uf, compat)
+
+
+def _sweep_sorted(group: Iterable[tuple], uf: _UnionFind, compat: dict) -> None:
+    """``_sweep`` over rows already in (start_ns, ref) order, read once."""
     buckets: dict[tuple[str, bool], _Bucket] = {}
     for t, ref, end, scope, model, rid in group:
         own_key = (model, rid)
@@ -211,18 +219,68 @@ def _add(groups: dict, key, row) -> None:
         groups[key] = [g, row]
 
 
-def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
+class _HeldPairs:
+    """Response ids and service-wide shapes held in memory (the audit holds the calls anyway)."""
+
+    def __init__(self) -> None:
+        self.first_of_rid: dict[str, tuple[str, str]] = {}
+        self.by_service: dict[tuple, object] = {}
+
+    def rid(self, rid: str, ref: tuple[str, str], uf: _UnionFind) -> None:
+        first = self.first_of_rid.setdefault(rid, ref)
+        if first is not ref:
+            uf.union(first, ref)
+
+    def shape(self, key: tuple, row: tuple) -> None:
+        _add(self.by_service, key, row)
+
+    def settle(self, uf: _UnionFind, compat: dict) -> None:
+        self.first_of_rid = None
+        _sweep_all(self.by_service, uf, compat)
+        self.by_service = None
+
+
+class _SpilledPairs:
+    """The same pairs sorted on disk (``check --stream``: memory stays flat), then read once:
+    records of one response id side by side, each service-wide shape in sweep order."""
+
+    def __init__(self) -> None:
+        self.rids = ExternalSort(itemgetter(0))
+        self.shapes = ExternalSort(_shape_order)
+
+    def rid(self, rid: str, ref: tuple[str, str], uf: _UnionFind) -> None:
+        self.rids.add((rid, ref))
+
+    def shape(self, key: tuple, row: tuple) -> None:
+        self.shapes.add((key, row))
+
+    def settle(self, uf: _UnionFind, compat: dict) -> None:
+        for _rid, same in groupby(self.rids.result(), key=itemgetter(0)):
+            first = next(same)[1]
+            for _, ref in same:
+                uf.union(first, ref)
+        for _key, rows in groupby(self.shapes.result(), key=itemgetter(0)):
+            _sweep_sorted((row for _, row in rows), uf, compat)
+
+
+def _shape_order(item: tuple) -> tuple:
+    key, row = item
+    return (key, row[0], row[1])
+
+
+def duplicate_clusters(calls: Iterable[LlmCall], ordered: bool = False, spill: bool = False) -> list[list[LlmCall]]:
     """Clusters (each sorted by ref, two records or more) of records of one LLM call.
 
-    Records are visited in ref order (``rollup`` passes them so; sorting sorted records is one
-    pass), a trace at a time: the pairs that only one trace can hold (same-trace shapes,
-    ``within``, a span id written twice) are settled when its trace ends, so only the
-    service-wide shapes and the response ids are held for the whole input."""
-    calls = list(calls)
+    Records are visited in ref order (``ordered``: they come so, as ``rollup`` passes them,
+    and are then read twice, never held: ``check --stream`` reads them from disk), a trace at
+    a time: the pairs only one trace can hold (same-trace shapes, ``within``, a span id
+    written twice) are settled when its trace ends. Response ids and service-wide shapes span
+    traces: held in memory, or with ``spill`` sorted on disk."""
+    if not ordered or iter(calls) is calls:
+        calls = list(calls)
     uf = _UnionFind()
     compat: dict = {}
-    first_of_rid: dict[str, tuple[str, str]] = {}
-    by_service: dict[tuple, object] = {}
+    pairs = _SpilledPairs() if spill else _HeldPairs()
     lowered: dict[str, str] = {}  # model name -> its lower case, one string per distinct model
     repeated: set[tuple[str, str]] = set()  # refs of two records (a span id written twice): one call
     trace_id = prev = None
@@ -239,7 +297,7 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
         refs.clear()
         nested.clear()
 
-    for c in sorted(calls, key=_ref):
+    for c in (calls if ordered else sorted(calls, key=_ref)):
         if c.trace_id != trace_id:
             end_trace()
             trace_id = c.trace_id
@@ -250,9 +308,7 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
         refs.add(ref)
         rid = c.response_id
         if rid:
-            first = first_of_rid.setdefault(rid, ref)
-            if first is not ref:
-                uf.union(first, ref)
+            pairs.rid(rid, ref, uf)
         if c.within is not None:
             nested.append(((c.trace_id, c.within), ref))
         u = c.usage
@@ -266,12 +322,11 @@ def duplicate_clusters(calls: Iterable[LlmCall]) -> list[list[LlmCall]]:
             if low is None:
                 low = lowered[model] = model.lower()
             row = (c.start_ns, ref, c.end_ns, rec, low, bool(rid) and not rec[1])
-            _add(by_service, (c.service, tin, out), row)
+            pairs.shape((c.service, tin, out), row)
             _add(in_trace, (tin, out), row)
     end_trace()
-    first_of_rid = lowered = None
-    _sweep_all(by_service, uf, compat)
-    by_service = None
+    lowered = None
+    pairs.settle(uf, compat)
     # Only records some union touched (or sharing a ref) can share a cluster: every other is alone.
     parent = uf.p
     touched = repeated

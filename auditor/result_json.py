@@ -39,6 +39,7 @@ from auditor.model import (
     Usage,
 )
 from auditor.rules import REGISTRY, Visit, links
+from auditor.spill import in_ref_order
 
 FORMAT_VERSION = 2  # 2: policy, key_order and dialects travel with the parts
 Q6 = Decimal("0.000001")
@@ -219,7 +220,7 @@ def records_json(result: AuditResult) -> dict[str, Iterator[dict]]:
     """The document's long lists, item by item, in their order."""
     return {
         "findings": map(finding_json, result.findings),
-        "calls": (call_json(c, result) for c in sorted(result.parts.calls, key=lambda c: c.ref)),
+        "calls": (call_json(c, result) for c in in_ref_order(result.parts.calls)),
     }
 
 

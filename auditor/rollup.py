@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from auditor.boundary import fix_hint
 from auditor.duplicates import duplicate_clusters
 from auditor.examples import pick as pick_examples
-from auditor.groups import group as group_findings
+from auditor.groups import GroupTally
+from auditor.joined import Naming, TraceBlock, blocks
 from auditor.rawpayload import SOURCE as RAW_SOURCE
 from auditor.model import (
     SHARE_CALLS,
@@ -35,7 +36,7 @@ from auditor.model import (
 )
 from auditor.rules import LEAK, REGISTRY, Visit, links
 from auditor.rules.context import Folded, ResultContext
-from auditor.spill import FindingView, Spilled
+from auditor.spill import Lazy, Spilled, finding_view
 
 EXAMPLES = 5
 
@@ -83,13 +84,13 @@ def _best_record(records: list[LlmCall]) -> LlmCall:
                                        c.usage.source == RAW_SOURCE, c.within is None, c.ref))
 
 
-def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], dict, tuple[Folded, ...]]:
+def fold_duplicates(calls_sorted: Sequence[LlmCall]) -> tuple[Sequence[LlmCall], dict, tuple[Folded, ...]]:
     """Unique calls (a folded call attributed if any of its records carries the key), the
-    record -> kept record map, and each fold."""
+    record -> kept record map, and each fold. Spilled records give spilled unique calls."""
     dup_of: dict[tuple[str, str], tuple[str, str]] = {}
     merged: dict[tuple[str, str], LlmCall] = {}
     folds: list[Folded] = []
-    for cluster in duplicate_clusters(calls_sorted):
+    for cluster in duplicate_clusters(calls_sorted, ordered=True, spill=isinstance(calls_sorted, Spilled)):
         best = _best_record(cluster)
         values = dict(best.values)
         for rec in cluster:
@@ -109,7 +110,10 @@ def fold_duplicates(calls_sorted: list[LlmCall]) -> tuple[tuple[LlmCall, ...], d
         for rec in others:
             dup_of[rec.ref] = best.ref
         folds.append(Folded(kept, others))
-    unique = tuple(merged.get(c.ref, c) for c in calls_sorted if c.ref not in dup_of)
+    if isinstance(calls_sorted, Spilled):
+        unique = Lazy(lambda: (merged.get(c.ref, c) for c in calls_sorted if c.ref not in dup_of))
+    else:
+        unique = tuple(merged.get(c.ref, c) for c in calls_sorted if c.ref not in dup_of)
     return unique, dup_of, tuple(folds)
 
 
@@ -121,7 +125,8 @@ _PER_RECORD = REGISTRY.per_record_codes()
 
 def finish(parts: Parts, run: RunInfo) -> AuditResult:
     policy = parts.policy
-    calls_sorted = sorted(parts.calls, key=lambda c: c.ref)
+    spilled = isinstance(parts.calls, Spilled)  # check --stream: already in ref order, on disk
+    calls_sorted = parts.calls if spilled else sorted(parts.calls, key=lambda c: c.ref)
     unique, dup_of, folds = fold_duplicates(calls_sorted)
     off = {code for code, v in policy.severity.items() if v == "off"}
     ctx = ResultContext(unique, folds, parts.keys, parts.required_keys, lambda code: code not in off,
@@ -135,24 +140,27 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
     for f in findings:
         counts[f.code] += 1
 
-    total = sum((c.cost_usd for c in unique if c.cost_usd is not None), Decimal(0))
-    unpriced = sum(1 for c in unique if c.cost_usd is None)
-    keys = tuple(key_stats(k, unique) for k in parts.required_keys)
-    by_ref = {c.ref: c for c in unique}
+    total, unpriced, keys = _spend(unique, parts.required_keys)
+    naming = Naming(dup_of, {f.kept.ref: f.kept for f in folds})
+    tallies = (_BoundaryTally(naming), _CodeTally(naming), GroupTally(naming))
+    for block in blocks(findings, unique):
+        for t in tallies:
+            t.trace(block)
+    boundaries, by_code, groups = (t.done() for t in tallies)
     return AuditResult(
         parts=parts,
         run=run,
         findings=findings,
         calls=unique,
         duplicates=dup_of,
-        boundaries=_boundaries(findings, by_ref, dup_of),
+        boundaries=boundaries,
         keys=keys,
         finding_counts=dict(sorted(counts.items())),
         total_cost_usd=total,
         unpriced_calls=unpriced,
-        cost_by_code=cost_by_code(findings, by_ref, dup_of),
+        cost_by_code=by_code,
         gate=evaluate_gate(findings, keys, policy, parts.counts.spans),
-        groups=group_findings(findings, by_ref, dup_of),
+        groups=groups,
     )
 
 
@@ -168,7 +176,7 @@ def _judged_findings(found, derived: list[Finding], dup_of, policy: Policy):
         return judge(f)
 
     if isinstance(found, Spilled):
-        return FindingView(found, keep, tuple(sorted(apply_policy(derived, policy), key=Finding.sort_key)))
+        return finding_view(found, keep, tuple(sorted(apply_policy(derived, policy), key=Finding.sort_key)))
     kept = [g for g in map(keep, found) if g is not None]
     return tuple(sorted(kept + apply_policy(derived, policy), key=Finding.sort_key))
 
@@ -198,47 +206,110 @@ def apply_policy(findings: Iterable[Finding], policy: Policy) -> list[Finding]:
     return [g for g in map(judge, findings) if g is not None]
 
 
-def cost_by_code(findings, by_ref, dup_of) -> dict[str, CodeCost]:
-    refs: dict[str, set] = defaultdict(set)
-    for f in findings:
-        for sid in ((f.span_id,) + tuple(f.llm_calls_affected)):
-            ref = dup_of.get((f.trace_id, sid), (f.trace_id, sid))
-            if ref in by_ref:
-                refs[f.code].add(ref)
-    out = {}
-    for code in sorted(refs):
-        calls = [by_ref[r] for r in refs[code]]
-        out[code] = CodeCost(
-            calls=len(calls),
-            cost_usd=sum((c.cost_usd for c in calls if c.cost_usd is not None), Decimal(0)),
-            unpriced_calls=sum(1 for c in calls if c.cost_usd is None),
+class _CodeTally:
+    """The spend that findings of each code concern, each call counted once per code."""
+
+    def __init__(self, naming: Naming) -> None:
+        self.naming = naming
+        self.tally: dict[str, list] = {}  # code -> [calls, Decimal spend, unpriced calls]
+        self.shared: dict[str, set] = defaultdict(set)  # code -> kept records of folds it names
+
+    def trace(self, block: TraceBlock) -> None:
+        naming = self.naming
+        local: dict[str, set[str]] = defaultdict(set)
+        for f in block.findings:
+            for ref in naming.refs(f):
+                if naming.call(ref, block) is None:
+                    continue
+                if naming.shared(ref):
+                    self.shared[f.code].add(ref)
+                else:
+                    local[f.code].add(ref[1])
+        for code, sids in local.items():
+            self._count(code, (block.calls[sid] for sid in sids))
+
+    def _count(self, code: str, calls: Iterable[LlmCall]) -> None:
+        t = self.tally.get(code)
+        if t is None:
+            t = self.tally[code] = [0, Decimal(0), 0]
+        for c in calls:
+            t[0] += 1
+            if c.cost_usd is None:
+                t[2] += 1
+            else:
+                t[1] += c.cost_usd
+
+    def done(self) -> dict[str, CodeCost]:
+        kept = self.naming.kept
+        for code, refs in self.shared.items():
+            self._count(code, (kept[r] for r in refs))
+        return {code: CodeCost(*self.tally[code]) for code in sorted(self.tally)}
+
+
+def _spend(calls: Iterable[LlmCall], required: tuple[str, ...]) -> tuple[Decimal, int, tuple[KeyStats, ...]]:
+    """Total spend, unpriced calls and each required key's stats, in one pass over the calls."""
+    total, unpriced = Decimal(0), 0
+    tallies = [_KeyTally(k) for k in required]
+    for c in calls:
+        if c.cost_usd is None:
+            unpriced += 1
+        else:
+            total += c.cost_usd
+        for t in tallies:
+            t.add(c)
+    return total, unpriced, tuple(t.stats() for t in tallies)
+
+
+class _KeyTally:
+    __slots__ = ("key", "asked", "missing", "priced", "spend", "unattributed", "missing_unpriced")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.asked = self.missing = self.priced = self.missing_unpriced = 0
+        self.spend = self.unattributed = Decimal(0)
+
+    def add(self, c: LlmCall) -> None:
+        values = c.values
+        if self.key not in values:
+            return
+        self.asked += 1
+        cost = c.cost_usd
+        if cost is not None:
+            self.priced += 1
+            self.spend += cost
+        if values[self.key] is None:
+            self.missing += 1
+            if cost is None:
+                self.missing_unpriced += 1
+            else:
+                self.unattributed += cost
+
+    def stats(self) -> KeyStats:
+        """The share computed here, once."""
+        if self.priced:
+            share, basis = (float(self.unattributed * 100 / self.spend) if self.spend else 0.0), SHARE_SPEND
+        elif self.asked:
+            share, basis = 100.0 * self.missing / self.asked, SHARE_CALLS
+        else:
+            share, basis = None, None
+        return KeyStats(
+            key=self.key,
+            llm_calls=self.asked,
+            llm_calls_missing=self.missing,
+            cost_usd=self.spend,
+            unattributed_usd=self.unattributed,
+            unattributed_unpriced_calls=self.missing_unpriced,
+            share_pct=share,
+            share_basis=basis,
         )
-    return out
 
 
-def key_stats(key: str, calls: tuple[LlmCall, ...]) -> KeyStats:
-    """A key over the calls whose schema asks for it; the share computed here, once."""
-    asked = [c for c in calls if key in c.values]
-    missing = [c for c in asked if c.values[key] is None]
-    priced = [c for c in asked if c.cost_usd is not None]
-    spend = sum((c.cost_usd for c in priced), Decimal(0))
-    unattributed = sum((c.cost_usd for c in missing if c.cost_usd is not None), Decimal(0))
-    if priced:
-        share, basis = (float(unattributed * 100 / spend) if spend else 0.0), SHARE_SPEND
-    elif asked:
-        share, basis = 100.0 * len(missing) / len(asked), SHARE_CALLS
-    else:
-        share, basis = None, None
-    return KeyStats(
-        key=key,
-        llm_calls=len(asked),
-        llm_calls_missing=len(missing),
-        cost_usd=spend,
-        unattributed_usd=unattributed,
-        unattributed_unpriced_calls=sum(1 for c in missing if c.cost_usd is None),
-        share_pct=share,
-        share_basis=basis,
-    )
+def key_stats(key: str, calls: Iterable[LlmCall]) -> KeyStats:
+    """A key over the calls whose schema asks for it."""
+    t = _KeyTally(key)
+    for c in calls:
+        t.add(c)
+    return t.stats()
 
 
 def share_text(k: KeyStats) -> str:
@@ -250,52 +321,92 @@ def share_text(k: KeyStats) -> str:
     return f"{k.share_pct:.1f}% of spend"
 
 
-def _boundaries(findings, by_ref, dup_of) -> tuple[BoundaryStats, ...]:
-    agg: dict[Boundary, dict] = {}
-    per_hop: dict[tuple[Boundary, str, str], int] = {}
-    for f in findings:
-        if f.code != LEAK or f.boundary is None:
-            continue
-        a = agg.get(f.boundary)
-        if a is None:
-            a = agg[f.boundary] = {"keys": set(), "traces": set(), "calls": {}, "causes": defaultdict(set)}
-        a["keys"].add(f.key)
-        a["traces"].add(f.trace_id)
-        if f.mechanism is not None:
-            a["causes"][(f.mechanism.name, f.mechanism.confidence)].add(f.trace_id)
-        hop = (f.boundary, f.trace_id, f.span_id)
-        per_hop[hop] = max(per_hop.get(hop, 0), f.spans_affected)
-        for sid in f.llm_calls_affected:
-            ref = dup_of.get((f.trace_id, sid), (f.trace_id, sid))
-            a["calls"].setdefault(ref, set()).add(f.key)
-    spans_affected: dict[Boundary, int] = defaultdict(int)
-    for (b, _t, _s), n in per_hop.items():
-        spans_affected[b] += n
-    out = []
-    for b, a in agg.items():
-        cost = Decimal(0)
-        for ref, keys in a["calls"].items():
-            call = by_ref.get(ref)
-            if call is None or call.cost_usd is None:
+class _Leaks:
+    """One boundary's leak findings, summed a trace at a time."""
+
+    __slots__ = ("keys", "traces", "last", "examples", "causes", "spans", "calls", "cost", "shared")
+
+    def __init__(self) -> None:
+        self.keys: set = set()
+        self.traces, self.last, self.examples = 0, None, []
+        self.causes: dict[tuple[str, str], list] = {}  # (mechanism, confidence) -> [traces, last trace]
+        self.spans = self.calls = 0
+        self.cost = Decimal(0)
+        self.shared: dict[tuple[str, str], set] = {}  # kept record of a fold -> keys it lacks here
+
+    def count_call(self, call: LlmCall | None, keys: set) -> None:
+        self.calls += 1
+        if call is not None and call.cost_usd is not None and any(call.values.get(k) is None for k in keys):
+            self.cost += call.cost_usd
+
+
+class _BoundaryTally:
+    """Per leaking boundary: keys, traces, spans and calls affected, the spend left unattributed
+    (a call counted once, when it lacks a key the leak drops), examples and causes. Traces
+    arrive in order, so the distinct traces and the smallest few need no set."""
+
+    def __init__(self, naming: Naming) -> None:
+        self.naming = naming
+        self.acc: dict[Boundary, _Leaks] = {}
+
+    def trace(self, block: TraceBlock) -> None:
+        dup, shared = self.naming.duplicates, self.naming.shared
+        tid = block.trace_id
+        hops: dict[tuple[Boundary, str], int] = {}
+        local: dict[tuple[Boundary, str], set] = {}
+        for f in block.findings:
+            if f.code != LEAK or f.boundary is None:
                 continue
-            if any(call.values.get(k) is None for k in keys):
-                cost += call.cost_usd
-        out.append(
-            BoundaryStats(
-                boundary=b,
-                keys=tuple(sorted(a["keys"])),
-                traces=len(a["traces"]),
-                spans_affected=spans_affected[b],
-                llm_calls_affected=len(a["calls"]),
-                unattributed_cost_usd=cost,
-                example_trace_ids=tuple(sorted(a["traces"])[:EXAMPLES]),
-                fix=fix_hint(b),
-                mechanisms=tuple(sorted(((n, c, len(t)) for (n, c), t in a["causes"].items()),
-                                        key=lambda m: (-m[2], m[0], m[1]))),
+            b = f.boundary
+            a = self.acc.get(b)
+            if a is None:
+                a = self.acc[b] = _Leaks()
+            a.keys.add(f.key)
+            if a.last != tid:
+                a.last = tid
+                a.traces += 1
+                if len(a.examples) < EXAMPLES:
+                    a.examples.append(tid)
+            if f.mechanism is not None:
+                c = a.causes.setdefault((f.mechanism.name, f.mechanism.confidence), [0, None])
+                if c[1] != tid:
+                    c[0] += 1
+                    c[1] = tid
+            hop = (b, f.span_id)
+            hops[hop] = max(hops.get(hop, 0), f.spans_affected)
+            for sid in f.llm_calls_affected:
+                ref = dup.get((tid, sid), (tid, sid))
+                if shared(ref):
+                    a.shared.setdefault(ref, set()).add(f.key)
+                else:
+                    local.setdefault((b, ref[1]), set()).add(f.key)
+        for (b, _span), n in hops.items():
+            self.acc[b].spans += n
+        for (b, sid), keys in local.items():
+            self.acc[b].count_call(block.calls.get(sid), keys)
+
+    def done(self) -> tuple[BoundaryStats, ...]:
+        kept = self.naming.kept
+        out = []
+        for b, a in self.acc.items():
+            for ref, keys in a.shared.items():
+                a.count_call(kept.get(ref), keys)
+            out.append(
+                BoundaryStats(
+                    boundary=b,
+                    keys=tuple(sorted(a.keys)),
+                    traces=a.traces,
+                    spans_affected=a.spans,
+                    llm_calls_affected=a.calls,
+                    unattributed_cost_usd=a.cost,
+                    example_trace_ids=tuple(a.examples),
+                    fix=fix_hint(b),
+                    mechanisms=tuple(sorted(((n, c, t[0]) for (n, c), t in a.causes.items()),
+                                            key=lambda m: (-m[2], m[0], m[1]))),
+                )
             )
-        )
-    out.sort(key=lambda s: (-s.unattributed_cost_usd, -s.traces, -s.spans_affected, s.boundary))
-    return tuple(out)
+        out.sort(key=lambda s: (-s.unattributed_cost_usd, -s.traces, -s.spans_affected, s.boundary))
+        return tuple(out)
 
 
 def evaluate_gate(findings: tuple[Finding, ...], keys: tuple[KeyStats, ...], policy: Policy, spans: int = 1) -> Gate:

@@ -6,8 +6,8 @@ dropped, so memory holds the window, not the input; only the mergeable parts (fi
 LLM calls) are kept. When every trace completes within the window, the result equals the
 non-streaming audit (parts are order-free). A span that arrives for a trace already audited
 is a *late* span: it is audited as a trace of its own and counted, so the caller can warn
-that the window is too small. Findings go to disk as each batch is audited (``auditor.spill``):
-memory keeps the call records, not the findings.
+that the window is too small. Findings and call records go to disk as each batch is audited
+(``auditor.spill``), so memory holds the window and a batch, not the result.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from auditor.engine import audit_traces
 from auditor.model import Parts, Span, evolve
 from auditor.plan import Plan
 from auditor.rollup import merge_all
-from auditor.spill import FindingSpill
+from auditor.spill import Spill, call_ref
 
 AUDIT_BATCH_SPANS = 20_000  # complete traces are audited in batches of about this many spans
 REMEMBER_DONE = 200_000  # recently audited trace ids kept to recognise late spans
@@ -41,7 +41,8 @@ class TraceWindow:
         self._ready_spans = 0
         self._done: OrderedDict[str, None] = OrderedDict()
         self._parts: list[Parts] = []
-        self._spill = FindingSpill()
+        self._findings = Spill()
+        self._calls = Spill(call_ref)
 
     @property
     def pending_traces(self) -> int:
@@ -88,8 +89,9 @@ class TraceWindow:
         traces = self._ready
         self._ready, self._ready_spans = [], 0
         parts = audit_traces(traces, self.plan)
-        self._spill.add(parts.findings)
-        self._parts.append(evolve(parts, findings=()))
+        self._findings.add(parts.findings)
+        self._calls.add(parts.calls)
+        self._parts.append(evolve(parts, findings=(), calls=()))
 
     def finish(self, rejected: int = 0) -> Parts:
         """Audit what is still open and return the parts of everything seen."""
@@ -99,5 +101,5 @@ class TraceWindow:
         self._audit_ready()
         parts = self._parts + [self.plan.empty_parts(rejected)]
         self._parts = []
-        return evolve(merge_all(parts), findings=self._spill.seal())
+        return evolve(merge_all(parts), findings=self._findings.seal(), calls=self._calls.seal())
 

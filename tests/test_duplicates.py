@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auditor import spill
 from auditor.duplicates import duplicate_clusters, models_compatible
 from auditor.model import LlmCall, Usage
 
@@ -148,6 +150,17 @@ def test_same_clusters_as_the_quadratic_sweep(calls, rnd):
     assert _ids(duplicate_clusters(calls)) == _ids(reference_clusters(calls))
 
 
+@SETTINGS
+@given(call_lists(), st.sampled_from([1, 3, 50_000]))
+def test_spilled_pairs_give_the_same_clusters(calls, run_rows):
+    """``check --stream``: records in ref order, read twice; response ids and service-wide
+    shapes sorted on disk in runs of ``run_rows`` rows (several runs merged), not held."""
+    ordered = sorted(calls, key=lambda c: c.ref)
+    with mock.patch.object(spill, "RUN_ROWS", run_rows), mock.patch.object(spill, "CHUNK", 2):
+        got = duplicate_clusters(ordered, ordered=True, spill=True)
+    assert _ids(got) == _ids(reference_clusters(ordered))
+
+
 def _random_calls(r: random.Random, n: int) -> list[LlmCall]:
     starts = r.choice((1, 5, 40, 400))  # 1: everything at one instant
     scopes = SCOPES[: r.randint(1, len(SCOPES))]
@@ -165,7 +178,12 @@ def test_same_clusters_as_the_quadratic_sweep_on_larger_random_sets():
     for seed in range(300):
         r = random.Random(seed)
         calls = _random_calls(r, r.choice((50, 200, 400)))
-        assert _ids(duplicate_clusters(calls)) == _ids(reference_clusters(calls)), seed
+        expected = _ids(reference_clusters(calls))
+        assert _ids(duplicate_clusters(calls)) == expected, seed
+        if seed % 10 == 0:
+            ordered = sorted(calls, key=lambda c: c.ref)
+            with mock.patch.object(spill, "RUN_ROWS", 37):
+                assert _ids(duplicate_clusters(ordered, ordered=True, spill=True)) == _ids(reference_clusters(ordered)), seed
 
 
 @settings(max_examples=100, deadline=None)

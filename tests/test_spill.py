@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from auditor import spill
 from auditor.model import Finding, Severity
-from auditor.spill import FindingSpill, FindingView
+from auditor.spill import Spill, finding_view
 
 # few distinct sort keys, so equal keys (kept in batch order) are common; the message tells
 # equal-keyed findings apart
@@ -27,7 +27,7 @@ findings = st.builds(
 
 
 def spilled(batches):
-    w = FindingSpill()
+    w = Spill()
     for b in batches:
         w.add(b)
     return w.seal()
@@ -58,9 +58,9 @@ def test_the_view_judges_and_merges_like_the_sorted_tuple(batches, derived):
     derived = tuple(sorted(derived, key=Finding.sort_key))
     kept = [g for g in map(judge, (f for b in batches for f in b)) if g is not None]
     expected = tuple(sorted(kept + list(derived), key=Finding.sort_key))
-    view = FindingView(s, judge, derived)
+    view = finding_view(s, judge, derived)
     assert tuple(view) == expected
-    assert view == expected and view == list(expected) and view == FindingView(s, judge, derived)
+    assert view == expected and view == list(expected) and view == finding_view(s, judge, derived)
     assert len(view) == len(expected) and bool(view) == bool(expected)
     assert view[0:3] == expected[0:3] and view[1::2] == expected[1::2] and view[-2:] == expected[-2:]
     for i in (0, len(expected) - 1, -1):
@@ -73,4 +73,4 @@ def test_the_view_judges_and_merges_like_the_sorted_tuple(batches, derived):
 def test_nothing_spilled_is_an_empty_sequence_without_a_file():
     s = spilled([[], []])
     assert list(s) == [] and len(s) == 0
-    assert list(FindingView(s, lambda f: f, ())) == []
+    assert list(finding_view(s, lambda f: f, ())) == []

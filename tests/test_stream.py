@@ -172,6 +172,6 @@ def test_a_full_disk_under_the_spill_file_is_one_line_and_exit_2(tmp_path):
     with mock.patch.object(spill.tempfile, "TemporaryFile", lambda **kw: open("/dev/full", "wb", buffering=0)):
         res = CliRunner().invoke(cli, ["check", str(src), "--stream", "--format", "json", "-o", str(tmp_path / "o.json")])
     assert res.exit_code == 2, res.output
-    assert res.stderr == (f"auditor: error: cannot write --stream's findings to a temporary file in {spill.tempfile.gettempdir()}: "
+    assert res.stderr == (f"auditor: error: cannot write --stream's findings and call records to a temporary file in {spill.tempfile.gettempdir()}: "
                           "No space left on device (free space there, or point TMPDIR at a larger disk)\n")
     assert not (tmp_path / "o.json").exists()

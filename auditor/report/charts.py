@@ -149,21 +149,34 @@ def spend_by_value(result: AuditResult) -> list[BarChart]:
     has no value. By calls when none of the key's calls is priced."""
     out = []
     for n, k in enumerate(result.keys, 1):
-        asked = [c for c in result.calls if k.key in c.values]
+        # one pass, both measures (a result's calls may be read from disk): spend when any
+        # call asked for the key is priced, else calls
+        spend: dict[str, Decimal] = defaultdict(Decimal)
+        calls: dict[str, Decimal] = defaultdict(Decimal)
+        missing_spend, missing_calls, asked, unpriced = Decimal(0), Decimal(0), 0, 0
+        for c in result.calls:
+            if k.key not in c.values:
+                continue
+            asked += 1
+            v = c.values[k.key]
+            if c.cost_usd is None:
+                unpriced += 1
+            if v is None:
+                missing_calls += 1
+                if c.cost_usd is not None:
+                    missing_spend += c.cost_usd
+            else:
+                name = label(v, 60)
+                calls[name] += 1
+                if c.cost_usd is not None:
+                    spend[name] += c.cost_usd
         if not asked:
             continue
-        priced = any(c.cost_usd is not None for c in asked)
-        by_value: dict[str, Decimal] = defaultdict(Decimal)
-        missing = Decimal(0)
-        for c in asked:
-            amount = (c.cost_usd if c.cost_usd is not None else None) if priced else Decimal(1)
-            if amount is None:
-                continue
-            v = c.values[k.key]
-            if v is None:
-                missing += amount
-            else:
-                by_value[label(v, 60)] += amount
+        priced = unpriced < asked
+        by_value = spend if priced else calls
+        missing = missing_spend if priced else missing_calls
+        if not priced:
+            unpriced = 0
         ranked = sorted(by_value.items(), key=lambda kv: (-kv[1], kv[0]))
         shown, rest = ranked[:TOP_VALUES], ranked[TOP_VALUES:]
         total = sum(by_value.values(), Decimal(0)) + missing
@@ -182,7 +195,6 @@ def spend_by_value(result: AuditResult) -> list[BarChart]:
         if missing or not rows:
             rows.append((f"{k.key} {UNATTRIBUTED}", fig(missing),
                          f"{k.key} missing, unattributed: {fig(missing)} ({share(missing)})", "bad", float(missing)))
-        unpriced = sum(1 for c in asked if c.cost_usd is None) if priced else 0
         out.append(BarChart(
             f"chart-key-{n}", f"Spend by {k.key}",
             f"Bar chart of {'LLM spend' if priced else 'LLM calls (nothing is priced)'} by {k.key} value: "

@@ -127,6 +127,6 @@ def example_for(result: AuditResult, b: BoundaryStats) -> ExampleTrace | None:
 
 def recorded_at(result: AuditResult) -> str:
     """When the audited calls happened (earliest start), so reports stay reproducible."""
-    starts = [c.start_ns for c in result.calls if c.start_ns]
-    ts = min(starts) / 1e9 if starts else 0.0
+    first = min((c.start_ns for c in result.calls if c.start_ns), default=0)
+    ts = first / 1e9 if first else 0.0
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
