@@ -37,6 +37,7 @@ ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_C
 TOKEN_NAMES = frozenset(usage_mod.INPUT + usage_mod.OUTPUT)
 LLM_KINDS = (("openinference.span.kind", "LLM"), ("fi.span.kind", "LLM"), ("gen_ai.span.kind", "LLM"),
              ("langfuse.observation.type", "generation"))
+_KIND_NAMES = frozenset(k for k, _ in LLM_KINDS)
 
 
 # GenAI operations of agent frameworks, not inference. Their spans may carry token counts: an
@@ -49,8 +50,11 @@ OPERATION = "gen_ai.operation.name"
 def looks_like_llm(attrs: Mapping[str, Any]) -> bool:
     if attrs.get(OPERATION) in AGENT_OPERATIONS:
         return False
-    if not attrs.keys().isdisjoint(TOKEN_NAMES):
+    keys = attrs.keys()
+    if not keys.isdisjoint(TOKEN_NAMES):
         return True
+    if keys.isdisjoint(_KIND_NAMES):  # most spans: no span-kind attribute at all
+        return False
     return any(attrs.get(k) == v for k, v in LLM_KINDS)
 
 

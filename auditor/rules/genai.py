@@ -81,6 +81,12 @@ class GenAiRules:
     token_counts: tuple[str, ...]
 
     old_for: Mapping[str, str] = field(default_factory=dict)  # new name -> its old name (built once, not per span)
+    # Names GENAI002 reports by their presence alone: a span carrying none of them (most do)
+    # skips the renamed and removed tables instead of probing every entry.
+    retired: frozenset[str] = field(default=frozenset(), init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "retired", frozenset(self.renamed) | frozenset(self.removed))
 
     @classmethod
     def load(cls, ref: str | None = None) -> "GenAiRules":
@@ -168,7 +174,8 @@ class GenAiRules:
             for r in missing:
                 add("GENAI001", f"required attribute {r} is missing on {span.name!r} (operation {op_name or 'chat, inferred'}; semconv {self.semconv})")
         # GENAI002: renamed and removed names, renamed enum values.
-        for old, (new, since) in self.renamed.items():
+        retired = not self.retired.isdisjoint(a)
+        for old, (new, since) in self.renamed.items() if retired else ():
             if old not in a:
                 continue
             if new not in a:
@@ -184,7 +191,7 @@ class GenAiRules:
                     f"{new} is already set, so {old} is redundant: drop it once nothing reads it",
                     endpoint=where,
                 ))
-        for name, (since, note) in self.removed.items():
+        for name, (since, note) in self.removed.items() if retired else ():
             if name in a:
                 add("GENAI002", f"{name} was removed (semconv {since}) with no replacement" + (f": {note}" if note else ""))
         for attr, values in self.renamed_values.items():
