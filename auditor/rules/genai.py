@@ -279,8 +279,8 @@ _BY_CODE = {r.code: r for r in RULES}
 def check_span(ctx: TraceContext, span: Span, call: LlmCall | None) -> list[Finding]:
     """Every span against the conventions (tools and agents too, not only LLM calls)."""
     rules = ctx.compiled.genai
-    if rules is None:
-        return []
+    if rules is None or (call is None and span.attributes.get(OPERATION) is None):
+        return []  # what ``GenAiRules.check`` answers first, before a severity function is made
     on = ctx.enabled
     return rules.check(span, call, ctx.compiled.dialect, lambda code: _BY_CODE[code].severity if on(code) else None)
 
