@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Mapping
 
 from auditor import rawpayload
@@ -84,6 +85,12 @@ def _money(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Decimal | None:
     return None
 
 
+@lru_cache(maxsize=256)
+def _names(dialect: Dialect) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Provider, model and reported-cost names under a dialect: once per dialect, not per call."""
+    return PROVIDER + dialect.provider, MODEL + dialect.model, REPORTED_COST + dialect.reported_cost
+
+
 def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> LlmCall:
     raw = rawpayload.read(span, dialect)
     if raw is not None:  # the provider's raw payload (LiteLLM's raw_gen_ai_request)
@@ -93,8 +100,9 @@ def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALE
             response_id=raw.response_id, usage=raw.usage, values=values, tier=raw.tier, server_tools=raw.server_tools,
         )
     a = span.attributes
-    provider = _str(a, PROVIDER + dialect.provider)
-    model = _str(a, MODEL + dialect.model)
+    providers, models, reported = _names(dialect)
+    provider = _str(a, providers)
+    model = _str(a, models)
     return LlmCall(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -109,6 +117,6 @@ def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALE
         usage=usage_mod.normalize(a, span.scope, dialect, provider, model),
         values=values,
         tier=_str(a, TIER),
-        reported_cost_usd=_money(a, REPORTED_COST + dialect.reported_cost),
+        reported_cost_usd=_money(a, reported),
         server_tools=usage_mod.server_tools_of(a),
     )

@@ -42,13 +42,14 @@ def _projected(kvs, canon, canon_map: dict, prefixes: tuple[str, ...]) -> dict:
                 continue
             name = k
         v = kv.value
-        which = v.WhichOneof("value")
-        if which == "string_value":
-            x = v.string_value
+        x = v.string_value  # "" unless the value is a string: a non-empty one is read in one call
+        if x:
             if len(x) <= SHORT:
                 x = strings.get(x) or share(x)
             attrs[name] = x
-        elif which == "int_value":
+            continue
+        which = v.WhichOneof("value")
+        if which == "int_value":
             attrs[name] = v.int_value
         else:
             attrs[name] = _value(v)
@@ -69,6 +70,7 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
     prefixes = projection.prefixes
     keep_all = projection.keep_all
     value = _value
+    strings = TABLE
     ids: dict[bytes, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
     for ri, rs in enumerate(msg.resource_spans, first):
         rkvs = rs.resource.attributes
@@ -102,6 +104,7 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
                         pid_hex = ids[pid] = pid.hex()
                 else:
                     pid_hex = ""
+                name = s.name
                 kind = s.kind
                 lk, nd = links_mod.from_proto(s.links) if (not pid_hex or kind == _CONSUMER) and s.links else _NO_LINKS
                 append(
@@ -109,7 +112,7 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
                         tid_hex,
                         sid_hex,
                         pid_hex,
-                        share(s.name),
+                        strings.get(name) or share(name),
                         service,
                         scope,
                         kind,

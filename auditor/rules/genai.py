@@ -17,6 +17,7 @@ a table file, or ``FILE#VERSION``; without it the table's base version applies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -98,12 +99,10 @@ class GenAiRules:
         elif file_ref and not version and not path.is_file() and not _looks_like_path(file_ref):
             path, version = schemas_dir() / DEFAULT_FILE, file_ref  # a version of the bundled table
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise SchemaError(f"{path}: cannot read the gen_ai semconv table: {e.strerror or e}") from None
-        except yaml.YAMLError as e:
-            raise SchemaError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-        return cls.from_doc(doc, str(path), version or None)
+        return _from_text(text, str(path), version or None)
 
     @classmethod
     def from_doc(cls, doc: Any, where: str, version: str | None = None) -> "GenAiRules":
@@ -205,6 +204,23 @@ class GenAiRules:
                 add("GENAI003", f"{attr} should be {kind}, got {_type_name(v)} {v!r:.60}")
         return out
 
+
+@lru_cache(maxsize=32)
+def _from_text(text: str, where: str, version: str | None) -> GenAiRules:
+    """A table's rules, once per text: each compiled schema (one per combination of dialects
+    detected) loads the table. libyaml parses it when present; a bad table is parsed again by
+    PyYAML's own loader, so the error line is the one it has always been."""
+    try:
+        doc = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SchemaError(f"{where}: invalid YAML: {str(e).splitlines()[0]}") from None
+    return GenAiRules.from_doc(doc, where, version)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _VERSION_SECTIONS = ("operations", "types", "renamed", "removed", "renamed_values")
 
