@@ -101,8 +101,12 @@ def build(trace_id: str, spans: list[Span]) -> Trace:
     if len(reached) < len(by_id):
         defects.extend(_break_cycles(parent, children, roots, reached))
 
-    ordered = {p: tuple(sorted(cs, key=lambda c: (by_id[c].start_ns, c))) for p, cs in children.items()}
-    roots.sort(key=lambda r: (by_id[r].start_ns, r))
+    def by_start(c: str) -> tuple[int, str]:
+        return (by_id[c].start_ns, c)
+
+    # An only child (most parents in a chain) needs no sort.
+    ordered = {p: (cs[0],) if len(cs) == 1 else tuple(sorted(cs, key=by_start)) for p, cs in children.items()}
+    roots.sort(key=by_start)
     return Trace(trace_id, by_id, parent, ordered, tuple(roots), tuple(defects))
 
 

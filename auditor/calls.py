@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Mapping
 
 from auditor import rawpayload
@@ -37,6 +38,7 @@ ATTRIBUTES: tuple[str, ...] = PROVIDER + MODEL + RESPONSE_ID + TIER + REPORTED_C
 TOKEN_NAMES = frozenset(usage_mod.INPUT + usage_mod.OUTPUT)
 LLM_KINDS = (("openinference.span.kind", "LLM"), ("fi.span.kind", "LLM"), ("gen_ai.span.kind", "LLM"),
              ("langfuse.observation.type", "generation"))
+_KIND_NAMES = frozenset(k for k, _ in LLM_KINDS)
 
 
 # GenAI operations of agent frameworks, not inference. Their spans may carry token counts: an
@@ -49,8 +51,11 @@ OPERATION = "gen_ai.operation.name"
 def looks_like_llm(attrs: Mapping[str, Any]) -> bool:
     if attrs.get(OPERATION) in AGENT_OPERATIONS:
         return False
-    if not attrs.keys().isdisjoint(TOKEN_NAMES):
+    keys = attrs.keys()
+    if not keys.isdisjoint(TOKEN_NAMES):
         return True
+    if keys.isdisjoint(_KIND_NAMES):  # most spans: no span-kind attribute at all
+        return False
     return any(attrs.get(k) == v for k, v in LLM_KINDS)
 
 
@@ -80,6 +85,12 @@ def _money(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Decimal | None:
     return None
 
 
+@lru_cache(maxsize=256)
+def _names(dialect: Dialect) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Provider, model and reported-cost names under a dialect: once per dialect, not per call."""
+    return PROVIDER + dialect.provider, MODEL + dialect.model, REPORTED_COST + dialect.reported_cost
+
+
 def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALECT) -> LlmCall:
     raw = rawpayload.read(span, dialect)
     if raw is not None:  # the provider's raw payload (LiteLLM's raw_gen_ai_request)
@@ -89,8 +100,9 @@ def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALE
             response_id=raw.response_id, usage=raw.usage, values=values, tier=raw.tier, server_tools=raw.server_tools,
         )
     a = span.attributes
-    provider = _str(a, PROVIDER + dialect.provider)
-    model = _str(a, MODEL + dialect.model)
+    providers, models, reported = _names(dialect)
+    provider = _str(a, providers)
+    model = _str(a, models)
     return LlmCall(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -105,6 +117,6 @@ def make_call(span: Span, values: Mapping[str, Any], dialect: Dialect = NO_DIALE
         usage=usage_mod.normalize(a, span.scope, dialect, provider, model),
         values=values,
         tier=_str(a, TIER),
-        reported_cost_usd=_money(a, REPORTED_COST + dialect.reported_cost),
+        reported_cost_usd=_money(a, reported),
         server_tools=usage_mod.server_tools_of(a),
     )

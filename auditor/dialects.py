@@ -111,26 +111,43 @@ def projection() -> Projection:
 def detect(spans: Iterable[Span]) -> dict[str, int]:
     """Dialect name -> number of spans that speak it, in preset order; absent ones left out."""
     counts = dict.fromkeys(NAMES, 0)
-    by_attribute, prefixes = _BY_ATTRIBUTE.get, _ALL_PREFIXES
+    memo = _SPOKEN
     for span in spans:
-        found = _scope_dialects(span.scope)
-        extra: set[str] | None = None
-        n = _BY_SPAN_NAME.get(span.name)
-        if n:
-            extra = {n}
-        for k in span.attributes:
-            n = by_attribute(k)
-            if n:
-                if extra is None:
-                    extra = set()
-                extra.add(n)
-            elif k.startswith(prefixes):
-                if extra is None:
-                    extra = set()
-                extra.update(d for p, d in _PREFIX_OWNER if k.startswith(p))
-        for n in (set(found) | extra) if extra else found:  # found: one name per dialect
+        # What a span speaks depends only on its scope, name and attribute names, which repeat
+        # across the spans of one instrumentation: looked up once per such shape.
+        shape = (span.scope, span.name, *span.attributes)
+        spoken = memo.get(shape)
+        if spoken is None:
+            if len(memo) >= 4096:
+                memo.clear()
+            spoken = memo[shape] = _speaks(span)
+        for n in spoken:
             counts[n] += 1
     return {n: c for n, c in counts.items() if c}
+
+
+_SPOKEN: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _speaks(span: Span) -> tuple[str, ...]:
+    """The dialects one span speaks, each once."""
+    by_attribute, prefixes = _BY_ATTRIBUTE.get, _ALL_PREFIXES
+    found = _scope_dialects(span.scope)
+    extra: set[str] | None = None
+    n = _BY_SPAN_NAME.get(span.name)
+    if n:
+        extra = {n}
+    for k in span.attributes:
+        n = by_attribute(k)
+        if n:
+            if extra is None:
+                extra = set()
+            extra.add(n)
+        elif k.startswith(prefixes):
+            if extra is None:
+                extra = set()
+            extra.update(d for p, d in _PREFIX_OWNER if k.startswith(p))
+    return tuple((set(found) | extra) if extra else found)  # found: one name per dialect
 
 
 @lru_cache(maxsize=4096)

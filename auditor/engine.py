@@ -46,9 +46,10 @@ def audit_trace(trace, c: Compiled, enabled) -> tuple[list[Finding], list[LlmCal
     values_of = c.values_of
     values = {sid: values_of(s.attributes, s.resource) for sid, s in spans.items()}
     parent = trace.parent
-    for sid in order:  # parents first: a raw-payload span takes its parent's key values
-        if sid in parent and rawpayload.is_raw_span(spans[sid], c.dialect):
-            values[sid] = rawpayload.inherit(values[sid], values[parent[sid]])
+    if c.dialect.raw_spans:  # only a dialect with raw-payload spans has any
+        for sid in order:  # parents first: a raw-payload span takes its parent's key values
+            if sid in parent and rawpayload.is_raw_span(spans[sid], c.dialect):
+                values[sid] = rawpayload.inherit(values[sid], values[parent[sid]])
     below: dict[str, bool] = {}
     children = trace.children
     for sid in reversed(order):

@@ -86,7 +86,11 @@ def make_values(keys: tuple[KeySpec, ...]) -> Callable[[Mapping, Mapping], tuple
     if any(n is None for n in names):
         return lambda attrs, resource: tuple(r(attrs, resource) for r in resolvers)
     union = frozenset().union(*names)
-    pairs = tuple(zip(resolvers, names))
+    # A key whose first source is a plain attribute holding a plain string (the usual case)
+    # has that string as its value, exactly as its resolver would answer (``_unquote`` leaves
+    # it alone): read inline, the resolver runs otherwise.
+    firsts = tuple(k.sources[0].name if k.sources and k.sources[0].kind == "attribute" else None for k in keys)
+    triples = tuple(zip(resolvers, names, firsts))
     cache: dict[int, tuple[Mapping, tuple]] = {}
 
     def from_resource(resource: Mapping) -> tuple:
@@ -104,7 +108,15 @@ def make_values(keys: tuple[KeySpec, ...]) -> Callable[[Mapping, Mapping], tuple
         base = from_resource(resource)
         if keys_view.isdisjoint(union):
             return base
-        return tuple(b if keys_view.isdisjoint(n) else r(attrs, resource) for (r, n), b in zip(pairs, base))
+        out = []
+        for (r, n, first), b in zip(triples, base):
+            if first is not None:
+                v = attrs.get(first)
+                if v.__class__ is str and v and v[0] != '"':
+                    out.append(v)
+                    continue
+            out.append(b if keys_view.isdisjoint(n) else r(attrs, resource))
+        return tuple(out)
 
     return values
 

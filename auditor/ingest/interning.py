@@ -11,6 +11,9 @@ from functools import lru_cache
 
 _SHORT = 64  # short string values (models, tenants, code paths) repeat: keep one copy each
 _strings: dict[str, str] = {}
+# For decoders' hot loops: a hit in TABLE is what ``share`` returns (a miss goes through ``share``).
+SHORT = _SHORT
+TABLE = _strings
 
 
 def share(s: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from auditor.ingest.otlp_values import BadJson as _Bad, json_errors
 from auditor.ingest import links as links_mod
-from auditor.ingest.interning import canonical, share
+from auditor.ingest.interning import SHORT, TABLE, canonical, share
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
 
@@ -132,6 +132,7 @@ def value(v: Any, path: str = "", depth: int = 0) -> Any:
 
 def attributes(kvs: list, path: str, projection: Projection | None, depth: int = 0) -> dict:
     out = {}
+    table = TABLE
     if projection is None or projection.keep_all:
         canon, prefixes = None, ()
     else:  # the projection test is one lookup that also shares the key object
@@ -148,7 +149,16 @@ def attributes(kvs: list, path: str, projection: Projection | None, depth: int =
                 k = ck
             elif not (prefixes and k.startswith(prefixes)):
                 continue
-        out[k] = value(kv.get("value") or {}, f"{path}[{i}].value", depth)
+        v = kv.get("value")
+        if v.__class__ is dict:
+            sv = v.get("stringValue")
+            if sv.__class__ is str:  # most values: read inline, as ``value`` reads them
+                out[k] = (table.get(sv) or share(sv)) if len(sv) <= SHORT else sv
+                continue
+        try:  # the value's path is built only when it is bad
+            out[k] = value(v or {}, "", depth)
+        except _Bad as bad:
+            raise _Bad(f"{path}[{i}].value{bad.path}", bad.expected) from None
     return out
 
 

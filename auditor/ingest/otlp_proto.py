@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from auditor.errors import InputError
 from auditor.ingest import links as links_mod
-from auditor.ingest.interning import canonical, share
+from auditor.ingest.interning import SHORT, TABLE, canonical, share
 from auditor.ingest.limits import max_input_bytes, too_large
 from auditor.ingest.otlp_values import any_value as _value, service_of as _service
 from auditor.model import SPAN_KIND_CONSUMER, Rejected, Span
@@ -28,6 +28,34 @@ def _project(kvs, projection: Projection) -> dict:
     return {kv.key: _value(kv.value) for kv in kvs if wants(kv.key)}
 
 
+def _projected(kvs, canon, canon_map: dict, prefixes: tuple[str, ...]) -> dict:
+    """The wanted attributes of one span. The hot loop of decoding: strings and ints (nearly
+    every value) are read inline, sharing short strings as ``share`` does, instead of a call
+    to ``any_value`` and ``share`` per attribute; other kinds go through ``any_value``."""
+    attrs = {}
+    strings = TABLE
+    for kv in kvs:
+        k = kv.key
+        name = canon(k)
+        if name is None:
+            if not prefixes or not k.startswith(prefixes):
+                continue
+            name = k
+        v = kv.value
+        x = v.string_value  # "" unless the value is a string: a non-empty one is read in one call
+        if x:
+            if len(x) <= SHORT:
+                x = strings.get(x) or share(x)
+            attrs[name] = x
+            continue
+        which = v.WhichOneof("value")
+        if which == "int_value":
+            attrs[name] = v.int_value
+        else:
+            attrs[name] = _value(v)
+    return attrs
+
+
 def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: int = 0, span_at: int = 0) -> tuple[list[Span], list[Rejected]]:
     """Walk a decoded ExportTraceServiceRequest (or TracesData) into Spans. A piece of a larger
     message (``auditor.ingest.otlp_pieces``) says where it starts there, for rejections: its first
@@ -42,6 +70,7 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
     prefixes = projection.prefixes
     keep_all = projection.keep_all
     value = _value
+    strings = TABLE
     ids: dict[bytes, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
     for ri, rs in enumerate(msg.resource_spans, first):
         rkvs = rs.resource.attributes
@@ -61,14 +90,8 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
                     continue
                 if keep_all:
                     attrs = {kv.key: value(kv.value) for kv in s.attributes}
-                elif not prefixes:
-                    attrs = {k: value(kv.value) for kv in s.attributes if (k := canon(kv.key)) is not None}
                 else:
-                    attrs = {
-                        canon(k) or k: value(kv.value)
-                        for kv in s.attributes
-                        if (k := kv.key) in canon_map or k.startswith(prefixes)
-                    }
+                    attrs = _projected(s.attributes, canon, canon_map, prefixes)
                 tid_hex = ids.get(tid)
                 if tid_hex is None:
                     tid_hex = ids[tid] = tid.hex()
@@ -81,6 +104,7 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
                         pid_hex = ids[pid] = pid.hex()
                 else:
                     pid_hex = ""
+                name = s.name
                 kind = s.kind
                 lk, nd = links_mod.from_proto(s.links) if (not pid_hex or kind == _CONSUMER) and s.links else _NO_LINKS
                 append(
@@ -88,7 +112,7 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
                         tid_hex,
                         sid_hex,
                         pid_hex,
-                        share(s.name),
+                        strings.get(name) or share(name),
                         service,
                         scope,
                         kind,

@@ -71,6 +71,7 @@ def check_key(ctx: TraceContext, k: int) -> list[Finding]:
     key, scope, may_change = spec.name, ctx.compiled.schema.scope, spec.may_change
     valid = ctx.compiled.validator(key)
     on = ctx.enabled
+    changed_on, invalid_on, unminted_on = on("ATTR003"), on("ATTR005"), on("ATTR002")  # once per key, not per span
     spans = trace.spans
     parent = trace.parent
     children = trace.children
@@ -89,7 +90,7 @@ def check_key(ctx: TraceContext, k: int) -> list[Finding]:
                 regions[hop].gaps.append(sid)
             changed = csid is not None and not _same(v, cval)
             if changed and not may_change and pid is not None:
-                if on("ATTR003"):
+                if changed_on:
                     p = spans[pid]
                     out.append(
                         ATTR003.finding(
@@ -101,7 +102,7 @@ def check_key(ctx: TraceContext, k: int) -> list[Finding]:
                         )
                     )
             if csid is None or changed or hop is not None:
-                problem = valid(v) if on("ATTR005") else None
+                problem = valid(v) if invalid_on else None
                 if problem:
                     out.append(
                         ATTR005.finding(
@@ -114,7 +115,7 @@ def check_key(ctx: TraceContext, k: int) -> list[Finding]:
         else:
             if csid is None:
                 if is_llm[sid]:
-                    if on("ATTR002"):
+                    if unminted_on:
                         out.append(
                             ATTR002.finding(
                                 tid, sid,

@@ -17,6 +17,7 @@ a table file, or ``FILE#VERSION``; without it the table's base version applies.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -81,6 +82,12 @@ class GenAiRules:
     token_counts: tuple[str, ...]
 
     old_for: Mapping[str, str] = field(default_factory=dict)  # new name -> its old name (built once, not per span)
+    # Names GENAI002 reports by their presence alone: a span carrying none of them (most do)
+    # skips the renamed and removed tables instead of probing every entry.
+    retired: frozenset[str] = field(default=frozenset(), init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "retired", frozenset(self.renamed) | frozenset(self.removed))
 
     @classmethod
     def load(cls, ref: str | None = None) -> "GenAiRules":
@@ -92,12 +99,10 @@ class GenAiRules:
         elif file_ref and not version and not path.is_file() and not _looks_like_path(file_ref):
             path, version = schemas_dir() / DEFAULT_FILE, file_ref  # a version of the bundled table
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise SchemaError(f"{path}: cannot read the gen_ai semconv table: {e.strerror or e}") from None
-        except yaml.YAMLError as e:
-            raise SchemaError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-        return cls.from_doc(doc, str(path), version or None)
+        return _from_text(text, str(path), version or None)
 
     @classmethod
     def from_doc(cls, doc: Any, where: str, version: str | None = None) -> "GenAiRules":
@@ -168,7 +173,8 @@ class GenAiRules:
             for r in missing:
                 add("GENAI001", f"required attribute {r} is missing on {span.name!r} (operation {op_name or 'chat, inferred'}; semconv {self.semconv})")
         # GENAI002: renamed and removed names, renamed enum values.
-        for old, (new, since) in self.renamed.items():
+        retired = not self.retired.isdisjoint(a)
+        for old, (new, since) in self.renamed.items() if retired else ():
             if old not in a:
                 continue
             if new not in a:
@@ -184,7 +190,7 @@ class GenAiRules:
                     f"{new} is already set, so {old} is redundant: drop it once nothing reads it",
                     endpoint=where,
                 ))
-        for name, (since, note) in self.removed.items():
+        for name, (since, note) in self.removed.items() if retired else ():
             if name in a:
                 add("GENAI002", f"{name} was removed (semconv {since}) with no replacement" + (f": {note}" if note else ""))
         for attr, values in self.renamed_values.items():
@@ -198,6 +204,23 @@ class GenAiRules:
                 add("GENAI003", f"{attr} should be {kind}, got {_type_name(v)} {v!r:.60}")
         return out
 
+
+@lru_cache(maxsize=32)
+def _from_text(text: str, where: str, version: str | None) -> GenAiRules:
+    """A table's rules, once per text: each compiled schema (one per combination of dialects
+    detected) loads the table. libyaml parses it when present; a bad table is parsed again by
+    PyYAML's own loader, so the error line is the one it has always been."""
+    try:
+        doc = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SchemaError(f"{where}: invalid YAML: {str(e).splitlines()[0]}") from None
+    return GenAiRules.from_doc(doc, where, version)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _VERSION_SECTIONS = ("operations", "types", "renamed", "removed", "renamed_values")
 
@@ -272,8 +295,8 @@ _BY_CODE = {r.code: r for r in RULES}
 def check_span(ctx: TraceContext, span: Span, call: LlmCall | None) -> list[Finding]:
     """Every span against the conventions (tools and agents too, not only LLM calls)."""
     rules = ctx.compiled.genai
-    if rules is None:
-        return []
+    if rules is None or (call is None and span.attributes.get(OPERATION) is None):
+        return []  # what ``GenAiRules.check`` answers first, before a severity function is made
     on = ctx.enabled
     return rules.check(span, call, ctx.compiled.dialect, lambda code: _BY_CODE[code].severity if on(code) else None)
 
