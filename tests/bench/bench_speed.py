@@ -35,15 +35,14 @@ Prints:
 The machine's load average is printed at the start and the end: on a shared machine, quote
 ratios measured in one run, and the load beside them.
 
-Last profile (issue 18, 100k spans, protobuf, CPU seconds by stage in one process; load ~9):
-decode 1.2, audit 2.1-2.4, finish 0.4, JSON 0.6 (the floor: 0.8 for the whole process).
-Audit, by cumulative share under cProfile: make_call 17% (usage read twice: normalize and
-GENAI004's contradictions), values_of 10%, GenAiRules.check 10%, attribution.check_key 9%,
-dialects.detect 8%, code locations 7%. Memory at 1M: the result itself (250k call records of
-~880 B, 330k findings of ~650 B, most of it their message text) is what ``--stream`` still
-holds (about 0.7 GB); flat memory needs the parts spilled to disk and ``rollup.finish`` plus
-the reporters reading them back in order (an external sort by ref / Finding.sort_key), which
-is not built yet.
+Last profile (issue 18, 100k spans, protobuf, py-spy shares of one run after the engine cuts):
+decode 25% (the attribute projection loop 13%), audit 31% (make_call 7%, cost.check 5%, evolve
+5%, check_key 3.5%; nothing else above 3%), JSON 14%, imports 14%, finish 6%. What each engine
+step bought, in instructions (cachegrind, not disturbed by load): ``tests/bench/bench_steps.py``.
+Memory: ``check --stream`` spills findings and call records to a temporary file as batches are
+audited (``auditor.spill``) and ``rollup.finish`` reads them back a trace at a time
+(``auditor.joined``); plain ``check`` holds the result (at 1M: 250k call records of ~880 B,
+330k findings of ~650 B).
 """
 
 from __future__ import annotations
