@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from auditor.model import fast_pickle
+
 if TYPE_CHECKING:
     from auditor.model import Span
 
@@ -57,6 +59,7 @@ MAX_DEFERRAL_NS = 3600 * 10**9
 Location = tuple[str, int | None, str | None]
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Mechanism:
     """What dropped the context, how sure, on which evidence, and the patch that fixes it.

@@ -591,6 +591,37 @@ for _cls in (Span, Finding, Usage, LlmCall):
     _fast_init(_cls)
 
 
+def fast_pickle(cls: type) -> type:
+    """Pickle a frozen, slotted record as its field values, rebuilt through the slots.
+
+    The dataclass default (``__getstate__`` / ``__setstate__``) calls ``fields()`` on every
+    record it restores; ``check --stream`` reads every finding and call record back from disk
+    several times (``auditor.spill``), and that lookup was most of the reading. Rebuilding
+    sets the same slots to the same values, so the record is equal and runs no code of its own.
+    """
+    from dataclasses import fields
+    from operator import attrgetter
+
+    names = tuple(f.name for f in fields(cls))
+    get = attrgetter(*names) if len(names) > 1 else (lambda o: (getattr(o, names[0]),))
+    _SETTERS[cls] = tuple(cls.__dict__[n].__set__ for n in names)
+    cls.__reduce__ = lambda self: (_rebuild, (cls, get(self)))
+    return cls
+
+
+def _rebuild(cls: type, values: tuple):
+    new = object.__new__(cls)
+    for put, v in zip(_SETTERS[cls], values):
+        put(new, v)
+    return new
+
+
+_SETTERS: dict[type, tuple] = {}
+
+for _cls in (Span, Finding, Usage, LlmCall, Endpoint, Boundary):
+    fast_pickle(_cls)
+
+
 
 def evolve(obj, **changes):
     """``dataclasses.replace`` for the records above (frozen, slotted, no ``__post_init__``)

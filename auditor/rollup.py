@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from auditor.boundary import fix_hint
 from auditor.duplicates import duplicate_clusters
@@ -136,17 +136,23 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
     derived += links.resolve(parts.claims, parts.anchors)  # span links, followed across traces
     findings = _judged_findings(parts.findings, derived, dup_of, policy)
 
-    counts: dict[str, int] = defaultdict(int)
-    for f in findings:
-        counts[f.code] += 1
-
-    total, unpriced, keys = _spend(unique, parts.required_keys)
+    n_calls, total, unpriced, keys = _spend(unique, parts.required_keys)
     naming = Naming(dup_of, {f.kept.ref: f.kept for f in folds})
     tallies = (_BoundaryTally(naming), _CodeTally(naming), GroupTally(naming))
-    for block in blocks(findings, unique):
+    counts: dict[str, int] = defaultdict(int)
+    over: dict[str, int] = defaultdict(int)  # findings at or above the gate's severity, by code
+    for block in blocks(findings, unique):  # one pass over the findings (check --stream reads them from disk)
+        for f in block.findings:
+            counts[f.code] += 1
+            if policy.fails(f.severity):
+                over[f.code] += 1
         for t in tallies:
             t.trace(block)
     boundaries, by_code, groups = (t.done() for t in tallies)
+    if isinstance(findings, Lazy):
+        findings.know_length(sum(counts.values()))
+    if isinstance(unique, Lazy):
+        unique.know_length(n_calls)
     return AuditResult(
         parts=parts,
         run=run,
@@ -159,7 +165,7 @@ def finish(parts: Parts, run: RunInfo) -> AuditResult:
         total_cost_usd=total,
         unpriced_calls=unpriced,
         cost_by_code=by_code,
-        gate=evaluate_gate(findings, keys, policy, parts.counts.spans),
+        gate=evaluate_gate(over, keys, policy, parts.counts.spans),
         groups=groups,
     )
 
@@ -246,18 +252,19 @@ class _CodeTally:
         return {code: CodeCost(*self.tally[code]) for code in sorted(self.tally)}
 
 
-def _spend(calls: Iterable[LlmCall], required: tuple[str, ...]) -> tuple[Decimal, int, tuple[KeyStats, ...]]:
-    """Total spend, unpriced calls and each required key's stats, in one pass over the calls."""
-    total, unpriced = Decimal(0), 0
+def _spend(calls: Iterable[LlmCall], required: tuple[str, ...]) -> tuple[int, Decimal, int, tuple[KeyStats, ...]]:
+    """Calls, total spend, unpriced calls and each required key's stats, in one pass."""
+    n, total, unpriced = 0, Decimal(0), 0
     tallies = [_KeyTally(k) for k in required]
     for c in calls:
+        n += 1
         if c.cost_usd is None:
             unpriced += 1
         else:
             total += c.cost_usd
         for t in tallies:
             t.add(c)
-    return total, unpriced, tuple(t.stats() for t in tallies)
+    return n, total, unpriced, tuple(t.stats() for t in tallies)
 
 
 class _KeyTally:
@@ -409,14 +416,11 @@ class _BoundaryTally:
         return tuple(out)
 
 
-def evaluate_gate(findings: tuple[Finding, ...], keys: tuple[KeyStats, ...], policy: Policy, spans: int = 1) -> Gate:
+def evaluate_gate(over: Mapping[str, int], keys: tuple[KeyStats, ...], policy: Policy, spans: int = 1) -> Gate:
+    """``over``: the findings at or above the policy's fail_on, by code (counted in ``finish``)."""
     reasons = []
     if not spans and not policy.allow_empty:
         reasons.append("no spans were read: an empty or broken export proves nothing (--allow-empty if that is expected)")
-    over: dict[str, int] = defaultdict(int)
-    for f in findings:
-        if policy.fails(f.severity):
-            over[f.code] += 1
     if over:
         worst = ", ".join(f"{n} {code}" for code, n in sorted(over.items()))
         reasons.append(f"findings at or above {policy.fail_on}: {worst}")

@@ -152,6 +152,10 @@ class Lazy:
             self._len = sum(1 for _ in self)
         return self._len
 
+    def know_length(self, n: int) -> None:
+        """The length, counted by a pass made anyway (saves a pass over the file)."""
+        self._len = n
+
     def __bool__(self) -> bool:
         if self._len is not None:
             return self._len > 0

@@ -74,3 +74,30 @@ def test_nothing_spilled_is_an_empty_sequence_without_a_file():
     s = spilled([[], []])
     assert list(s) == [] and len(s) == 0
     assert list(finding_view(s, lambda f: f, ())) == []
+
+
+def test_records_read_back_from_the_spill_equal_the_records_written(tmp_path):
+    """Every record kind a spill holds, nested ones included (endpoint, boundary, mechanism,
+    usage, Decimal cost), comes back equal, through the slots (``model.fast_pickle``)."""
+    import pickle
+    from decimal import Decimal
+
+    from auditor.mechanism import Mechanism
+    from auditor.model import Boundary, BoundaryClass, Endpoint, LlmCall, Usage
+
+    a, b = Endpoint("gw", "litellm", "POST /chat"), Endpoint("api", "app", "handler")
+    f = Finding("ATTR001", Severity.ERROR, "t" * 32, "s" * 16, "m", key="tenant_id", parent_span_id="p" * 16,
+                boundary=Boundary(a, b, BoundaryClass.NETWORK), parent_value="acme", child_value=None,
+                spans_affected=3, llm_calls_affected=("c1", "c2"), code_location=("app.py", 12, "run"),
+                mechanism=Mechanism("thread-pool", "high", "ev", "patch", ("app.py", 3, None)))
+    c = LlmCall("t" * 32, "c1", "api", "app", "chat", 1, 2, "openai", "gpt-4o", "r1",
+                Usage(input=10, cache_read=5, output=3, convention="including", source="semconv"),
+                {"tenant_id": None, "n": [1, 2.5]}, Decimal("0.00001200"), "note", "batch", Decimal("0.1"),
+                (("web_search", 2),), "w")
+    for rec in (f, c, a):
+        back = pickle.loads(pickle.dumps(rec, protocol=pickle.HIGHEST_PROTOCOL))
+        assert back == rec and type(back) is type(rec)
+    assert pickle.loads(pickle.dumps(f)).severity is Severity.ERROR
+    w = Spill()
+    w.add([f, f])
+    assert list(w.seal()) == [f, f]
