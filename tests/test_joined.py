@@ -17,12 +17,11 @@ from auditor import spill
 from auditor.boundary import fix_hint
 from auditor.engine import audit_spans
 from auditor.groups import EXAMPLES as GROUP_EXAMPLES, ident
-from auditor.model import CodeCost, FindingGroup, RunInfo
+from auditor.model import BoundaryStats, CodeCost, FindingGroup, RunInfo
 from auditor.plan import Plan
 from auditor.rollup import EXAMPLES, finish
 from auditor.rules import LEAK
 from auditor.schema import compile_schema
-from auditor.model import BoundaryStats
 from auditor.stream import TraceWindow
 from builders import LLM, mk
 
