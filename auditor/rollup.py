@@ -36,7 +36,7 @@ from auditor.model import (
 )
 from auditor.rules import LEAK, REGISTRY, Visit, links
 from auditor.rules.context import Folded, ResultContext
-from auditor.spill import Lazy, Spilled, finding_view
+from auditor.spill import Lazy, Spilled, finding_view, in_ref_order
 
 EXAMPLES = 5
 
@@ -125,8 +125,7 @@ _PER_RECORD = REGISTRY.per_record_codes()
 
 def finish(parts: Parts, run: RunInfo) -> AuditResult:
     policy = parts.policy
-    spilled = isinstance(parts.calls, Spilled)  # check --stream: already in ref order, on disk
-    calls_sorted = parts.calls if spilled else sorted(parts.calls, key=lambda c: c.ref)
+    calls_sorted = in_ref_order(parts.calls)  # check --stream's spilled records already are, on disk
     unique, dup_of, folds = fold_duplicates(calls_sorted)
     off = {code for code, v in policy.severity.items() if v == "off"}
     ctx = ResultContext(unique, folds, parts.keys, parts.required_keys, lambda code: code not in off,
