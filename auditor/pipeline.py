@@ -11,11 +11,13 @@ on stderr; the page and the sidecar have their own channels); nothing here print
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import BinaryIO, Callable, Iterable, Mapping, TypeVar
 
-from auditor import baseline, ingest
+from auditor import baseline, forked, ingest
 from auditor.baseline import BaselineRef
 from auditor.assemble import iter_traces
 from auditor.engine import audit_spans, audit_traces
@@ -95,16 +97,25 @@ def audit_files(
     overrides: Overrides | None = None,
     note: Note = _quiet,
     progress: Callable[[int], object] | None = None,
+    jobs: int = 1,
 ) -> AuditResult:
     """Files (or '-' for stdin) -> result. ``shard`` keeps one shard's traces (``--shard I/N``);
     ``window`` audits traces as they complete, ``window`` records after their last span.
-    ``progress`` is told how many spans each decoded batch held (the CLI's progress bar)."""
+    ``jobs`` > 1 audits the files in that many forked workers, one shard each, merged exactly
+    (files only: see ``parallel_inputs``). ``progress`` is told how many spans each decoded
+    batch held (the CLI's progress bar)."""
     t0 = time.perf_counter()
     paths = tuple(paths)
     if window is None and paths and all(ingest.clickhouse_server.is_url(p) for p in paths):
         window = 1  # rows arrive ordered by trace id, in batches of whole traces: audit each batch as it comes
     if window is not None or shard is not None:
         parts = _audit_batches(paths, plan, stdin, shard, window, note, progress)
+    elif jobs > 1:
+        if not parallel_inputs(paths):
+            raise UsageError("--jobs reads every input once per worker: give files (not stdin or a URL)")
+        if not forked.can_fork():
+            raise UsageError("--jobs needs processes started by fork, which this platform lacks: use --jobs 1")
+        parts = _audit_in_workers(paths, plan, jobs, note, progress)
     else:
         loaded = _load(paths, plan, stdin, progress)
         note_rejected(loaded.rejected, len(loaded.rejected), note)
@@ -210,13 +221,15 @@ def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | 
     n_rejected = 0
     tw = TraceWindow(plan, window) if window is not None else None
     projection = plan.projection
+    if shard is not None:  # decoders that can skip other shards' spans early do (OTLP protobuf)
+        projection = replace(projection, shard=(shard.index, shard.count))
     for source in paths:
         for batch, bad in ingest.iter_source(source, projection, stdin):
-            if progress is not None:
-                progress(len(batch) + len(bad))
             if shard is not None:
                 batch = [s for s in batch if shard.owns(s.trace_id)]
                 bad = bad if shard.keeps_rejected else []
+            if progress is not None:
+                progress(len(batch) + len(bad))
             if bad:
                 if not first_bad:
                     first_bad.append(bad[0])
@@ -232,6 +245,41 @@ def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | 
         note(f"warning: {tw.late_spans} span(s) arrived more than --window {window} records after their trace was last "
              "seen and were audited apart from it; raise --window")
     return tw.finish(n_rejected)
+
+
+AUTO_JOBS_MIN_BYTES = 16 * 1024 * 1024
+
+
+def auto_jobs(paths: tuple[str, ...]) -> int:
+    """``--jobs`` left out: the usable CPUs (at most ``forked.MAX_AUTO_JOBS``) for files of
+    16 MB or more in all; one process for less (a worker's start and the merge would cost more
+    than they save), for stdin and URLs, and where processes cannot be forked."""
+    if not forked.can_fork() or not parallel_inputs(paths):
+        return 1
+    if sum(os.path.getsize(p) for p in paths) < AUTO_JOBS_MIN_BYTES:
+        return 1
+    return min(forked.usable_cpus(), forked.MAX_AUTO_JOBS)
+
+
+def parallel_inputs(paths: tuple[str, ...]) -> bool:
+    """Inputs each worker can read again on its own: regular files."""
+    return bool(paths) and all(p != "-" and os.path.isfile(p) for p in paths)
+
+
+def _audit_in_workers(paths: tuple[str, ...], plan: Plan, jobs: int, note: Note, progress) -> Parts:
+    """``check --shard i/jobs`` for every i at once, in forked workers, merged as ``merge`` does:
+    the same parts as one process. Each worker reads every file but decodes only its traces'
+    spans where the decoder can tell them early (OTLP protobuf)."""
+    done = forked.run([partial(_audit_shard, paths, plan, Shard(i, jobs)) for i in range(jobs)], progress)
+    for _, said in done:
+        for line in said:
+            note(line)
+    return merge_all([parts for parts, _ in done])
+
+
+def _audit_shard(paths: tuple[str, ...], plan: Plan, shard: Shard, tick: Callable[[int], None]) -> tuple[Parts, list[str]]:
+    said: list[str] = []
+    return _audit_batches(paths, plan, None, shard, None, said.append, tick), said
 
 
 def note_rejected(first: list[Rejected], n: int, note: Note) -> None:

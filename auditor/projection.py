@@ -1,4 +1,6 @@
-"""Which attributes the audit reads, so decoders keep only those (memory ~ what is audited)."""
+"""Which attributes the audit reads, so decoders keep only those (memory ~ what is audited),
+and optionally which traces (one shard's), so a decoder that can tell a span's trace cheaply
+skips the others' spans before reading their attributes."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ class Projection:
     names: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()
     keep_all: bool = False  # tools that need everything (schema inference) ask for it
+    # (index, count) of ``auditor.shard``: a decoder MAY drop the well-formed spans of other
+    # shards' traces (it must still report every rejected span); callers filter again.
+    shard: tuple[int, int] | None = None
 
     def wants(self, key: str) -> bool:
         return self.keep_all or key in self.names or (bool(self.prefixes) and key.startswith(self.prefixes))
@@ -19,6 +24,7 @@ class Projection:
             self.names | other.names,
             tuple(sorted(set(self.prefixes) | set(other.prefixes))),
             self.keep_all or other.keep_all,
+            self.shard if self.shard == other.shard else None,
         )
 
     @classmethod

@@ -44,3 +44,8 @@ class Shard:
 def shard_of(trace_id: str, count: int) -> int:
     """The shard of a trace id (32 hex digits): its low 64 bits modulo ``count``."""
     return int(trace_id[-16:], 16) % count
+
+
+def shard_of_bytes(trace_id: bytes, count: int) -> int:
+    """``shard_of`` of a trace id as the protobuf carries it (16 bytes), without its hex."""
+    return int.from_bytes(trace_id[-8:], "big") % count

@@ -1,6 +1,6 @@
 """One answer through every door: the same traces give the same JSON however they enter.
 
-For every sample: ``auditor check`` == its three shards merged == the sidecar's /api/report
+For every sample: ``auditor check`` == its three shards merged == ``check --jobs 3`` == the sidecar's /api/report
 after the real OTel SDK exporter sent the spans == the upload page (default settings, JSON
 download). Equal on everything but ``run`` (inputs, timing): findings, boundaries, calls,
 cost, shares, dialects, policy and gate.
@@ -109,5 +109,6 @@ def test_every_door_gives_the_same_answer(path, tmp_path):
     whole = without_run(_cli_json("check", str(path)))
     assert whole["format_version"] == 2 and whole["summary"]["gate"] is not None
     assert without_run(via_shards(path, tmp_path)) == whole
+    assert without_run(_cli_json("check", "--jobs", "3", str(path))) == whole
     assert without_run(via_page(path)) == whole
     assert without_run(via_sidecar(path, tmp_path)) == whole

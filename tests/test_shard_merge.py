@@ -1,4 +1,5 @@
-"""Exact scale-out: ``check --shard I/N`` on every shard, then ``auditor merge``, equals ``check``.
+"""Exact scale-out: ``check --shard I/N`` on every shard, then ``auditor merge``, equals ``check``;
+so does ``check --jobs N`` (the same shards in forked workers, merged in the process).
 
 End to end through the CLI (click's CliRunner) on real files: OTLP protobuf and JSON lines
 written from generated traces, including LLM calls recorded twice across traces (folded
@@ -105,8 +106,11 @@ def test_merging_all_shards_equals_auditing_the_whole(tmp_path_factory, traces, 
         shard_files.append(str(out))
     run_cli(["merge", *shard_files, "--format", "json", "-o", str(d / "merged.json")])
 
+    run_cli(["check", str(src), "-s", str(schema), "--jobs", str(n), "--format", "json", "-o", str(d / "jobs.json")])
+
     whole, merged = result_json(d / "whole.json"), result_json(d / "merged.json")
     assert merged == whole
+    assert result_json(d / "jobs.json") == whole
     # each trace was audited by exactly one shard
     per_shard = [json.loads(open(f).read())["summary"]["traces"] for f in shard_files]
     assert sum(per_shard) == whole["summary"]["traces"]

@@ -16,6 +16,7 @@ from auditor.ingest.limits import max_input_bytes, too_large
 from auditor.ingest.otlp_values import any_value as _value, service_of as _service
 from auditor.model import SPAN_KIND_CONSUMER, Rejected, Span
 from auditor.projection import Projection
+from auditor.shard import shard_of_bytes
 
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
@@ -72,6 +73,10 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
     value = _value
     strings = TABLE
     ids: dict[bytes, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
+    # One shard's traces only (``check --jobs``): other traces' spans are skipped before their
+    # attributes are read. Nothing after the id check can reject a span, so no rejection is lost.
+    shard_index, shard_count = projection.shard or (0, 0)
+    owned: dict[bytes, bool] = {}
     for ri, rs in enumerate(msg.resource_spans, first):
         rkvs = rs.resource.attributes
         service = _service(rkvs)
@@ -88,6 +93,12 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
                         )
                     )
                     continue
+                if shard_count:
+                    mine = owned.get(tid)
+                    if mine is None:
+                        mine = owned[tid] = shard_of_bytes(tid, shard_count) == shard_index
+                    if not mine:
+                        continue
                 if keep_all:
                     attrs = {kv.key: value(kv.value) for kv in s.attributes}
                 else:

@@ -19,7 +19,10 @@ Prints:
      ``auditor.ingest.otlp_json_writer``; floor: ``json.loads`` a line plus one pass over every
      span's attributes, ``tests/bench/bench_check.py floor``), at each size: ratio = floor / check
      wall time (goal >= 0.5); the JSON-lines row also gives the ratio to floor.py on the
-     protobuf twin; peak RSS of the check (goal < 1.5 GB at 1M);
+     protobuf twin; peak RSS of the check (goal < 1.5 GB at 1M). Each check twice: as users run
+     it (``--jobs`` left out: one worker per usable CPU, at most 8, for files of 16 MB or more)
+     and with ``--jobs 1`` (one process, as the floor). With workers, "peak RSS" is the largest
+     process's and "all processes" the sampled peak of their sum; CPU counts the workers too;
   2. the growth factor: check time at the largest size / at the smallest (goal: 10x spans <= 11x);
   3. the same-instant corpus (``gen_synthetic.py --same-instant``) at --same-instant-size;
   4. ``check --stream`` peak RSS over the JSON lines at each --stream-sizes (goal < 300 MB at 1M);
@@ -56,6 +59,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,19 +89,52 @@ def env() -> dict:
 @dataclass(frozen=True, slots=True)
 class Run:
     wall: float
-    cpu: float
-    rss: int  # peak resident set of the child, bytes
+    cpu: float  # of the child and of the workers it waited for
+    rss: int  # peak resident set of the child (or of its largest worker), bytes
     code: int
     out: bytes
+    tree_rss: int = 0  # peak of the sum over the child and its workers, sampled every 50 ms (Linux)
 
 
 def timed(argv: list[str]) -> Run:
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env())
+    peak = [0]
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_tree_rss, args=(p.pid, peak, done), daemon=True)
+    sampler.start()
     out = p.stdout.read()
     _pid, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
-    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), out)
+    done.set()
+    sampler.join()
+    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), out, peak[0])
+
+
+def _sample_tree_rss(pid: int, peak: list[int], done: threading.Event) -> None:
+    """The resident set of ``pid`` and its descendants, summed, at its highest while sampled:
+    ``check --jobs N`` holds N workers and the parent at once, which rusage (one process's
+    peak) does not show."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    while not done.wait(0.05):
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    f = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(f[1]), []).append(int(d))
+            rss[int(d)] = int(f[21]) * page
+        total, todo = 0, [pid]
+        while todo:
+            q = todo.pop()
+            total += rss.get(q, 0)
+            todo.extend(children.get(q, ()))
+        peak[0] = max(peak[0], total)
 
 
 def must(run: Run, what: str, ok=(0,)) -> Run:
@@ -177,19 +214,25 @@ def best(runs: list[Run]) -> Run:
     return min(runs, key=lambda r: r.wall)
 
 
-def measure(bench: Path, path: Path, fmt: str, out: Path, repeat: int, extra: tuple = ()) -> tuple[Run, Run]:
-    floors, checks = [], []
+def measure(bench: Path, path: Path, fmt: str, out: Path, repeat: int, variants: tuple[tuple[str, ...], ...] = ((),)
+            ) -> tuple[Run, list[Run]]:
+    """The floor and, per variant (extra check flags), the check: ``repeat`` rounds, alternated,
+    the fastest of each."""
+    floors: list[Run] = []
+    checks: list[list[Run]] = [[] for _ in variants]
     for _ in range(repeat):
         floors.append(must(timed(floor_cmd(bench, path, fmt)), f"floor {path.name}"))
-        checks.append(must(timed(check_cmd(path, out, *extra)), f"check {path.name}", ok=(0, 1)))
-    return best(floors), best(checks)
+        for runs, extra in zip(checks, variants):
+            runs.append(must(timed(check_cmd(path, out, *extra)), f"check {path.name}", ok=(0, 1)))
+    return best(floors), [best(r) for r in checks]
 
 
 def row(name: str, path: Path, fl: Run | None, ck: Run, extra: str = "") -> None:
     ratio = f"{fl.wall / ck.wall:>6.2f}x ({fl.cpu / ck.cpu:.2f}x cpu)" if fl else f"{'-':>6}"
     floor = f"{fl.wall:>7.2f}s" if fl else f"{'-':>8}"
-    print(f"{name:<26}{path.stat().st_size / 1e6:>6.0f} MB  check {ck.wall:>7.2f}s ({ck.cpu:>6.1f} cpu)  "
-          f"floor {floor}  ratio {ratio}  peak RSS {ck.rss / 1e6:>6.0f} MB{extra}", flush=True)
+    tree = f" (all processes {ck.tree_rss / 1e6:.0f} MB)" if ck.tree_rss > ck.rss * 1.05 else ""
+    print(f"{name:<30}{path.stat().st_size / 1e6:>6.0f} MB  check {ck.wall:>7.2f}s ({ck.cpu:>6.1f} cpu)  "
+          f"floor {floor}  ratio {ratio}  peak RSS {ck.rss / 1e6:>6.0f} MB{tree}{extra}", flush=True)
 
 
 # ---------------------------------------------------------------- sidecar
@@ -365,14 +408,14 @@ def main() -> int:
         for fmt in fmts:
             for n in sizes:
                 path = pb[n] if fmt == "pb" else jl[n]
-                fl, ck = measure(bench, path, fmt, out, args.repeat)
+                fl, (ck, one) = measure(bench, path, fmt, out, args.repeat, ((), ("--jobs", "1")))
                 checks.setdefault(fmt, {})[n] = ck
-                extra = ""
                 if fmt == "pb":
                     pb_floor[n] = fl
-                elif n in pb_floor:
-                    extra = f"; vs floor.py on the protobuf twin {pb_floor[n].wall / ck.wall:.2f}x"
-                row(f"{'protobuf' if fmt == 'pb' else 'JSON lines'} {label(n)}", path, fl, ck, extra)
+                name = f"{'protobuf' if fmt == 'pb' else 'JSON lines'} {label(n)}"
+                for run, what in ((ck, ""), (one, " --jobs 1")):
+                    twin = f"; vs floor.py on the protobuf twin {pb_floor[n].wall / run.wall:.2f}x" if fmt != "pb" and n in pb_floor else ""
+                    row(name + what, path, fl, run, twin)
 
         if len(sizes) >= 2:
             print("\n2. growth", flush=True)
@@ -386,7 +429,7 @@ def main() -> int:
             n = count(args.same_instant_size)
             print(f"\n3. same-instant corpus (every trace at one instant), {label(n)} spans", flush=True)
             path = gen_pb(bench, n, d / f"synthetic-{n}-same-instant.pb", same_instant=True)
-            fl, ck = measure(bench, path, "pb", out, args.repeat)
+            fl, (ck,) = measure(bench, path, "pb", out, args.repeat)
             row(f"protobuf same-instant {label(n)}", path, fl, ck,
                 f"; {ck.wall / checks['pb'][n].wall:.2f}x the spread corpus" if n in checks.get("pb", {}) else "")
             path.unlink()

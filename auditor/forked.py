@@ -1,0 +1,130 @@
+"""Independent tasks run in forked worker processes, their results pickled back (``check --jobs``).
+
+Fork, not spawn: a worker starts with the parent's imports and with its task's arguments (the
+plan, the paths) as they are, so only the result crosses a pipe. Each worker reports progress
+in its own slot of a shared array (no lock: one writer per slot); the parent sums the slots
+while it waits. A task's exception comes back and is raised in the parent as it was (a bad
+input is the same one-line error as without workers); a worker that dies without answering
+(killed, out of memory) is named with its exit status. Any failure stops the other workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+import traceback
+from multiprocessing.connection import wait
+from typing import Callable, Sequence, TypeVar
+
+from auditor.errors import AuditorError
+
+T = TypeVar("T")
+Tick = Callable[[int], None]
+Task = Callable[[Tick], T]
+
+MAX_AUTO_JOBS = 8  # every worker reads the whole input: past this, reading again outweighs splitting the audit
+_POLL_S = 0.2
+
+
+class WorkerError(RuntimeError):
+    """A worker failed in a way that is no user error: its traceback is in the message."""
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity, and a cgroup v2 CPU quota when one is set
+    (a container limited to 2 CPUs on a 64-CPU host gets 2)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            return cpus_under_quota(n, fh.read())
+    except OSError:
+        return max(1, n)
+
+
+def cpus_under_quota(n: int, cpu_max: str) -> int:
+    """``n`` CPUs under a cgroup v2 ``cpu.max`` ("QUOTA PERIOD", or "max PERIOD" for none)."""
+    parts = cpu_max.split()
+    if len(parts) >= 2 and parts[0] != "max":
+        try:
+            return max(1, min(n, int(parts[0]) // int(parts[1])))
+        except (ValueError, ZeroDivisionError):
+            pass
+    return max(1, n)
+
+
+def run(tasks: Sequence[Task], progress: Callable[[int], object] | None = None) -> list:
+    """Each task called in its own forked process with a ``tick(n)`` for progress; their
+    results in task order."""
+    ctx = multiprocessing.get_context("fork")
+    for stream in (sys.stdout, sys.stderr):  # a worker flushes them on exit: nothing buffered to repeat
+        stream.flush()
+    counts = ctx.RawArray("q", len(tasks))
+    procs, conns = [], []
+    try:
+        for i, task in enumerate(tasks):
+            recv, send = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_child, args=(task, send, counts, i), name=f"auditor-worker-{i}", daemon=True)
+            p.start()
+            send.close()
+            procs.append(p)
+            conns.append(recv)
+        return _collect(procs, conns, counts, progress)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join()
+        for c in conns:
+            c.close()
+
+
+def _collect(procs, conns, counts, progress) -> list:
+    results: list = [None] * len(procs)
+    waiting = dict(zip(conns, range(len(procs))))
+    told = 0
+    while waiting:
+        ready = wait(list(waiting), timeout=_POLL_S)
+        if progress is not None:
+            now = sum(counts)
+            if now > told:
+                progress(now - told)
+                told = now
+        for conn in ready:
+            i = waiting.pop(conn)
+            try:
+                status, value = pickle.loads(conn.recv_bytes())
+            except EOFError:
+                procs[i].join()
+                raise WorkerError(f"audit worker {i + 1} of {len(procs)} ended without a result "
+                                  f"(exit status {procs[i].exitcode}; killed, or out of memory?)") from None
+            if status != "ok":
+                raise value
+            results[i] = value
+    return results
+
+
+def _child(task: Task, conn, counts, slot: int) -> None:
+    def tick(n: int) -> None:
+        counts[slot] += n
+
+    try:
+        out = ("ok", task(tick))
+    except AuditorError as e:  # the tool's own one-line errors go back as they are
+        out = ("error", e)
+    except BaseException:  # noqa: BLE001 - anything else goes back with its traceback
+        out = ("error", WorkerError(traceback.format_exc()))
+    try:
+        data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - a result that cannot be pickled
+        data = pickle.dumps(("error", WorkerError(traceback.format_exc())))
+    conn.send_bytes(data)
+    conn.close()

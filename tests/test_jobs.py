@@ -1,0 +1,181 @@
+"""``check --jobs N``: forked workers, one shard of the traces each, merged exactly.
+
+The whole-result equality (``--jobs N`` == one process == shards merged) is pinned in
+``tests/test_shard_merge.py`` (generated traces, both formats, rejected spans) and
+``tests/test_one_answer.py`` (every sample). Here: the early shard filter of the protobuf
+decoder, the worker runner's failures, and the command line's choices.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from auditor import forked, pipeline
+from auditor.cli import cli
+from auditor.errors import InputError
+from auditor.ingest.otlp_proto import spans_of
+from auditor.projection import Projection
+from auditor.shard import shard_of, shard_of_bytes
+from builders import mk, to_pb, to_request
+
+PROJ = Projection.of(["tenant_id", "gen_ai.operation.name"])
+
+
+@st.composite
+def messages(draw):
+    """A request of random traces (ids with random high and low bits), some spans with ids no
+    span can have (zero, short), so rejections are in the mix."""
+    spans = []
+    for t in range(draw(st.integers(1, 12))):
+        trace = draw(st.integers(1, 2**128 - 1))
+        for i in range(draw(st.integers(1, 4))):
+            spans.append(mk(trace, t * 10 + i + 1, None if i == 0 else t * 10 + 1, attrs={"tenant_id": f"t{t}", "x": 1}))
+    req = to_request(spans)
+    for s in req.resource_spans[0].scope_spans[0].spans[: draw(st.integers(0, 3))]:
+        s.trace_id = draw(st.sampled_from([bytes(16), b"\x01" * 15]))
+    return ExportTraceServiceRequest.FromString(req.SerializeToString())
+
+
+@settings(max_examples=60, deadline=None)
+@given(messages(), st.integers(1, 5), st.data())
+def test_the_protobuf_decoders_shard_filter_keeps_exactly_the_shards_spans_and_every_rejection(msg, n, data):
+    i = data.draw(st.integers(0, n - 1))
+    whole, whole_bad = spans_of(msg, PROJ, "f")
+    mine, mine_bad = spans_of(msg, Projection(PROJ.names, PROJ.prefixes, shard=(i, n)), "f")
+    assert mine == [s for s in whole if shard_of(s.trace_id, n) == i]
+    assert mine_bad == whole_bad  # every decoder reports every rejection; shard 0 keeps them
+
+
+def test_shard_of_bytes_is_shard_of_the_hex():
+    for tid in (bytes(range(16)), b"\xff" * 16, bytes(15) + b"\x07", b"\x80" + bytes(7) + b"\x01" * 8):
+        for n in (1, 2, 3, 7, 64):
+            assert shard_of_bytes(tid, n) == shard_of(tid.hex(), n)
+
+
+# ---------------------------------------------------------------- the worker runner
+
+
+def _square(x, tick):
+    tick(x)
+    return x * x
+
+
+def _fail_input(tick):
+    raise InputError("f.pb: offset 12: expected a varint")
+
+
+def _bug(tick):
+    return {}["missing"]
+
+
+def _die(tick):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _unpicklable(tick):
+    return lambda: None
+
+
+def test_results_come_back_in_task_order_and_progress_adds_up():
+    from functools import partial
+
+    told = []
+    assert forked.run([partial(_square, x) for x in (3, 1, 4, 1, 5)], told.append) == [9, 1, 16, 1, 25]
+    assert sum(told) == 14
+
+
+def test_a_workers_user_error_is_raised_as_it_was():
+    with pytest.raises(InputError, match=r"^f\.pb: offset 12: expected a varint$"):
+        forked.run([_fail_input, lambda tick: 1])
+
+
+def test_a_workers_bug_comes_back_with_its_traceback():
+    with pytest.raises(forked.WorkerError, match=r"(?s)Traceback.*in _bug.*KeyError: 'missing'"):
+        forked.run([_bug])
+    with pytest.raises(forked.WorkerError, match=r"(?s)Traceback.*PicklingError|AttributeError"):
+        forked.run([_unpicklable])
+
+
+def test_a_worker_that_dies_is_named_with_its_exit_status():
+    with pytest.raises(forked.WorkerError, match=r"^audit worker 2 of 2 ended without a result \(exit status -9; "):
+        forked.run([lambda tick: 1, _die])
+
+
+@pytest.mark.parametrize("text, cpus", [("max 100000\n", 64), ("200000 100000\n", 2), ("50000 100000\n", 1), ("", 64)])
+def test_a_cgroup_cpu_quota_caps_the_usable_cpus(text, cpus):
+    assert forked.cpus_under_quota(64, text) == cpus
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_auto_jobs_forks_only_for_large_files(tmp_path):
+    small = tmp_path / "small.pb"
+    small.write_bytes(to_pb([mk(1, 1, None)]))
+    big = tmp_path / "big.pb"
+    with open(big, "wb") as fh:  # only its size is read
+        fh.truncate(pipeline.AUTO_JOBS_MIN_BYTES)
+    assert pipeline.auto_jobs((str(small),)) == 1
+    assert pipeline.auto_jobs(("-",)) == 1
+    assert pipeline.auto_jobs((str(big),)) == min(forked.usable_cpus(), forked.MAX_AUTO_JOBS)
+    assert pipeline.auto_jobs((str(big), "-")) == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--stream"], "--jobs splits the traces into shards itself: drop --shard / --stream"),
+    (["--shard", "0/2"], "--jobs splits the traces into shards itself: drop --shard / --stream"),
+    (["--engine", "dask"], "--engine dask partitions the work itself: drop --shard / --stream / --jobs"),
+])
+def test_jobs_with_another_way_of_splitting_is_a_usage_error(tmp_path, extra, message):
+    src = tmp_path / "t.pb"
+    src.write_bytes(to_pb([mk(1, 1, None)]))
+    res = CliRunner().invoke(cli, ["check", str(src), "--jobs", "2", *extra])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [f"auditor: error: {message}"]
+
+
+def test_jobs_on_stdin_is_a_usage_error(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "auditor", "check", "-", "--jobs", "2"], input=to_pb([mk(1, 1, None)]),
+                         capture_output=True)
+    assert res.returncode == 2
+    assert res.stderr.decode().strip().splitlines() == [
+        "auditor: error: --jobs reads every input once per worker: give files (not stdin or a URL)"]
+
+
+def test_a_bad_file_gives_the_same_one_line_error_with_workers(tmp_path):
+    good = tmp_path / "good.pb"
+    good.write_bytes(to_pb([mk(1, 1, None, attrs={"tenant_id": "a"})]))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resourceSpans": [{"scopeSpans": [{"spans": 3}]}]}')
+    outs = []
+    for jobs in ("1", "2"):
+        res = subprocess.run([sys.executable, "-m", "auditor", "check", str(good), str(bad), "--jobs", jobs],
+                             capture_output=True, text=True)
+        assert res.returncode == 2
+        outs.append(res.stderr)
+    assert outs[0] == outs[1]
+    assert outs[0].strip().splitlines() == [f"auditor: error: {bad}: line 1: $.resourceSpans[0].scopeSpans[0].spans: expected an array, got int"]
+
+
+def test_rejected_spans_are_noted_once_with_workers(tmp_path):
+    msg = to_request([mk(1, 1, None), mk(2, 2, None), mk(3, 3, None)])
+    msg.resource_spans[0].scope_spans[0].spans[1].span_id = bytes(8)
+    src = tmp_path / "t.pb"
+    src.write_bytes(msg.SerializeToString())
+    errs = []
+    for jobs in ("1", "3"):
+        res = subprocess.run([sys.executable, "-m", "auditor", "check", str(src), "--jobs", jobs, "-o", os.devnull],
+                             capture_output=True, text=True)
+        assert res.returncode in (0, 1), res.stderr
+        errs.append(res.stderr)
+    assert errs[0] == errs[1]
+    assert errs[0].count("warning: 1 span(s) rejected; first: ") == 1
