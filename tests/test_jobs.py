@@ -8,6 +8,7 @@ decoder, the worker runner's failures, and the command line's choices.
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from auditor.errors import InputError
 from auditor.ingest.otlp_proto import spans_of
 from auditor.projection import Projection
 from auditor.shard import shard_of, shard_of_bytes
-from builders import mk, to_pb, to_request
+from builders import mk, to_jsonl_bytes, to_pb, to_request
 
 PROJ = Projection.of(["tenant_id", "gen_ai.operation.name"])
 
@@ -118,16 +119,28 @@ def test_a_cgroup_cpu_quota_caps_the_usable_cpus(text, cpus):
 # ---------------------------------------------------------------- the command line
 
 
-def test_auto_jobs_forks_only_for_large_files(tmp_path):
+def _big(path, head: bytes):
+    with open(path, "wb") as fh:  # only its head and its size are read
+        fh.write(head)
+        fh.truncate(pipeline.AUTO_JOBS_MIN_BYTES)
+    return str(path)
+
+
+def test_auto_jobs_forks_only_for_large_protobuf_files(tmp_path):
     small = tmp_path / "small.pb"
     small.write_bytes(to_pb([mk(1, 1, None)]))
-    big = tmp_path / "big.pb"
-    with open(big, "wb") as fh:  # only its size is read
-        fh.truncate(pipeline.AUTO_JOBS_MIN_BYTES)
+    pb = to_pb([mk(1, 1, None, attrs={"tenant_id": "a"})])
+    big = _big(tmp_path / "big.pb", pb)
+    records = _big(tmp_path / "records.pb", len(pb).to_bytes(4, "big") + pb)
+    zipped = _big(tmp_path / "big.pb.gz", gzip.compress(pb))
+    json_lines = _big(tmp_path / "big.jsonl", to_jsonl_bytes([[mk(1, 1, None)]]))
+    all_cpus = min(forked.usable_cpus(), forked.MAX_AUTO_JOBS)
+    assert [pipeline.auto_jobs((p,)) for p in (big, records, zipped)] == [all_cpus] * 3
     assert pipeline.auto_jobs((str(small),)) == 1
+    assert pipeline.auto_jobs((json_lines,)) == 1  # every worker would parse all of it
+    assert pipeline.auto_jobs((big, json_lines)) == 1
     assert pipeline.auto_jobs(("-",)) == 1
-    assert pipeline.auto_jobs((str(big),)) == min(forked.usable_cpus(), forked.MAX_AUTO_JOBS)
-    assert pipeline.auto_jobs((str(big), "-")) == 1
+    assert pipeline.auto_jobs((big, "-")) == 1
 
 
 @pytest.mark.parametrize("extra, message", [

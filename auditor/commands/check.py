@@ -45,7 +45,7 @@ def no_cyclic_gc():
               help="With --stream: records (lines) after a trace's last span at which it counts as complete.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Processes for the local audit, one shard of the traces each, merged exactly. Default: the usable "
-                   "CPUs (at most 8) for files of 16 MB or more, else 1.")
+                   "CPUs (at most 8) for OTLP protobuf files of 16 MB or more, else 1.")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="Where to audit: this process, or a Dask cluster (spans grouped by trace id across workers).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",

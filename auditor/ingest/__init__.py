@@ -196,6 +196,28 @@ def decode_protobuf(data: bytes, projection: Projection, where: str) -> Batch:
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 
+def is_protobuf_file(path: str) -> bool:
+    """Whether a file holds OTLP protobuf (one message or length-prefixed records, gzipped or
+    not), told from its head as ``_iter_plain`` tells it: the input whose decoder skips other
+    shards' spans early, so workers (``check --jobs``) split its decoding too."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_PEEK)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return False
+    if head[:2] == GZIP_MAGIC:
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _PEEK)
+        except zlib.error:
+            return False
+        size = 1 << 62  # unknown: only the records' own lengths are checked
+    stripped = head.lstrip()
+    if not stripped or head[:4] == clickhouse.PARQUET_MAGIC or stripped[:1] in (b"{", b"[") and not _binary(head):
+        return False
+    return head[:1] == b"\x0a" or otlp_proto.looks_length_prefixed(head, size)
+
+
 def _binary(head: bytes) -> bool:
     """Control bytes cannot occur in JSON text, and nearly every protobuf has some: a message
     whose first field is 0x0a, length 0x7b ('{') must not be read as JSON."""

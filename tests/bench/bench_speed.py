@@ -20,8 +20,9 @@ Prints:
      span's attributes, ``tests/bench/bench_check.py floor``), at each size: ratio = floor / check
      wall time (goal >= 0.5); the JSON-lines row also gives the ratio to floor.py on the
      protobuf twin; peak RSS of the check (goal < 1.5 GB at 1M). Each check twice: as users run
-     it (``--jobs`` left out: one worker per usable CPU, at most 8, for files of 16 MB or more)
-     and with ``--jobs 1`` (one process, as the floor). With workers, "peak RSS" is the largest
+     it (``--jobs`` left out: one worker per usable CPU, at most 8, for protobuf files of 16 MB
+     or more; one process for JSON lines) and the other way (protobuf ``--jobs 1``, one process
+     as the floor; JSON lines with a worker per CPU). With workers, "peak RSS" is the largest
      process's and "all processes" the sampled peak of their sum; CPU counts the workers too;
   2. the growth factor: check time at the largest size / at the smallest (goal: 10x spans <= 11x);
   3. the same-instant corpus (``gen_synthetic.py --same-instant``) at --same-instant-size;
@@ -408,12 +409,15 @@ def main() -> int:
         for fmt in fmts:
             for n in sizes:
                 path = pb[n] if fmt == "pb" else jl[n]
-                fl, (ck, one) = measure(bench, path, fmt, out, args.repeat, ((), ("--jobs", "1")))
+                # Protobuf: by default one worker per CPU, against one process. JSON lines: by
+                # default one process, against as many workers as protobuf gets.
+                other = ("--jobs", "1" if fmt == "pb" else str(min(os.cpu_count() or 1, 8)))
+                fl, (ck, alt) = measure(bench, path, fmt, out, args.repeat, ((), other))
                 checks.setdefault(fmt, {})[n] = ck
                 if fmt == "pb":
                     pb_floor[n] = fl
                 name = f"{'protobuf' if fmt == 'pb' else 'JSON lines'} {label(n)}"
-                for run, what in ((ck, ""), (one, " --jobs 1")):
+                for run, what in ((ck, ""), (alt, " " + " ".join(other))):
                     twin = f"; vs floor.py on the protobuf twin {pb_floor[n].wall / run.wall:.2f}x" if fmt != "pb" and n in pb_floor else ""
                     row(name + what, path, fl, run, twin)
 
