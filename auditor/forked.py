@@ -1,7 +1,8 @@
 """Independent tasks run in forked worker processes, their results pickled back (``check --jobs``).
 
 Fork, not spawn: a worker starts with the parent's imports and with its task's arguments (the
-plan, the paths) as they are, so only the result crosses a pipe. Each worker reports progress
+plan, the paths) as they are, so only the result crosses a pipe; the last task runs in the
+parent itself. Each worker reports progress
 in its own slot of a shared array (no lock: one writer per slot); the parent sums the slots
 while it waits. A task's exception comes back and is raised in the parent as it was (a bad
 input is the same one-line error as without workers); a worker that dies without answering
@@ -62,22 +63,25 @@ def cpus_under_quota(n: int, cpu_max: str) -> int:
 
 
 def run(tasks: Sequence[Task], progress: Callable[[int], object] | None = None) -> list:
-    """Each task called in its own forked process with a ``tick(n)`` for progress; their
-    results in task order."""
+    """Each task but the last in its own forked process, the last in this one (its result
+    needs no pickling, and this process would only wait), each with a ``tick(n)`` for
+    progress; their results in task order."""
     ctx = multiprocessing.get_context("fork")
     for stream in (sys.stdout, sys.stderr):  # a worker flushes them on exit: nothing buffered to repeat
         stream.flush()
-    counts = ctx.RawArray("q", len(tasks))
+    counts = ctx.RawArray("q", len(tasks))  # slot i: task i's ticks
+    told = _Told(counts, progress)
     procs, conns = [], []
     try:
-        for i, task in enumerate(tasks):
+        for i, task in enumerate(tasks[:-1]):
             recv, send = ctx.Pipe(duplex=False)
             p = ctx.Process(target=_child, args=(task, send, counts, i), name=f"auditor-worker-{i}", daemon=True)
             p.start()
             send.close()
             procs.append(p)
             conns.append(recv)
-        return _collect(procs, conns, counts, progress)
+        mine = tasks[-1](told.own)
+        return [*_collect(procs, conns, len(tasks), told), mine]
     finally:
         for p in procs:
             if p.is_alive():
@@ -87,24 +91,37 @@ def run(tasks: Sequence[Task], progress: Callable[[int], object] | None = None) 
             c.close()
 
 
-def _collect(procs, conns, counts, progress) -> list:
+class _Told:
+    """The progress told so far: every slot's ticks, summed when this process ticks or polls."""
+
+    def __init__(self, counts, progress: Callable[[int], object] | None) -> None:
+        self.counts, self.progress, self.told = counts, progress, 0
+
+    def own(self, n: int) -> None:
+        self.counts[len(self.counts) - 1] += n
+        self.poll()
+
+    def poll(self) -> None:
+        if self.progress is not None:
+            now = sum(self.counts)
+            if now > self.told:
+                self.progress(now - self.told)
+                self.told = now
+
+
+def _collect(procs, conns, n_tasks: int, told: _Told) -> list:
     results: list = [None] * len(procs)
     waiting = dict(zip(conns, range(len(procs))))
-    told = 0
     while waiting:
         ready = wait(list(waiting), timeout=_POLL_S)
-        if progress is not None:
-            now = sum(counts)
-            if now > told:
-                progress(now - told)
-                told = now
+        told.poll()
         for conn in ready:
             i = waiting.pop(conn)
             try:
                 status, value = pickle.loads(conn.recv_bytes())
             except EOFError:
                 procs[i].join()
-                raise WorkerError(f"audit worker {i + 1} of {len(procs)} ended without a result "
+                raise WorkerError(f"audit worker {i + 1} of {n_tasks} ended without a result "
                                   f"(exit status {procs[i].exitcode}; killed, or out of memory?)") from None
             if status != "ok":
                 raise value

@@ -9,10 +9,12 @@ decoder, the worker runner's failures, and the command line's choices.
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -82,6 +84,10 @@ def _die(tick):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _sleep(tick):
+    time.sleep(60)
+
+
 def _unpicklable(tick):
     return lambda: None
 
@@ -101,14 +107,24 @@ def test_a_workers_user_error_is_raised_as_it_was():
 
 def test_a_workers_bug_comes_back_with_its_traceback():
     with pytest.raises(forked.WorkerError, match=r"(?s)Traceback.*in _bug.*KeyError: 'missing'"):
-        forked.run([_bug])
+        forked.run([_bug, lambda tick: 0])
     with pytest.raises(forked.WorkerError, match=r"(?s)Traceback.*PicklingError|AttributeError"):
-        forked.run([_unpicklable])
+        forked.run([_unpicklable, lambda tick: 0])
 
 
 def test_a_worker_that_dies_is_named_with_its_exit_status():
-    with pytest.raises(forked.WorkerError, match=r"^audit worker 2 of 2 ended without a result \(exit status -9; "):
-        forked.run([lambda tick: 1, _die])
+    with pytest.raises(forked.WorkerError, match=r"^audit worker 1 of 2 ended without a result \(exit status -9; "):
+        forked.run([_die, lambda tick: 1])
+
+
+def test_the_last_task_runs_here_and_its_failure_stops_the_workers():
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match="^f.pb: offset 12"):
+        forked.run([_sleep, _sleep, _fail_input])
+    assert time.monotonic() - t0 < 30
+    assert multiprocessing.active_children() == []
+    pid = os.getpid()
+    assert forked.run([lambda tick: os.getpid(), lambda tick: os.getpid()])[1] == pid
 
 
 @pytest.mark.parametrize("text, cpus", [("max 100000\n", 64), ("200000 100000\n", 2), ("50000 100000\n", 1), ("", 64)])
