@@ -11,9 +11,11 @@ input is the same one-line error as without workers); a worker that dies without
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import traceback
 from multiprocessing.connection import wait
@@ -27,6 +29,7 @@ Task = Callable[[Tick], T]
 
 MAX_AUTO_JOBS = 8  # every worker reads the whole input: past this, reading again outweighs splitting the audit
 _POLL_S = 0.2
+_PR_SET_PDEATHSIG = 1
 
 
 class WorkerError(RuntimeError):
@@ -75,7 +78,7 @@ def run(tasks: Sequence[Task], progress: Callable[[int], object] | None = None) 
     try:
         for i, task in enumerate(tasks[:-1]):
             recv, send = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_child, args=(task, send, counts, i), name=f"auditor-worker-{i}", daemon=True)
+            p = ctx.Process(target=_child, args=(task, send, counts, i, os.getpid()), name=f"auditor-worker-{i}", daemon=True)
             p.start()
             send.close()
             procs.append(p)
@@ -129,7 +132,9 @@ def _collect(procs, conns, n_tasks: int, told: _Told) -> list:
     return results
 
 
-def _child(task: Task, conn, counts, slot: int) -> None:
+def _child(task: Task, conn, counts, slot: int, parent: int) -> None:
+    _end_with_parent(parent)
+
     def tick(n: int) -> None:
         counts[slot] += n
 
@@ -145,3 +150,14 @@ def _child(task: Task, conn, counts, slot: int) -> None:
         data = pickle.dumps(("error", WorkerError(traceback.format_exc())))
     conn.send_bytes(data)
     conn.close()
+
+
+def _end_with_parent(parent: int) -> None:
+    """A parent killed outright (SIGTERM from CI, SIGKILL) runs no ``finally``: its workers
+    would audit on for nobody. Linux's PR_SET_PDEATHSIG kills them with it."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the workers end when they find the pipe closed
+        return
+    if os.getppid() != parent:  # it died before the call above
+        os._exit(1)

@@ -127,6 +127,38 @@ def test_the_last_task_runs_here_and_its_failure_stops_the_workers():
     assert forked.run([lambda tick: os.getpid(), lambda tick: os.getpid()])[1] == pid
 
 
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    pids = tmp_path / "pids"
+    code = (
+        "import os, sys, time\n"
+        "from auditor import forked\n"
+        f"def sleeper(tick):\n    open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\n    time.sleep(120)\n"
+        "forked.run([sleeper, sleeper, sleeper])\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 3):
+            time.sleep(0.05)
+        workers = [int(p) for p in pids.read_text().split() if int(p) != parent.pid]
+        assert len(workers) == 2
+    finally:
+        parent.kill()  # SIGKILL: no finally runs in it
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("text, cpus", [("max 100000\n", 64), ("200000 100000\n", 2), ("50000 100000\n", 1), ("", 64)])
 def test_a_cgroup_cpu_quota_caps_the_usable_cpus(text, cpus):
     assert forked.cpus_under_quota(64, text) == cpus
