@@ -26,6 +26,7 @@ from auditor import forked, pipeline
 from auditor.cli import cli
 from auditor.errors import InputError
 from auditor.ingest.otlp_proto import spans_of
+from auditor.plan import Plan
 from auditor.projection import Projection
 from auditor.shard import shard_of, shard_of_bytes
 from builders import mk, to_jsonl_bytes, to_pb, to_request
@@ -240,3 +241,15 @@ def test_rejected_spans_are_noted_once_with_workers(tmp_path):
         errs.append(res.stderr)
     assert errs[0] == errs[1]
     assert errs[0].count("warning: 1 span(s) rejected; first: ") == 1
+
+
+def test_progress_counts_every_span_once_across_workers(tmp_path):
+    spans = [mk(t, t * 10 + i, None if i == 1 else t * 10 + 1, attrs={"tenant_id": "a"}) for t in range(1, 40) for i in range(1, 4)]
+    msg = to_request(spans)
+    msg.resource_spans[0].scope_spans[0].spans[4].span_id = bytes(8)  # rejected
+    src = tmp_path / "t.pb"
+    src.write_bytes(msg.SerializeToString())
+    for jobs in (1, 2, 3):
+        seen: list[int] = []
+        result = pipeline.audit_files([str(src)], Plan.of(None), progress=seen.append, jobs=jobs)
+        assert (sum(seen), result.counts.spans) == (117, 116)
