@@ -9,12 +9,14 @@ decoder, the worker runner's failures, and the command line's choices.
 from __future__ import annotations
 
 import gzip
+import json
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -253,3 +255,23 @@ def test_progress_counts_every_span_once_across_workers(tmp_path):
         seen: list[int] = []
         result = pipeline.audit_files([str(src)], Plan.of(None), progress=seen.append, jobs=jobs)
         assert (sum(seen), result.counts.spans) == (117, 116)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("command", [
+    ["cost", "--by", "tenant_id", "--by", "gen_ai.request.model", "-f", "json"],
+    ["baseline", "-o", "-"],
+])
+def test_cost_and_baseline_give_the_same_answer_with_workers(command):
+    samples = [str(p) for p in sorted((ROOT / "sample_traces").glob("*/*.otlp.json"))]
+    outs = []
+    for jobs in ("1", "3"):
+        res = CliRunner().invoke(cli, [command[0], *samples, *command[1:], "--jobs", jobs])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        doc.pop("run", None)
+        outs.append(doc)
+    assert outs[0] == outs[1]
+    assert outs[0]  # not an empty answer

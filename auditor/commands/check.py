@@ -9,8 +9,9 @@ from contextlib import contextmanager
 import click
 
 from auditor.commands.progress import progress_bar
-from auditor.commands.options import emit, exit_gate, gate_options, note, output_options, schema_option
-from auditor.pipeline import audit_files, auto_jobs
+from auditor.commands.options import (emit, exit_gate, gate_options, jobs_for, jobs_option, note, output_options,
+                                      schema_option)
+from auditor.pipeline import audit_files
 from auditor.plan import Plan
 from auditor.commands.input_limit import max_input_bytes_option
 from auditor.errors import UsageError
@@ -43,9 +44,7 @@ def no_cyclic_gc():
               help="Audit each trace once no span of it arrived for --window records (JSON lines, records): bounded memory.")
 @click.option("--window", type=click.IntRange(min=1), default=STREAM_WINDOW, show_default=True, metavar="N",
               help="With --stream: records (lines) after a trace's last span at which it counts as complete.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Processes for the local audit, one shard of the traces each, merged exactly. Default: the usable "
-                   "CPUs (at most 8) for OTLP protobuf files of 16 MB or more, else 1.")
+@jobs_option
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="Where to audit: this process, or a Dask cluster (spans grouped by trace id across workers).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -74,10 +73,9 @@ def command(paths, schema_ref, shard_spec, stream, window, jobs, engine, schedul
         emit(result, formats, output, color, verbose)
         exit_gate(result.gate.passed)
         return
-    if jobs is None:
-        jobs = 1 if shard is not None or stream else auto_jobs(paths)
-    elif jobs > 1 and (shard is not None or stream):
+    if jobs is not None and jobs > 1 and (shard is not None or stream):
         raise UsageError("--jobs splits the traces into shards itself: drop --shard / --stream")
+    jobs = 1 if shard is not None or stream else jobs_for(jobs, paths)
     with no_cyclic_gc(), progress_bar("decoding", "span") as progress:
         result = audit_files(paths, Plan.of(schema_ref), stdin=sys.stdin.buffer, shard=shard,
                              window=window if stream else None, overrides=overrides, note=note, progress=progress,

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import click
 
-from auditor.commands.options import note, route, schema_option, write
+from auditor.commands.options import jobs_for, jobs_option, note, route, schema_option, write
 from auditor.commands.input_limit import max_input_bytes_option
 from auditor.errors import UsageError
 from auditor.model import AuditResult
@@ -160,10 +160,11 @@ RENDER = {"text": render_text, "json": render_json, "csv": render_csv}
 @click.option("--by", "by", multiple=True, required=True, metavar="KEY",
               help="Group by this schema key or attribute name (repeatable: one row per combination).")
 @schema_option
+@jobs_option
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write here instead of stdout.")
-def command(paths, by, schema_ref, fmt, output):
+def command(paths, by, schema_ref, jobs, fmt, output):
     """Chargeback: calls, tokens by type and cost per value of --by, plus (unattributed).
 
     Totals equal the LLM spend 'auditor check' reports for the same input and schema.
@@ -172,6 +173,6 @@ def command(paths, by, schema_ref, fmt, output):
     if any(not n for n in names):
         raise UsageError("--by: expected a key or attribute name, got an empty string")
     plan = Plan.of(schema_ref, adapt=lambda s: s.with_dimensions(names))
-    result = audit_files(paths, plan, stdin=sys.stdin.buffer, note=note)
+    result = audit_files(paths, plan, stdin=sys.stdin.buffer, note=note, jobs=jobs_for(jobs, paths))
     for _fmt, path in route([(fmt, None)], output):
         write(path, RENDER[fmt](chargeback(result, names), result))

@@ -11,7 +11,7 @@ from typing import Iterable
 import click
 
 from auditor.errors import UsageError
-from auditor.pipeline import Overrides, read_baseline
+from auditor.pipeline import Overrides, auto_jobs, read_baseline
 from auditor.report import Format, RenderOptions, parse_output_spec, render_chunks
 
 FAIL_ON = click.Choice(["error", "warning", "note", "never"])
@@ -35,6 +35,19 @@ def schema_option(fn):
              "'preset:NAME'. Without it each trace is read by the default schema plus the presets of the dialects "
              "its spans speak (detected; stderr says which).",
     )(fn)
+
+
+def jobs_option(fn):
+    return click.option(
+        "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+        help="Processes for the audit, one shard of the traces each, merged exactly. Default: the usable CPUs "
+             "(at most 8) for OTLP protobuf files of 16 MB or more, else 1.",
+    )(fn)
+
+
+def jobs_for(jobs: int | None, paths: tuple[str, ...]) -> int:
+    """``--jobs`` as given, or chosen for the inputs when left out."""
+    return auto_jobs(tuple(paths)) if jobs is None else jobs
 
 
 def output_options(fn):
