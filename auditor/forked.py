@@ -121,7 +121,9 @@ def _collect(procs, conns, n_tasks: int, told: _Told) -> list:
         for conn in ready:
             i = waiting.pop(conn)
             try:
-                status, value = pickle.loads(conn.recv_bytes())
+                data = conn.recv_bytes()
+                status, value = pickle.loads(data)
+                del data
             except EOFError:
                 procs[i].join()
                 raise WorkerError(f"audit worker {i + 1} of {n_tasks} ended without a result "
@@ -148,6 +150,7 @@ def _child(task: Task, conn, counts, slot: int, parent: int) -> None:
         data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # noqa: BLE001 - a result that cannot be pickled
         data = pickle.dumps(("error", WorkerError(traceback.format_exc())))
+    del out  # the result's objects go while its bytes are sent: the worker holds one copy, not two
     conn.send_bytes(data)
     conn.close()
 

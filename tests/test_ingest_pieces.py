@@ -43,21 +43,34 @@ def message(resources: int = 3, scopes: int = 2, spans: int = 40, bad_every: int
     return req
 
 
-def pieces(data: bytes, piece: int, monkeypatch) -> tuple[list, list, int]:
+def pieces(data: bytes, piece: int, monkeypatch, file=None) -> tuple[list, list, int]:
+    """Decoded in pieces from memory, or from ``file`` (a real file: its large frames are
+    mapped, not read)."""
     monkeypatch.setattr(otlp_pieces, "PIECE", piece)
     spans, rejected, batches = [], [], 0
-    for s, r in iter_stream(io.BytesIO(data), "in.pb", EVERYTHING):
-        spans.extend(s)
-        rejected.extend(r)
-        batches += 1
+    if file is not None:
+        file.write_bytes(data)
+    with (open(file, "rb") if file is not None else io.BytesIO(data)) as fh:
+        for s, r in iter_stream(fh, "in.pb", EVERYTHING):
+            spans.extend(s)
+            rejected.extend(r)
+            batches += 1
     return spans, rejected, batches
 
 
+@pytest.mark.parametrize("from_file", [False, True])
 @pytest.mark.parametrize("piece", [1, 64, 500, 3000, 10**9])
-def test_pieces_decode_as_the_whole(piece, monkeypatch):
+def test_pieces_decode_as_the_whole(piece, from_file, monkeypatch, tmp_path):
     data = message().SerializeToString()
     want_spans, want_rejected = decode_protobuf(data, EVERYTHING, "in.pb")
-    spans, rejected, batches = pieces(data, piece, monkeypatch)
+    mapped = []
+    real = otlp_pieces._map_frame
+    monkeypatch.setattr(otlp_pieces, "_map_frame", lambda *a: mapped.append(real(*a)) or mapped[-1])
+    spans, rejected, batches = pieces(data, piece, monkeypatch, tmp_path / "in.pb" if from_file else None)
+    if from_file and piece < len(data) // 3:  # every resourceSpans is larger than a piece
+        assert len(mapped) == 3 and all(m is not None for m in mapped)
+    else:
+        assert all(m is None for m in mapped)
     assert spans == want_spans
     assert rejected == want_rejected
     assert len(spans) == 3 * 2 * 40 - len(rejected) and rejected
@@ -77,16 +90,18 @@ def test_a_resource_larger_than_a_piece_is_cut_between_its_spans(monkeypatch):
     assert {s.service for s in spans} == {"svc-0"} and {s.scope for s in spans} == {"scope-0-0"}
 
 
-def test_trailing_fields_and_broken_frames_read_as_the_whole(monkeypatch):
+@pytest.mark.parametrize("from_file", [False, True])
+def test_trailing_fields_and_broken_frames_read_as_the_whole(from_file, monkeypatch, tmp_path):
+    file = tmp_path / "in.pb" if from_file else None
     whole = message().SerializeToString()
     # an unknown top-level field after some resources: the rest is decoded in one go
     unknown = whole + b"\x10\x01" + message(resources=1).SerializeToString()
-    assert pieces(unknown, 64, monkeypatch)[:2] == decode_protobuf(unknown, EVERYTHING, "in.pb")
+    assert pieces(unknown, 64, monkeypatch, file)[:2] == decode_protobuf(unknown, EVERYTHING, "in.pb")
     for cut in (len(whole) - 1, len(whole) - 300, 2):  # truncated: the error the whole gives
         with pytest.raises(InputError) as want:
             decode_protobuf(whole[:cut], EVERYTHING, "in.pb")
         with pytest.raises(InputError) as got:
-            pieces(whole[:cut], 64, monkeypatch)
+            pieces(whole[:cut], 64, monkeypatch, file)
         assert str(got.value) == str(want.value)
 
 

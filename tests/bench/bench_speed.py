@@ -23,7 +23,8 @@ Prints:
      it (``--jobs`` left out: one worker per usable CPU, at most 8, for protobuf files of 16 MB
      or more; one process for JSON lines) and the other way (protobuf ``--jobs 1``, one process
      as the floor; JSON lines with a worker per CPU). With workers, "peak RSS" is the largest
-     process's and "all processes" the sampled peak of their sum; CPU counts the workers too;
+     process's and "all processes" the sampled peak of their summed PSS (a page the fork
+     shares counts once in all); CPU counts the workers too;
   2. the growth factor: check time at the largest size / at the smallest (goal: 10x spans <= 11x);
   3. the same-instant corpus (``gen_synthetic.py --same-instant``) at --same-instant-size;
   4. ``check --stream`` peak RSS over the JSON lines at each --stream-sizes (goal < 300 MB at 1M);
@@ -94,7 +95,7 @@ class Run:
     rss: int  # peak resident set of the child (or of its largest worker), bytes
     code: int
     out: bytes
-    tree_rss: int = 0  # peak of the sum over the child and its workers, sampled every 50 ms (Linux)
+    tree_rss: int = 0  # peak of the PSS summed over the child and its workers, sampled every 50 ms (Linux)
 
 
 def timed(argv: list[str]) -> Run:
@@ -113,29 +114,38 @@ def timed(argv: list[str]) -> Run:
 
 
 def _sample_tree_rss(pid: int, peak: list[int], done: threading.Event) -> None:
-    """The resident set of ``pid`` and its descendants, summed, at its highest while sampled:
+    """The memory of ``pid`` and its descendants, summed, at its highest while sampled:
     ``check --jobs N`` holds N workers and the parent at once, which rusage (one process's
-    peak) does not show."""
-    page = os.sysconf("SC_PAGE_SIZE")
+    peak) does not show. Each process counts its proportional set size (PSS: a page shared
+    by k processes after the fork counts 1/k in each), so the sum is what the tree holds."""
     while not done.wait(0.05):
         children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
         for d in os.listdir("/proc"):
             if not d.isdigit():
                 continue
             try:
                 with open(f"/proc/{d}/stat") as fh:
-                    f = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            children.setdefault(int(f[1]), []).append(int(d))
-            rss[int(d)] = int(f[21]) * page
+            children.setdefault(ppid, []).append(int(d))
         total, todo = 0, [pid]
         while todo:
             q = todo.pop()
-            total += rss.get(q, 0)
+            total += _pss(q)
             todo.extend(children.get(q, ()))
         peak[0] = max(peak[0], total)
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def must(run: Run, what: str, ok=(0,)) -> Run:
@@ -231,7 +241,7 @@ def measure(bench: Path, path: Path, fmt: str, out: Path, repeat: int, variants:
 def row(name: str, path: Path, fl: Run | None, ck: Run, extra: str = "") -> None:
     ratio = f"{fl.wall / ck.wall:>6.2f}x ({fl.cpu / ck.cpu:.2f}x cpu)" if fl else f"{'-':>6}"
     floor = f"{fl.wall:>7.2f}s" if fl else f"{'-':>8}"
-    tree = f" (all processes {ck.tree_rss / 1e6:.0f} MB)" if ck.tree_rss > ck.rss * 1.05 else ""
+    tree = f" (all processes {ck.tree_rss / 1e6:.0f} MB PSS)" if ck.tree_rss > ck.rss * 1.05 else ""
     print(f"{name:<30}{path.stat().st_size / 1e6:>6.0f} MB  check {ck.wall:>7.2f}s ({ck.cpu:>6.1f} cpu)  "
           f"floor {floor}  ratio {ratio}  peak RSS {ck.rss / 1e6:>6.0f} MB{tree}{extra}", flush=True)
 
