@@ -44,6 +44,9 @@ Last profile (issue 18, 100k spans, protobuf, py-spy shares of one run after the
 decode 25% (the attribute projection loop 13%), audit 31% (make_call 7%, cost.check 5%, evolve
 5%, check_key 3.5%; nothing else above 3%), JSON 14%, imports 14%, finish 6%. What each engine
 step bought, in instructions (cachegrind, not disturbed by load): ``tests/bench/bench_steps.py``.
+With two workers (1M spans, protobuf, py-spy of the parent): its own shard 56%, the JSON report
+23% (orjson's float walk 6%), ``finish`` 12%, receiving the other worker's parts 3%: about
+13 s of 34 s stay serial after the shards.
 Memory: ``check --stream`` spills findings and call records to a temporary file as batches are
 audited (``auditor.spill``) and ``rollup.finish`` reads them back a trace at a time
 (``auditor.joined``); plain ``check`` holds the result (at 1M: 250k call records of ~880 B,
