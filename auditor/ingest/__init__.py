@@ -150,25 +150,39 @@ def _iter_plain(stream: io.BufferedReader, where: str, projection: Projection, l
             offset += len(chunk)
             if offset > limit:
                 raise too_large(where, 0, limit, "leading whitespace")
-    if head[:4] == clickhouse.PARQUET_MAGIC:  # SELECT * FROM otel_traces FORMAT Parquet
+    kind = _sniff(head, _size_hint(stream, head))
+    if kind == "parquet":  # SELECT * FROM otel_traces FORMAT Parquet
         yield from clickhouse.iter_parquet(_seekable(stream, where, limit), projection, where)
-        return
-    if stripped[:1] in (b"{", b"[") and not _binary(head):
+    elif kind == "json":
         yield from _iter_json(stream, where, projection, limit)
-        return
-    if stripped[:3] == b"\xef\xbb\xbf" and stripped[3:4] in (b"{", b"["):
+    elif kind == "json-bom":
         stream.read(3)  # UTF-8 byte-order mark
         yield from _iter_json(stream, where, projection, limit)
-        return
-    if otlp_proto.looks_length_prefixed(head, _size_hint(stream, head)):
+    elif kind == "records":
         yield from otlp_proto.iter_length_prefixed(stream, projection, where, decode=decode_protobuf, max_record=limit)
-        return
-    if head[:1] != b"\x0a":  # told from the first byte, before reading the rest
+    elif kind == "message":
+        yield from otlp_pieces.iter_message(stream, projection, where, limit, decode_protobuf)
+    else:  # told from the first bytes, before reading the rest
         raise InputError(
             f"{where}: offset 0: expected OTLP protobuf (first byte 0x0a), OTLP/Jaeger/Zipkin JSON, "
             f"length-prefixed records, Parquet or gzip; found byte 0x{head[0]:02x}"
         )
-    yield from otlp_pieces.iter_message(stream, projection, where, limit, decode_protobuf)
+
+
+def _sniff(head: bytes, size: int) -> str | None:
+    """What a stream that is not blank holds, told from its head (gzip already undone) and the
+    bytes available: parquet, json, json-bom, records (length-prefixed protobuf), message (one
+    protobuf message), or None."""
+    stripped = head.lstrip()
+    if head[:4] == clickhouse.PARQUET_MAGIC:
+        return "parquet"
+    if stripped[:1] in (b"{", b"[") and not _binary(head):
+        return "json"
+    if stripped[:3] == b"\xef\xbb\xbf" and stripped[3:4] in (b"{", b"["):
+        return "json-bom"
+    if otlp_proto.looks_length_prefixed(head, size):
+        return "records"
+    return "message" if head[:1] == b"\x0a" else None
 
 
 def _seekable(stream: io.BufferedReader, where: str, limit: int):
@@ -198,8 +212,8 @@ _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 def is_protobuf_file(path: str) -> bool:
     """Whether a file holds OTLP protobuf (one message or length-prefixed records, gzipped or
-    not), told from its head as ``_iter_plain`` tells it: the input whose decoder skips other
-    shards' spans early, so workers (``check --jobs``) split its decoding too."""
+    not), told from its head by ``_sniff`` as when it is read: the input whose decoder skips
+    other shards' spans early, so workers (``check --jobs``) split its decoding too."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_PEEK)
@@ -212,10 +226,7 @@ def is_protobuf_file(path: str) -> bool:
         except zlib.error:
             return False
         size = 1 << 62  # unknown: only the records' own lengths are checked
-    stripped = head.lstrip()
-    if not stripped or head[:4] == clickhouse.PARQUET_MAGIC or stripped[:1] in (b"{", b"[") and not _binary(head):
-        return False
-    return head[:1] == b"\x0a" or otlp_proto.looks_length_prefixed(head, size)
+    return bool(head.strip()) and _sniff(head, size) in ("records", "message")
 
 
 def _binary(head: bytes) -> bool:

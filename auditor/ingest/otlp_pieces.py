@@ -12,10 +12,6 @@ usual way, and any logs message, is read on and decoded in one go, as before.
 
 from __future__ import annotations
 
-import io
-import mmap
-import os
-import stat
 from array import array
 from typing import Callable, Iterator
 
@@ -59,29 +55,6 @@ def _next_frame(stream) -> tuple[bytes, int]:
         shift += 7
 
 
-def _map_frame(stream, head: int, n: int) -> memoryview | None:
-    """A large frame of a regular file (its ``head`` bytes already read, ``n`` to come), mapped
-    instead of read, the stream moved past it; None for anything else (pipes, gzip, a file
-    shorter than the frame says). The pages are the page cache's: workers reading one file
-    (``check --jobs``) share them, and the kernel can drop them, where a read copy is each
-    process's own. The mapping goes when its last view does."""
-    raw = getattr(stream, "raw", None)
-    if not isinstance(raw, io.FileIO):
-        return None
-    try:
-        at = stream.tell()
-        fd = raw.fileno()
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or at + n > os.fstat(fd).st_size:
-            return None
-        start = at - head
-        base = start - start % mmap.ALLOCATIONGRANULARITY
-        mm = mmap.mmap(fd, at + n - base, offset=base, access=mmap.ACCESS_READ)
-        stream.seek(at + n)
-    except (OSError, ValueError):
-        return None
-    return memoryview(mm)[start - base:]
-
-
 def _read_into(stream, view: memoryview) -> int:
     """Fill ``view`` (short only at the end of input)."""
     got = 0
@@ -105,14 +78,9 @@ def iter_message(stream, projection: Projection, where: str, limit: int,
         taken += len(head)
         if n < 0 or taken + n > limit:
             break
-        mapped = _map_frame(stream, len(head), n) if n > PIECE else None
-        if mapped is not None:
-            frame = mapped
-            got = n
-        else:
-            frame = bytearray(len(head) + n)
-            frame[:len(head)] = head
-            got = _read_into(stream, memoryview(frame)[len(head):])
+        frame = bytearray(len(head) + n)
+        frame[:len(head)] = head
+        got = _read_into(stream, memoryview(frame)[len(head):])
         taken += got
         if got < n:
             head = bytes(frame[:len(head) + got])
