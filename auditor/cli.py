@@ -1,4 +1,5 @@
-"""The command line: a thin shell. Exit 0 pass, 1 gate failed, 2 usage or unreadable input.
+"""The command line: a thin shell. Exit 0 pass, 1 gate failed, 2 usage or unreadable input,
+130 interrupted (Ctrl-C).
 
 Every user error surfaces as one line on stderr (``auditor: error: ...``); machine output
 goes to stdout or to files named by ``--format FMT:PATH`` / ``-o``.
@@ -12,6 +13,8 @@ import click
 
 from auditor import __version__
 from auditor.commands.options import EXIT_GATE, EXIT_OK, EXIT_USAGE
+
+EXIT_INTERRUPTED = 130
 from auditor.errors import AuditorError
 
 # One module per command; each exposes ``command``.
@@ -25,6 +28,15 @@ class Failure(click.ClickException):
         click.echo(f"auditor: error: {self.message}", err=True)
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C: 130 as shells report SIGINT, never 1, which says the gate failed."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def show(self, file=None) -> None:
+        click.echo("auditor: interrupted", err=True)
+
+
 class AuditorGroup(click.Group):
     """The one place user errors become a one-line exit 2, for every command."""
 
@@ -35,6 +47,8 @@ class AuditorGroup(click.Group):
             raise Failure(str(e)) from None
         except RecursionError:
             raise Failure("input nested too deeply to process") from None
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
 
 
 @click.group(cls=AuditorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

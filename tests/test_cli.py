@@ -1,8 +1,10 @@
 """The CLI as users run it: exit codes, stdin, several outputs, one-line errors, no tracebacks."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -109,3 +111,17 @@ def test_schema_help_shows_its_real_default():
     for cmd in ("check", "serve", "cost"):
         out = CliRunner().invoke(cli, [cmd, "--help"], terminal_width=400).output
         assert "[default: (detected: default + the dialects' presets)]" in out, cmd
+
+
+def test_ctrl_c_exits_130_with_one_line_not_1_which_says_the_gate_failed():
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "check", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)  # started, blocked reading stdin
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.decode().splitlines() == ["auditor: interrupted"]
+    assert out == b""
