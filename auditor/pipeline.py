@@ -106,15 +106,18 @@ def audit_files(
     batch held (the CLI's progress bar)."""
     t0 = time.perf_counter()
     paths = tuple(paths)
+    if jobs > 1:
+        if window is not None or shard is not None:
+            raise UsageError("--jobs splits the traces into shards itself: drop --shard / --stream")
+        if not parallel_inputs(paths):
+            raise UsageError("--jobs reads every input once per worker: give files (not stdin or a URL)")
+        if not forked.can_fork():
+            raise UsageError("--jobs needs processes started by fork, which this platform lacks: use --jobs 1")
     if window is None and paths and all(ingest.clickhouse_server.is_url(p) for p in paths):
         window = 1  # rows arrive ordered by trace id, in batches of whole traces: audit each batch as it comes
     if window is not None or shard is not None:
         parts = _audit_batches(paths, plan, stdin, shard, window, note, progress)
     elif jobs > 1:
-        if not parallel_inputs(paths):
-            raise UsageError("--jobs reads every input once per worker: give files (not stdin or a URL)")
-        if not forked.can_fork():
-            raise UsageError("--jobs needs processes started by fork, which this platform lacks: use --jobs 1")
         parts = _audit_in_workers(paths, plan, jobs, note, progress)
     else:
         loaded = _load(paths, plan, stdin, progress)

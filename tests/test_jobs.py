@@ -275,3 +275,10 @@ def test_cost_and_baseline_give_the_same_answer_with_workers(command):
         outs.append(doc)
     assert outs[0] == outs[1]
     assert outs[0]  # not an empty answer
+
+
+def test_jobs_with_a_clickhouse_url_is_a_usage_error():
+    res = CliRunner().invoke(cli, ["check", "clickhouse://127.0.0.1:1/otel?table=otel_traces", "--jobs", "2"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "auditor: error: --jobs reads every input once per worker: give files (not stdin or a URL)"]

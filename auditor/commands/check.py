@@ -73,12 +73,11 @@ def command(paths, schema_ref, shard_spec, stream, window, jobs, engine, schedul
         emit(result, formats, output, color, verbose)
         exit_gate(result.gate.passed)
         return
-    if jobs is not None and jobs > 1 and (shard is not None or stream):
-        raise UsageError("--jobs splits the traces into shards itself: drop --shard / --stream")
-    jobs = 1 if shard is not None or stream else jobs_for(jobs, paths)
+    if jobs is None and (shard is not None or stream):
+        jobs = 1  # audit_files refuses --jobs with them
     with no_cyclic_gc(), progress_bar("decoding", "span") as progress:
         result = audit_files(paths, Plan.of(schema_ref), stdin=sys.stdin.buffer, shard=shard,
                              window=window if stream else None, overrides=overrides, note=note, progress=progress,
-                             jobs=jobs)
+                             jobs=jobs_for(jobs, paths))
     emit(result, formats, output, color, verbose)
     exit_gate(result.gate.passed)
