@@ -125,3 +125,10 @@ def test_ctrl_c_exits_130_with_one_line_not_1_which_says_the_gate_failed():
     assert proc.returncode == 130
     assert err.decode().splitlines() == ["auditor: interrupted"]
     assert out == b""
+
+
+def test_the_command_line_starts_without_the_servers_libraries():
+    """``auditor check`` (every command but serve and ui) never pays for uvicorn, starlette or gRPC."""
+    code = "import sys, auditor.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'uvicorn', 'starlette', 'grpc'}))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"

@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from auditor.server.http_transport import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
-from auditor.server.web_guard import exposure_warning, validate_token
+from auditor.server.transport_limits import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from auditor.commands.options import schema_option
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
@@ -94,6 +93,7 @@ def command(host, grpc_port, http_port, data_dir, schema_ref, trace_idle, trace_
     and exits 0. A full disk refuses exports (503 / UNAVAILABLE, retryable) and loses nothing.
     """
     from auditor.server.sidecar import ServeConfig, serve
+    from auditor.server.web_guard import exposure_warning, validate_token
 
     token = validate_token(auth_token)
     if alert_webhook is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from auditor.server.http_transport import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from auditor.server.transport_limits import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 
 
 @click.command("ui")

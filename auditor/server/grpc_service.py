@@ -14,7 +14,8 @@ import grpc
 
 from auditor.server import answers
 from auditor.server.answers import Failure
-from auditor.server.http_transport import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, effective_max_connections
+from auditor.server.http_transport import effective_max_connections
+from auditor.server.transport_limits import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.signals import SIGNALS, Signal

@@ -28,9 +28,8 @@ import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-DEFAULT_MAX_CONNECTIONS = 512
-DEFAULT_HEADER_TIMEOUT = 10.0
-DEFAULT_BODY_TIMEOUT = 30.0
+from auditor.server.transport_limits import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+
 BACKLOG = 128
 RESERVED_FDS = 256  # spool, store, gRPC, worker pipes, libraries: what the process needs besides HTTP
 _log = logging.getLogger("auditor.http")

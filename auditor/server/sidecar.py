@@ -33,12 +33,11 @@ from auditor.server import store
 from auditor.server.alerts import Alerter
 from auditor.server.grpc_service import build_server
 from auditor.server.http_app import build_app
-from auditor.server.http_transport import (
-    DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, quiet_accept_errors, uvicorn_config,
-)
+from auditor.server.http_transport import quiet_accept_errors, uvicorn_config
 from auditor.server.intake import Intake
 from auditor.server.metrics import Metrics
 from auditor.server.reporter import Reporter
+from auditor.server.transport_limits import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from auditor.server import queue
 from auditor.server.web_guard import allowed_hosts
 from auditor.server.worker import MAX_WINDOW_SPANS, STALLED, STARTING, WorkerConfig, main as worker_main, paths
