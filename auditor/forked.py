@@ -2,11 +2,11 @@
 
 Fork, not spawn: a worker starts with the parent's imports and with its task's arguments (the
 plan, the paths) as they are, so only the result crosses a pipe; the last task runs in the
-parent itself. Each worker reports progress
-in its own slot of a shared array (no lock: one writer per slot); the parent sums the slots
-while it waits. A task's exception comes back and is raised in the parent as it was (a bad
-input is the same one-line error as without workers); a worker that dies without answering
-(killed, out of memory) is named with its exit status. Any failure stops the other workers.
+parent itself. Each worker reports progress in its own slot of a shared array (no lock: one
+writer per slot); the parent sums the slots while it waits. A task's exception comes back and
+is raised in the parent as it was (a bad input is the same one-line error as without
+workers); a worker that dies without answering (killed, out of memory) is named with its exit
+status. Any failure stops the other workers, and the workers die with the parent.
 """
 
 from __future__ import annotations
