@@ -146,20 +146,3 @@ def test_a_frame_with_fields_the_cutter_does_not_read_is_decoded_whole(monkeypat
     assert len(want[0]) == 60 - len(want[1])
     spans, rejected, batches = pieces(data, 200, monkeypatch)
     assert (spans, rejected) == want and batches > 2
-
-
-def test_a_file_cut_short_while_its_frames_are_read_is_a_one_line_error(monkeypatch, tmp_path):
-    """A large frame of a file is read where it lies, a window at a time: a file truncated
-    meanwhile gives one line naming it, not a crash or a traceback."""
-    data = message(resources=1, scopes=1, spans=200).SerializeToString()
-    src = tmp_path / "in.pb"
-    real = otlp_pieces._decode_cut
-
-    def truncating(*args):
-        with open(src, "r+b") as fh:
-            fh.truncate(len(data) // 2)
-        yield from real(*args)
-
-    monkeypatch.setattr(otlp_pieces, "_decode_cut", truncating)
-    with pytest.raises(InputError, match=r"^in\.pb: offset \d+: the file ended inside a resourceSpans it had held "):
-        pieces(data, 1000, monkeypatch, src)

@@ -12,13 +12,9 @@ usual way, and any logs message, is read on and decoded in one go, as before.
 
 from __future__ import annotations
 
-import io
-import os
-import stat
 from array import array
 from typing import Callable, Iterator
 
-from auditor.errors import InputError
 from auditor.ingest.limits import too_large
 from auditor.ingest.otlp_logs import _fields as wire_fields, probe_signal
 from auditor.ingest.otlp_proto import decode_message
@@ -59,69 +55,6 @@ def _next_frame(stream) -> tuple[bytes, int]:
         shift += 7
 
 
-class _Shrunk(IndexError):
-    """A file shorter than its frame said when the frame was reached (it changed meanwhile)."""
-
-
-class _Region:
-    """Bytes of a regular file, read on demand through a window: what the cutter and the pieces
-    need of a large resourceSpans (field headers, then its spans in order), without holding the
-    frame whole (290 MB of the 1M-span corpus, in every ``check --jobs`` worker at once).
-    Indexed like the bytes it stands for: an int, or a slice with no step."""
-
-    __slots__ = ("fd", "start", "size", "base", "buf")
-
-    def __init__(self, fd: int, start: int, size: int) -> None:
-        self.fd, self.start, self.size = fd, start, size
-        self.base, self.buf = 0, b""
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            a, b, _ = i.indices(self.size)
-            if b - a > PIECE:
-                return self.read(a, b - a) if b > a else b""
-            if not (self.base <= a and b <= self.base + len(self.buf)):
-                self._fill(a, b - a)
-            return self.buf[a - self.base:b - self.base]
-        k = i - self.base
-        if 0 <= k < len(self.buf):
-            return self.buf[k]
-        if not 0 <= i < self.size:
-            raise IndexError(i)
-        self._fill(i, 1)
-        return self.buf[0]
-
-    def _fill(self, i: int, at_least: int) -> None:
-        self.base, self.buf = i, self.read(i, min(max(at_least, PIECE), self.size - i))
-
-    def read(self, i: int, n: int) -> bytes:
-        data = os.pread(self.fd, n, self.start + i)
-        if len(data) < n:
-            raise _Shrunk(i + len(data))
-        return data
-
-    def whole(self) -> bytes:
-        """All of it, or as much as the file still holds."""
-        return os.pread(self.fd, self.size, self.start)
-
-
-def _regular_fd(stream, n: int) -> int | None:
-    """The descriptor of a regular file holding the ``n`` bytes after the stream's position."""
-    raw = getattr(stream, "raw", None)
-    if not isinstance(raw, io.FileIO):
-        return None
-    try:
-        st = os.fstat(raw.fileno())
-        if stat.S_ISREG(st.st_mode) and stream.tell() + n <= st.st_size:
-            return raw.fileno()
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def _read_into(stream, view: memoryview) -> int:
     """Fill ``view`` (short only at the end of input)."""
     got = 0
@@ -145,21 +78,14 @@ def iter_message(stream, projection: Projection, where: str, limit: int,
         taken += len(head)
         if n < 0 or taken + n > limit:
             break
-        fd = _regular_fd(stream, n) if n > PIECE else None
-        if fd is not None:  # read where it lies, a window at a time, never held whole
-            at = stream.tell()
-            frame, body = _Region(fd, at - len(head), len(head) + n), _Region(fd, at, n)
-            stream.seek(at + n)
-            got = n
-        else:
-            frame = bytearray(len(head) + n)
-            frame[:len(head)] = head
-            got = _read_into(stream, memoryview(frame)[len(head):])
-            body = memoryview(frame)[len(head):]
+        frame = bytearray(len(head) + n)
+        frame[:len(head)] = head
+        got = _read_into(stream, memoryview(frame)[len(head):])
         taken += got
         if got < n:
             head = bytes(frame[:len(head) + got])
             break
+        body = memoryview(frame)[len(head):]
         if signal is None:
             signal, seen = probe_signal(frame, seen)
         if signal == "traces" and n > PIECE:
@@ -170,19 +96,9 @@ def iter_message(stream, projection: Projection, where: str, limit: int,
                     done += frames
                     buf.clear()
                     frames = 0
-                try:
-                    yield from _decode_cut(body, cut, projection, where, done)
-                except _Shrunk:
-                    raise InputError(f"{where}: offset {taken - n}: the file ended inside a resourceSpans it had "
-                                     "held when read (changed while being audited?)") from None
+                yield from _decode_cut(body, cut, projection, where, done)
                 done += 1
                 continue
-        if isinstance(frame, _Region):  # not cut (logs, or not plain wire format): decoded whole, as read
-            frame = frame.whole()
-            if len(frame) < len(head) + n:
-                taken -= len(head) + n - len(frame)
-                head = frame
-                break
         buf += frame
         frames += 1
         if signal == "traces" and len(buf) >= PIECE:
