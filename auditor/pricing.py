@@ -172,8 +172,8 @@ class Pricer:
 
     # ---------------------------------------------------------------- public
 
-    def price(self, call: LlmCall, u: Usage | None = None) -> tuple[Decimal | None, str]:
-        """The exact price of a call (of ``u`` instead of its own usage, when given), or why none.
+    def price(self, call: LlmCall) -> tuple[Decimal | None, str]:
+        """The exact price of a call, or why none.
 
         The hot path: one dict lookup by (provider, model, tier as written) gives the call's
         compiled price function (``rates.Leaves``); a model whose price changes over time
@@ -182,10 +182,12 @@ class Pricer:
         fn = self._hot.get((call.provider, call.model, call.tier))
         if fn is None:
             fn = self._hot_fn(call.provider, call.model, call.tier)
-        return fn(call.usage if u is None else u, call.start_ns)
+        return fn(call.usage, call.start_ns)
 
     def price_usage(self, call: LlmCall, u: Usage) -> tuple[Decimal | None, str]:
-        return self.price(call, u)
+        """The price of the call had it reported ``u`` (another reading of its counts)."""
+        key = (call.provider, call.model, call.tier)
+        return (self._hot.get(key) or self._hot_fn(*key))(u, call.start_ns)
 
     def rates(self, provider: str | None, model: str, start_ns: int, tier: str | None) -> Rates | str:
         """The rates in force for this call, resolved once per (provider, model, tier, price epoch)."""

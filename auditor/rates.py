@@ -209,8 +209,9 @@ class Leaves:
 
     The leaf is the dot product written out as one expression over the Usage's own fields
     (integer coefficients as closure cells; no vector, no loop), tiers as ``if total > t``,
-    then ONE exact Decimal product: ``int * quantum`` (Decimal's reflected product: the same
-    value and exponent as ``Decimal(int) * quantum``, without the constructor call). Code is
+    then ONE exact Decimal product: ``quantum * int`` (the same value and exponent as
+    ``quantum * Decimal(int)``, without the constructor call; with the Decimal on the left,
+    Python asks int's product first for nothing, ~6 ns a call less). Code is
     generated from field names only, one code object per shape (which counts are priced, how
     many tiers, which checks), built once per instance: every instance starts cold.
     """
@@ -276,9 +277,9 @@ def _factory(segs: tuple, checks: tuple) -> Callable[..., Leaf]:
         expr = " + ".join(terms + ([f"k{n}"] if const else [])) or "0"
         if tiered:
             args.append(f"t{n}")
-            body += [f"if total > t{n}:", f"    return ({expr}) * _Q, _note"]
+            body += [f"if total > t{n}:", f"    return _Q * ({expr}), _note"]
         else:
-            body.append(f"return ({expr}) * _Q, _note")
+            body.append(f"return _Q * ({expr}), _note")
         args.extend(names)
     src = f"def make({', '.join(args)}):\n    def leaf(u, t):\n" + "".join(f"        {line}\n" for line in body) + "    return leaf\n"
     ns: dict[str, Any] = {}

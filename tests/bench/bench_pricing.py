@@ -18,7 +18,7 @@ ea3a81f, load average 4.2 on the shared 2-core machine, so the nanoseconds are i
 the shares).
 Warm, per call, 581 ns: the loop and keeping the result 20; building the key (provider, model,
 tier) and one dict lookup 63; ``Pricer.price`` itself 20; the compiled price function 478, of
-which the single exact Decimal product (``int * quantum``) is ~110 and the rest one Python call,
+which the single exact Decimal product (``quantum * int``) is ~110 and the rest one Python call,
 the convention check, the Usage's counts read and multiplied (grouped by coefficient: 3-5
 integer products), the (cost, note) tuple, and for 13% of the calls an epoch dispatcher first
 (one more call and a bisect). (At load ~2 the price function took ~360 ns and the whole call
@@ -120,7 +120,7 @@ def profile(calls: list[LlmCall]) -> None:
 
     def product():
         for a, q in products:
-            keep(a * q)
+            keep(q * a)
 
     steps = []
     for name, fn in (("loop + keeping the result", loop), ("+ key (provider, model, tier) and dict lookup", lookup),
@@ -133,7 +133,7 @@ def profile(calls: list[LlmCall]) -> None:
     for name, ns in steps:
         print(f"  {name:55s} {ns:6.0f} ns  ({ns - prev:+.0f})")
         prev = ns
-    print(f"  of which the one Decimal product (int * quantum):       {(_best(product) / n * 1e9) - steps[0][1]:6.0f} ns")
+    print(f"  of which the one Decimal product (quantum * int):       {(_best(product) / n * 1e9) - steps[0][1]:6.0f} ns")
     out.clear()
 
     # Cold: exclusive time of each one-off step of a new Pricer's pass.
