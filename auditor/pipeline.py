@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -109,8 +110,7 @@ def audit_files(
     if jobs > 1:
         if window is not None or shard is not None:
             raise UsageError("--jobs splits the traces into shards itself: drop --shard / --stream")
-        if not parallel_inputs(paths):
-            raise UsageError("--jobs reads every input once per worker: give files (not stdin or a URL)")
+        _refuse_unparallel(paths)
         if not forked.can_fork():
             raise UsageError("--jobs needs processes started by fork, which this platform lacks: use --jobs 1")
     if window is None and paths and all(ingest.clickhouse_server.is_url(p) for p in paths):
@@ -269,6 +269,27 @@ def auto_jobs(paths: tuple[str, ...]) -> int:
 def parallel_inputs(paths: tuple[str, ...]) -> bool:
     """Inputs each worker can read again on its own: regular files."""
     return bool(paths) and all(p != "-" and os.path.isfile(p) for p in paths)
+
+
+def _refuse_unparallel(paths: tuple[str, ...]) -> None:
+    """``--jobs`` on an input a worker cannot read again: the first such input, named. A path
+    that cannot be opened at all gets the error the one-process read gives it."""
+    for p in paths:
+        if p == "-":
+            what = "stdin can be read only once"
+        elif ingest.clickhouse_server.is_url(p):
+            what = f"{p} is a URL (ClickHouse streams its rows once)"
+        else:
+            try:
+                mode = os.stat(p).st_mode
+            except OSError as e:
+                raise InputError(f"{p}: cannot open: {e.strerror or e}") from None
+            if stat.S_ISREG(mode):
+                continue
+            if stat.S_ISDIR(mode):
+                raise InputError(f"{p}: cannot open: Is a directory")
+            what = f"{p} is not a regular file (a pipe, socket or device is read once)"
+        raise UsageError(f"--jobs reads every input once per worker: {what}; use --jobs 1")
 
 
 def _audit_in_workers(paths: tuple[str, ...], plan: Plan, jobs: int, note: Note, progress) -> Parts:

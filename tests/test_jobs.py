@@ -212,7 +212,7 @@ def test_jobs_on_stdin_is_a_usage_error(tmp_path):
                          capture_output=True)
     assert res.returncode == 2
     assert res.stderr.decode().strip().splitlines() == [
-        "auditor: error: --jobs reads every input once per worker: give files (not stdin or a URL)"]
+        "auditor: error: --jobs reads every input once per worker: stdin can be read only once; use --jobs 1"]
 
 
 def test_a_bad_file_gives_the_same_one_line_error_with_workers(tmp_path):
@@ -281,4 +281,22 @@ def test_jobs_with_a_clickhouse_url_is_a_usage_error():
     res = CliRunner().invoke(cli, ["check", "clickhouse://127.0.0.1:1/otel?table=otel_traces", "--jobs", "2"])
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [
-        "auditor: error: --jobs reads every input once per worker: give files (not stdin or a URL)"]
+        "auditor: error: --jobs reads every input once per worker: clickhouse://127.0.0.1:1/otel?table=otel_traces is a URL "
+        "(ClickHouse streams its rows once); use --jobs 1"]
+
+
+def test_jobs_on_a_pipe_names_it_and_a_missing_file_or_directory_errs_as_without_workers(tmp_path):
+    good = tmp_path / "good.pb"
+    good.write_bytes(to_pb([mk(1, 1, None)]))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    res = CliRunner().invoke(cli, ["check", str(good), str(fifo), "--jobs", "2"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        f"auditor: error: --jobs reads every input once per worker: {fifo} is not a regular file "
+        "(a pipe, socket or device is read once); use --jobs 1"]
+    for path, why in ((tmp_path / "missing.pb", "No such file or directory"), (tmp_path, "Is a directory")):
+        outs = [CliRunner().invoke(cli, ["check", str(good), str(path), "--jobs", jobs]) for jobs in ("1", "2")]
+        assert [r.exit_code for r in outs] == [2, 2]
+        assert outs[0].output == outs[1].output
+        assert outs[1].output.strip().splitlines() == [f"auditor: error: {path}: cannot open: {why}"]
