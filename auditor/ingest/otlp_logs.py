@@ -174,12 +174,13 @@ def signal_of(data: bytes) -> str:
     return probe_signal(data)[0] or "traces"
 
 
-def probe_signal(data: bytes, seen: int = 0) -> tuple[str | None, int]:
+def probe_signal(data: bytes, seen: int = 0, end: int | None = None, strict: bool = False) -> tuple[str | None, int]:
     """``signal_of`` for whole top-level fields of a message read in pieces, ``seen`` records
     probed before them: (None, records seen so far) while undecided, the next piece deciding
-    as it would in the whole."""
+    as it would in the whole. ``data`` may be the head of fields that end at ``end``: with
+    ``strict``, running past it raises IndexError instead of deciding."""
     try:
-        for f1, w1, s1, e1 in _fields(data, 0, len(data)):
+        for f1, w1, s1, e1 in _fields(data, 0, len(data) if end is None else end):
             if (f1, w1) != (1, 2):
                 continue
             for f2, w2, s2, e2 in _fields(data, s1, e1):
@@ -197,6 +198,8 @@ def probe_signal(data: bytes, seen: int = 0) -> tuple[str | None, int]:
                     if seen >= _PROBE_LIMIT:
                         return "traces", seen
     except IndexError:
+        if strict:
+            raise
         return "traces", seen
     return None, seen
 
