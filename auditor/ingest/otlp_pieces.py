@@ -109,8 +109,8 @@ def _regular_fd(stream, n: int) -> int | None:
     """The descriptor of the regular file under ``stream``, when it holds the ``n`` bytes after
     the stream's position (gzip, pipes and sockets are read as they come)."""
     raw = getattr(stream, "raw", None)
-    if not isinstance(stream, io.BufferedReader) or not isinstance(raw, io.FileIO):
-        return None
+    if not isinstance(stream, io.BufferedReader) or not isinstance(raw, io.FileIO) or not hasattr(os, "pread"):
+        return None  # (no pread on Windows)
     try:
         st = os.fstat(raw.fileno())
         if stat.S_ISREG(st.st_mode) and stream.tell() + n <= st.st_size:
