@@ -105,10 +105,18 @@ MAX_LINKS = 128  # the OTel SDK's default link count limit; more on one span are
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A span that could not be used (e.g. an empty id); the rest of its batch is kept."""
+    """A span that could not be used (e.g. an empty id); the rest of its batch is kept.
+
+    ``trace_id`` is its trace's id when that was usable: the shard of that trace counts the
+    rejection (``Shard.keeps``), so a decoder that skips other shards' spans may skip their
+    rejections too. ``order`` places it among its batch's rejections as the whole input would
+    list them (document, resource, scope and span index), so workers that each saw some of
+    them can tell which came first."""
 
     where: str
     reason: str
+    trace_id: str | None = field(default=None, compare=False)
+    order: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -116,7 +116,7 @@ def audit_files(
     if window is None and paths and all(ingest.clickhouse_server.is_url(p) for p in paths):
         window = 1  # rows arrive ordered by trace id, in batches of whole traces: audit each batch as it comes
     if window is not None or shard is not None:
-        parts = _audit_batches(paths, plan, stdin, shard, window, note, progress)
+        parts, _ = _audit_batches(paths, plan, stdin, shard, window, note, progress)
     elif jobs > 1:
         parts = _audit_in_workers(paths, plan, jobs, note, progress)
     else:
@@ -217,49 +217,69 @@ def _load(paths, plan: Plan, stdin, progress) -> ingest.Loaded:
     return ingest.Loaded(spans, rejected, tuple(paths))
 
 
-def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | None, note: Note, progress=None) -> Parts:
-    """Read batch by batch: keep one shard's traces, and/or audit traces as the window closes."""
+@dataclass(frozen=True, slots=True)
+class RejectedSpans:
+    """How many spans a read rejected, and the first of them with its place in the input (input,
+    batch, ``Rejected.order``): shards that each counted some name the first of all."""
+
+    count: int = 0
+    first: tuple[tuple, Rejected] | None = None
+
+    def __add__(self, other: "RejectedSpans") -> "RejectedSpans":
+        firsts = [f for f in (self.first, other.first) if f is not None]
+        return RejectedSpans(self.count + other.count, min(firsts, key=lambda f: f[0]) if firsts else None)
+
+    def note(self, note: Note) -> None:
+        note_rejected([self.first[1]] if self.first else [], self.count, note)
+
+
+def _audit_batches(paths, plan: Plan, stdin, shard: Shard | None, window: int | None, note: Note,
+                   progress=None) -> tuple[Parts, RejectedSpans]:
+    """Read batch by batch: keep one shard's traces, and/or audit traces as the window closes.
+    Says what it rejected (``note``) and returns it, for workers' parents to say once."""
     spans: list = []
-    first_bad: list = []
+    first_bad = None
     n_rejected = 0
     tw = TraceWindow(plan, window) if window is not None else None
     projection = plan.projection
-    if shard is not None:  # decoders that can skip other shards' spans early do (OTLP protobuf)
+    if shard is not None:  # decoders that can skip other shards' spans early do (OTLP protobuf, JSON)
         projection = replace(projection, shard=(shard.index, shard.count))
-    for source in paths:
-        for batch, bad in ingest.iter_source(source, projection, stdin):
+    for at, source in enumerate(paths):
+        for n, (batch, bad) in enumerate(ingest.iter_source(source, projection, stdin)):
             if shard is not None:
                 batch = [s for s in batch if shard.owns(s.trace_id)]
-                bad = bad if shard.keeps_rejected else []
+                bad = [r for r in bad if shard.keeps(r)]
             if progress is not None:
                 progress(len(batch) + len(bad))
             if bad:
-                if not first_bad:
-                    first_bad.append(bad[0])
+                if first_bad is None:
+                    first_bad = ((at, n, bad[0].order), bad[0])
                 n_rejected += len(bad)
             if tw is not None:
                 tw.add(batch)
             else:
                 spans.extend(batch)
-    note_rejected(first_bad, n_rejected, note)
+    rejected = RejectedSpans(n_rejected, first_bad)
+    rejected.note(note)
     if tw is None:
-        return audit_traces(iter_traces(spans), plan, rejected=n_rejected)
+        return audit_traces(iter_traces(spans), plan, rejected=n_rejected), rejected
     if tw.late_spans:
         note(f"warning: {tw.late_spans} span(s) arrived more than --window {window} records after their trace was last "
              "seen and were audited apart from it; raise --window")
-    return tw.finish(n_rejected)
+    return tw.finish(n_rejected), rejected
 
 
 AUTO_JOBS_MIN_BYTES = 16 * 1024 * 1024
 
 
 def auto_jobs(paths: tuple[str, ...]) -> int:
-    """``--jobs`` left out: the usable CPUs (at most ``forked.MAX_AUTO_JOBS``) for OTLP protobuf
-    files of 16 MB or more in all. One process otherwise: for less (a worker's start and the
-    merge would cost more than they save); for other formats, whose decoders cannot skip other
-    shards' spans, so every worker would parse everything (JSON lines at 100k spans on 2 CPUs:
-    3% faster for 60% more CPU); for stdin and URLs; where processes cannot be forked."""
-    if not forked.can_fork() or not parallel_inputs(paths) or not all(ingest.is_protobuf_file(p) for p in paths):
+    """``--jobs`` left out: the usable CPUs (at most ``forked.MAX_AUTO_JOBS``) for OTLP files
+    (protobuf or JSON) of 16 MB or more in all. One process otherwise: for less (a worker's
+    start and the merge would cost more than they save); for other formats, whose decoders
+    cannot skip other shards' spans, so every worker would decode everything (JSON lines at
+    100k spans on 2 CPUs, before its decoder skipped: 3% faster for 60% more CPU); for stdin
+    and URLs; where processes cannot be forked."""
+    if not forked.can_fork() or not parallel_inputs(paths) or not all(ingest.skips_other_shards(p) for p in paths):
         return 1
     if sum(os.path.getsize(p) for p in paths) < AUTO_JOBS_MIN_BYTES:
         return 1
@@ -297,15 +317,12 @@ def _audit_in_workers(paths: tuple[str, ...], plan: Plan, jobs: int, note: Note,
     the same parts as one process. Each worker reads every file but decodes only its traces'
     spans where the decoder can tell them early (OTLP protobuf)."""
     done = forked.run([partial(_audit_shard, paths, plan, Shard(i, jobs)) for i in range(jobs)], progress)
-    for _, said in done:
-        for line in said:
-            note(line)
+    sum((bad for _, bad in done), RejectedSpans()).note(note)
     return merge_all([parts for parts, _ in done])
 
 
-def _audit_shard(paths: tuple[str, ...], plan: Plan, shard: Shard, tick: Callable[[int], None]) -> tuple[Parts, list[str]]:
-    said: list[str] = []
-    return _audit_batches(paths, plan, None, shard, None, said.append, tick), said
+def _audit_shard(paths: tuple[str, ...], plan: Plan, shard: Shard, tick: Callable[[int], None]) -> tuple[Parts, RejectedSpans]:
+    return _audit_batches(paths, plan, None, shard, None, _quiet, tick)
 
 
 def note_rejected(first: list[Rejected], n: int, note: Note) -> None:

@@ -12,8 +12,9 @@ class Projection:
     names: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()
     keep_all: bool = False  # tools that need everything (schema inference) ask for it
-    # (index, count) of ``auditor.shard``: a decoder MAY drop the well-formed spans of other
-    # shards' traces (it must still report every rejected span); callers filter again.
+    # (index, count) of ``auditor.shard``: a decoder MAY drop the spans of other shards' traces,
+    # rejected or not, once it has read a usable trace id (it must report every other rejected
+    # span, with that id when it had one: ``Rejected.trace_id``); callers filter again.
     shard: tuple[int, int] | None = None
 
     def wants(self, key: str) -> bool:

@@ -2,9 +2,9 @@
 
 A trace's shard is the low 64 bits of its id (the last 16 hex digits) as an unsigned
 integer, modulo N. That is stable across processes, machines and Python versions (no
-``hash()``), and W3C trace ids are random in those bits, so shards come out even. Spans that
-were rejected before they had a usable trace id are counted by shard 0 only, so the shards'
-counts still add up to the whole.
+``hash()``), and W3C trace ids are random in those bits, so shards come out even. A rejected
+span is counted by the shard of its trace when its trace id was usable, and by shard 0 when it
+was not, so the shards' counts still add up to the whole.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auditor.errors import UsageError
+from auditor.model import Rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,9 @@ class Shard:
     def owns(self, trace_id: str) -> bool:
         return shard_of(trace_id, self.count) == self.index
 
-    @property
-    def keeps_rejected(self) -> bool:
-        return self.index == 0
+    def keeps(self, r: Rejected) -> bool:
+        """Whether this shard counts a rejected span (see the module's docstring)."""
+        return self.index == 0 if r.trace_id is None else self.owns(r.trace_id)
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

@@ -2,8 +2,8 @@
 
 The whole-result equality (``--jobs N`` == one process == shards merged) is pinned in
 ``tests/test_shard_merge.py`` (generated traces, both formats, rejected spans) and
-``tests/test_one_answer.py`` (every sample). Here: the early shard filter of the protobuf
-decoder, the worker runner's failures, and the command line's choices.
+``tests/test_one_answer.py`` (every sample). Here: the early shard filter of the protobuf and
+JSON decoders, the worker runner's failures, and the command line's choices.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from auditor import forked, pipeline
 from auditor.cli import cli
 from auditor.errors import InputError
+from auditor.ingest import otlp_json
 from auditor.ingest.otlp_proto import spans_of
 from auditor.plan import Plan
 from auditor.projection import Projection
-from auditor.shard import shard_of, shard_of_bytes
-from builders import mk, to_jsonl_bytes, to_pb, to_request
+from auditor.shard import Shard, shard_of, shard_of_bytes
+from builders import mk, to_jsonl_bytes, to_otlp_json, to_pb, to_request
 
 PROJ = Projection.of(["tenant_id", "gen_ai.operation.name"])
 
@@ -39,26 +40,62 @@ PROJ = Projection.of(["tenant_id", "gen_ai.operation.name"])
 @st.composite
 def messages(draw):
     """A request of random traces (ids with random high and low bits), some spans with ids no
-    span can have (zero, short), so rejections are in the mix."""
+    span can have (zero, short), so rejections are in the mix: of spans without a usable trace
+    id, and of spans of a trace whose own span id is not usable."""
     spans = []
     for t in range(draw(st.integers(1, 12))):
         trace = draw(st.integers(1, 2**128 - 1))
         for i in range(draw(st.integers(1, 4))):
             spans.append(mk(trace, t * 10 + i + 1, None if i == 0 else t * 10 + 1, attrs={"tenant_id": f"t{t}", "x": 1}))
     req = to_request(spans)
-    for s in req.resource_spans[0].scope_spans[0].spans[: draw(st.integers(0, 3))]:
+    listed = req.resource_spans[0].scope_spans[0].spans
+    for s in listed[: draw(st.integers(0, 3))]:
         s.trace_id = draw(st.sampled_from([bytes(16), b"\x01" * 15]))
+    for k in draw(st.lists(st.integers(0, len(listed) - 1), max_size=3)):
+        listed[k].span_id = draw(st.sampled_from([bytes(8), b"\x02" * 7]))
     return ExportTraceServiceRequest.FromString(req.SerializeToString())
+
+
+def _kept(bad, shard: Shard) -> list[tuple]:
+    return [(r.where, r.reason, r.trace_id, r.order) for r in bad if shard.keeps(r)]
+
+
+def _each_rejection_kept_by_one_shard(whole_bad, n: int) -> None:
+    assert sorted(x for i in range(n) for x in _kept(whole_bad, Shard(i, n))) == sorted(_kept(whole_bad, Shard(0, 1)))
 
 
 @settings(max_examples=60, deadline=None)
 @given(messages(), st.integers(1, 5), st.data())
-def test_the_protobuf_decoders_shard_filter_keeps_exactly_the_shards_spans_and_every_rejection(msg, n, data):
+def test_the_protobuf_decoders_shard_filter_keeps_exactly_the_shards_spans_and_rejections(msg, n, data):
     i = data.draw(st.integers(0, n - 1))
     whole, whole_bad = spans_of(msg, PROJ, "f")
     mine, mine_bad = spans_of(msg, Projection(PROJ.names, PROJ.prefixes, shard=(i, n)), "f")
     assert mine == [s for s in whole if shard_of(s.trace_id, n) == i]
-    assert mine_bad == whole_bad  # every decoder reports every rejection; shard 0 keeps them
+    assert _kept(mine_bad, Shard(i, n)) == _kept(whole_bad, Shard(i, n))
+    assert [r.trace_id for r in whole_bad] == [s.trace_id.hex() if len(s.trace_id) == 16 and any(s.trace_id) else None
+                                              for s in msg.resource_spans[0].scope_spans[0].spans
+                                              if len(s.trace_id) != 16 or not any(s.trace_id) or len(s.span_id) != 8 or not any(s.span_id)]
+    _each_rejection_kept_by_one_shard(whole_bad, n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(messages(), st.integers(1, 5), st.data())
+def test_the_json_decoders_shard_filter_keeps_exactly_the_shards_spans_and_rejections(msg, n, data):
+    """The JSON decoder skips another shard's span as soon as it has read its trace id: the
+    span's rejection (a bad span id, name, kind or attribute) is its own shard's to count."""
+    doc = to_otlp_json(msg)
+    listed = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    for k in data.draw(st.lists(st.integers(0, len(listed) - 1), max_size=3)):
+        field, value = data.draw(st.sampled_from([("name", 3), ("kind", "SPAN_KIND_NOPE"), ("attributes", [7]),
+                                                   ("startTimeUnixNano", "soon"), ("spanId", 12)]))
+        listed[k][field] = value
+    i = data.draw(st.integers(0, n - 1))
+    whole, whole_bad = otlp_json.decode(doc, PROJ, "f")
+    mine, mine_bad = otlp_json.decode(doc, Projection(PROJ.names, PROJ.prefixes, shard=(i, n)), "f")
+    assert mine == [s for s in whole if shard_of(s.trace_id, n) == i]
+    assert _kept(mine_bad, Shard(i, n)) == _kept(whole_bad, Shard(i, n))
+    assert [r.order for r in whole_bad] == sorted(r.order for r in whole_bad)  # in the document's order
+    _each_rejection_kept_by_one_shard(whole_bad, n)
 
 
 def test_shard_of_bytes_is_shard_of_the_hex():
@@ -177,19 +214,24 @@ def _big(path, head: bytes):
     return str(path)
 
 
-def test_auto_jobs_forks_only_for_large_protobuf_files(tmp_path):
+def test_auto_jobs_forks_only_for_large_otlp_files(tmp_path):
     small = tmp_path / "small.pb"
     small.write_bytes(to_pb([mk(1, 1, None)]))
     pb = to_pb([mk(1, 1, None, attrs={"tenant_id": "a"})])
     big = _big(tmp_path / "big.pb", pb)
     records = _big(tmp_path / "records.pb", len(pb).to_bytes(4, "big") + pb)
     zipped = _big(tmp_path / "big.pb.gz", gzip.compress(pb))
-    json_lines = _big(tmp_path / "big.jsonl", to_jsonl_bytes([[mk(1, 1, None)]]))
+    lines = to_jsonl_bytes([[mk(1, 1, None)]])
+    json_lines = _big(tmp_path / "big.jsonl", lines)
+    json_doc = _big(tmp_path / "big.json", b"\xef\xbb\xbf" + json.dumps(json.loads(lines), indent=2).encode())
+    zipped_lines = _big(tmp_path / "big.jsonl.gz", gzip.compress(lines))
+    zipkin = _big(tmp_path / "zipkin.json", b'[{"traceId": "' + b"1" * 32 + b'", "id": "' + b"2" * 16 + b'", "name": "x"}]')
     all_cpus = min(forked.usable_cpus(), forked.MAX_AUTO_JOBS)
-    assert [pipeline.auto_jobs((p,)) for p in (big, records, zipped)] == [all_cpus] * 3
+    assert [pipeline.auto_jobs((p,)) for p in (big, records, zipped, json_lines, json_doc, zipped_lines)] == [all_cpus] * 6
+    assert pipeline.auto_jobs((big, json_lines)) == all_cpus
     assert pipeline.auto_jobs((str(small),)) == 1
-    assert pipeline.auto_jobs((json_lines,)) == 1  # every worker would parse all of it
-    assert pipeline.auto_jobs((big, json_lines)) == 1
+    assert pipeline.auto_jobs((zipkin,)) == 1  # its decoder reads every span: every worker would decode all of it
+    assert pipeline.auto_jobs((big, zipkin)) == 1
     assert pipeline.auto_jobs(("-",)) == 1
     assert pipeline.auto_jobs((big, "-")) == 1
 
@@ -230,19 +272,35 @@ def test_a_bad_file_gives_the_same_one_line_error_with_workers(tmp_path):
     assert outs[0].strip().splitlines() == [f"auditor: error: {bad}: line 1: $.resourceSpans[0].scopeSpans[0].spans: expected an array, got int"]
 
 
-def test_rejected_spans_are_noted_once_with_workers(tmp_path):
-    msg = to_request([mk(1, 1, None), mk(2, 2, None), mk(3, 3, None)])
-    msg.resource_spans[0].scope_spans[0].spans[1].span_id = bytes(8)
-    src = tmp_path / "t.pb"
-    src.write_bytes(msg.SerializeToString())
+@pytest.mark.parametrize("fmt", ["pb", "jsonl"])
+def test_rejected_spans_are_noted_once_with_workers_naming_the_first_of_all(tmp_path, fmt):
+    """Rejections of several shards' traces, and of spans without a trace id (shard 0's): the
+    count of all of them and the first in the file (trace 1's: shard 1's of 2, 3 or 5), as one
+    process says it."""
+    batches = []
+    for line in range(3):
+        msg = to_request([mk(t, line * 10 + t, None) for t in range(1, 7)])
+        listed = msg.resource_spans[0].scope_spans[0].spans
+        listed[line].span_id = bytes(8)  # trace line + 1: a usable trace id, its own shard counts it
+        listed[5 - line].trace_id = bytes(16)  # no usable trace id: shard 0 counts it
+        batches.append(msg)
+    if fmt == "pb":
+        data = b"".join(len(m.SerializeToString()).to_bytes(4, "big") + m.SerializeToString() for m in batches)
+    else:
+        data = b"".join(json.dumps(to_otlp_json(m)).encode() + b"\n" for m in batches)
+    src = tmp_path / f"t.{fmt}"
+    src.write_bytes(data)
     errs = []
-    for jobs in ("1", "3"):
+    for jobs in ("1", "2", "3", "5"):
         res = subprocess.run([sys.executable, "-m", "auditor", "check", str(src), "--jobs", jobs, "-o", os.devnull],
                              capture_output=True, text=True)
         assert res.returncode in (0, 1), res.stderr
         errs.append(res.stderr)
-    assert errs[0] == errs[1]
-    assert errs[0].count("warning: 1 span(s) rejected; first: ") == 1
+    assert errs[1:] == errs[:1] * 3
+    first = "record at offset 0: resourceSpans[0].scopeSpans[0].spans[0]" if fmt == "pb" else "line 1: $.resourceSpans[0].scopeSpans[0].spans[0]"
+    assert [line for line in errs[0].splitlines() if "rejected" in line] == [f"auditor: warning: 6 span(s) rejected; first: {src}: {first}: " + (
+        "expected a 16-byte non-zero traceId, an 8-byte non-zero spanId and an empty or 8-byte parentSpanId" if fmt == "pb" else
+        "expected a 32-hex-digit non-zero traceId, a 16-hex-digit non-zero spanId and an empty or 16-hex-digit parentSpanId")]
 
 
 def test_progress_counts_every_span_once_across_workers(tmp_path):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from bench.bench_check import write_corpus
 from auditor.cli import cli
 from auditor.shard import Shard, shard_of
-from builders import LLM, mk, to_jsonl_bytes, to_length_prefixed
+from builders import LLM, mk, to_jsonl_bytes, to_otlp_json, to_request
 
 SCHEMA = {
     "version": 1,
@@ -91,14 +91,29 @@ def test_merging_all_shards_equals_auditing_the_whole(tmp_path_factory, traces, 
     spans = [s for t in traces for s in t]
     rnd.shuffle(spans)
     batches = [spans[i:i + 7] for i in range(0, len(spans), 7)]
-    data = to_length_prefixed(batches) if fmt == "pb" else to_jsonl_bytes(batches)
-    if fmt == "jsonl":  # a rejected span (zero trace id) is counted once, by shard 0
-        bad = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0" * 32, "spanId": "1" * 16, "name": "x"}]}]}]}
-        data += json.dumps(bad).encode() + b"\n"
+    # Rejected spans: of no trace (zero trace id), counted by shard 0, and of a trace (its span
+    # id or name unusable), counted by that trace's shard, anywhere in the file.
+    bad_ids = [(f"{t:032x}", "0" * 16) for t in rnd.sample(range(1, 40), 2)] + [("0" * 32, "1" * 16)]
+    reqs = [to_request(b) for b in batches]
+    for tid, sid in bad_ids:
+        req = to_request([mk(1, 1, None)])
+        span = req.resource_spans[0].scope_spans[0].spans[0]
+        span.trace_id, span.span_id = bytes.fromhex(tid), bytes.fromhex(sid)
+        reqs.insert(rnd.randrange(len(reqs) + 1), req)
+    if fmt == "pb":
+        data = b"".join(len(b).to_bytes(4, "big") + b for b in (r.SerializeToString() for r in reqs))
+    else:
+        docs = [to_otlp_json(r) for r in reqs]
+        for doc in docs:  # one of a trace's rejections in JSON: a name that is not a string
+            for sp in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+                if sp["spanId"] == "0" * 16 and sp["traceId"] == bad_ids[0][0]:
+                    sp["spanId"], sp["name"] = "1" * 16, 3
+        data = b"".join(json.dumps(doc).encode() + b"\n" for doc in docs)
     src = d / f"in.{fmt}"
     src.write_bytes(data)
 
-    run_cli(["check", str(src), "-s", str(schema), "--format", "json", "-o", str(d / "whole.json")])
+    said = run_cli(["check", str(src), "-s", str(schema), "--format", "json", "-o", str(d / "whole.json")]).stderr
+    assert said.count("warning: 3 span(s) rejected; first: ") == 1
     shard_files = []
     for i in range(n):
         out = d / f"shard{i}.json"
@@ -106,7 +121,8 @@ def test_merging_all_shards_equals_auditing_the_whole(tmp_path_factory, traces, 
         shard_files.append(str(out))
     run_cli(["merge", *shard_files, "--format", "json", "-o", str(d / "merged.json")])
 
-    run_cli(["check", str(src), "-s", str(schema), "--jobs", str(n), "--format", "json", "-o", str(d / "jobs.json")])
+    said_jobs = run_cli(["check", str(src), "-s", str(schema), "--jobs", str(n), "--format", "json", "-o", str(d / "jobs.json")]).stderr
+    assert said_jobs == said  # the same warnings: every rejection counted once, the first of all named
 
     whole, merged = result_json(d / "whole.json"), result_json(d / "merged.json")
     assert merged == whole

@@ -210,10 +210,11 @@ def decode_protobuf(data: bytes, projection: Projection, where: str) -> Batch:
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 
-def is_protobuf_file(path: str) -> bool:
-    """Whether a file holds OTLP protobuf (one message or length-prefixed records, gzipped or
-    not), told from its head by ``_sniff`` as when it is read: the input whose decoder skips
-    other shards' spans early, so workers (``check --jobs``) split its decoding too."""
+def skips_other_shards(path: str) -> bool:
+    """Whether a file's decoder skips other shards' spans early (``Projection.shard``), so that
+    workers (``check --jobs``) split its decoding too: OTLP protobuf (one message or length-
+    prefixed records) or OTLP JSON (a document or lines), gzipped or not, told from its head
+    by ``_sniff`` as when it is read (OTLP JSON: the head names ``resourceSpans``)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_PEEK)
@@ -226,7 +227,10 @@ def is_protobuf_file(path: str) -> bool:
         except zlib.error:
             return False
         size = 1 << 62  # unknown: only the records' own lengths are checked
-    return bool(head.strip()) and _sniff(head, size) in ("records", "message")
+    kind = _sniff(head, size) if head.strip() else None
+    if kind in ("json", "json-bom"):
+        return b'"resourceSpans"' in head or b'"resource_spans"' in head
+    return kind in ("records", "message")
 
 
 def _binary(head: bytes) -> bool:

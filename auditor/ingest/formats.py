@@ -35,7 +35,7 @@ def decode_json_document(obj: Any, projection: Projection, where: str, root: str
         spans: list[Span] = []
         rejected: list[Rejected] = []
         for i, o in enumerate(obj):
-            s, r = otlp_json.decode(o, projection, where, f"{root}[{i}]")
+            s, r = otlp_json.decode(o, projection, where, f"{root}[{i}]", i)
             spans.extend(s)
             rejected.extend(r)
         return spans, rejected

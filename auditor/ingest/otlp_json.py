@@ -17,6 +17,7 @@ from auditor.ingest import links as links_mod
 from auditor.ingest.interning import SHORT, TABLE, canonical, share
 from auditor.model import Rejected, Span
 from auditor.projection import Projection
+from auditor.shard import shard_of
 
 MAX_DEPTH = 32
 
@@ -174,16 +175,21 @@ def is_otlp_traces(obj: Any) -> bool:
     return isinstance(obj, dict) and ("resourceSpans" in obj or "resource_spans" in obj)
 
 
-def decode(obj: Any, projection: Projection, where: str, root: str = "$") -> tuple[list[Span], list[Rejected]]:
-    """Decode one OTLP JSON TracesData / ExportTraceServiceRequest object."""
+def decode(obj: Any, projection: Projection, where: str, root: str = "$", doc: int = 0) -> tuple[list[Span], list[Rejected]]:
+    """Decode one OTLP JSON TracesData / ExportTraceServiceRequest object (``doc``: its index
+    in an array of them, which orders rejections)."""
     with json_errors(where, root):
-        return _decode(obj, projection, where, root)
+        return _decode(obj, projection, where, root, doc)
 
 
-def _decode(obj: Any, projection: Projection, where: str, root: str):
+def _decode(obj: Any, projection: Projection, where: str, root: str, doc: int):
     spans: list[Span] = []
     rejected: list[Rejected] = []
     ids: dict[str, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
+    # One shard's traces only (``check --jobs``): a span of another shard's trace is skipped as
+    # soon as its trace id is read, rejected or not; its shard reads it (``Projection.shard``).
+    shard_index, shard_count = projection.shard or (0, 0)
+    owned: dict[str, bool] = {}
     obj = _dict(obj, root)
     for ri, rs in enumerate(_list(obj, "resourceSpans", "resource_spans", root)):
         rpath = f"{root}.resourceSpans[{ri}]"
@@ -205,16 +211,27 @@ def _decode(obj: Any, projection: Projection, where: str, root: str):
             if not isinstance(scope, str):
                 raise _Bad(spath + ".scope.name", "expected a string")
             for pi, s in enumerate(_list(ss, "spans", "spans", spath)):
+                tid = None
                 try:  # paths are built only when something is wrong: most spans are fine
-                    span = _span(s, service, scope, resource, projection, ids)
+                    s = _dict(s, "")
+                    tid = _id(_get(s, "traceId", "trace_id"), 16, ".traceId")
+                    if shard_count and tid:
+                        mine = owned.get(tid)
+                        if mine is None:
+                            mine = owned[tid] = shard_of(tid, shard_count) == shard_index
+                        if not mine:
+                            continue
+                    span = _span(s, tid, service, scope, resource, projection, ids)
                 except _Bad as bad:  # one bad value costs its span, not the batch
-                    rejected.append(Rejected(f"{where}: {spath}.spans[{pi}]{bad.path}", bad.expected))
+                    rejected.append(Rejected(f"{where}: {spath}.spans[{pi}]{bad.path}", bad.expected, tid or None, (doc, ri, si, pi)))
                     continue
                 if span is None:
                     rejected.append(
                         Rejected(
                             f"{where}: {spath}.spans[{pi}]",
                             "expected a 32-hex-digit non-zero traceId, a 16-hex-digit non-zero spanId and an empty or 16-hex-digit parentSpanId",
+                            tid or None,
+                            (doc, ri, si, pi),
                         )
                     )
                 else:
@@ -222,10 +239,9 @@ def _decode(obj: Any, projection: Projection, where: str, root: str):
     return spans, rejected
 
 
-def _span(s: Any, service: str, scope: str, resource: dict, projection: Projection, ids: dict) -> Span | None:
-    """One span; ``None`` when its ids are unusable. Raises _Bad with a path relative to the span."""
-    s = _dict(s, "")
-    tid = _id(_get(s, "traceId", "trace_id"), 16, ".traceId")
+def _span(s: dict, tid: str | None, service: str, scope: str, resource: dict, projection: Projection, ids: dict) -> Span | None:
+    """One span (its trace id already read); ``None`` when its ids are unusable. Raises _Bad
+    with a path relative to the span."""
     sid = _id(_get(s, "spanId", "span_id"), 8, ".spanId")
     pid = _id(_get(s, "parentSpanId", "parent_span_id"), 8, ".parentSpanId")
     if not tid or not sid or pid is None:

@@ -74,7 +74,8 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
     strings = TABLE
     ids: dict[bytes, str] = {}  # one string per id: a trace's spans share it, a child's parent id is its parent's
     # One shard's traces only (``check --jobs``): other traces' spans are skipped before their
-    # attributes are read. Nothing after the id check can reject a span, so no rejection is lost.
+    # attributes are read. Nothing after the id check can reject a span; a rejection there
+    # names its trace when that id was usable (``Projection.shard``).
     shard_index, shard_count = projection.shard or (0, 0)
     owned: dict[bytes, bool] = {}
     for ri, rs in enumerate(msg.resource_spans, first):
@@ -90,6 +91,8 @@ def spans_of(msg, projection: Projection, where: str, first: int = 0, scope_at: 
                         Rejected(
                             f"{where}: resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]",
                             "expected a 16-byte non-zero traceId, an 8-byte non-zero spanId and an empty or 8-byte parentSpanId",
+                            tid.hex() if len(tid) == 16 and tid != _ZERO16 else None,
+                            (0, ri, si, pi),
                         )
                     )
                     continue

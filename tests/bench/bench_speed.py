@@ -20,9 +20,8 @@ Prints:
      span's attributes, ``tests/bench/bench_check.py floor``), at each size: ratio = floor / check
      wall time (goal >= 0.5); the JSON-lines row also gives the ratio to floor.py on the
      protobuf twin; peak RSS of the check (goal < 1.5 GB at 1M). Each check twice: as users run
-     it (``--jobs`` left out: one worker per usable CPU, at most 8, for protobuf files of 16 MB
-     or more; one process for JSON lines) and the other way (protobuf ``--jobs 1``, one process
-     as the floor; JSON lines with a worker per CPU). With workers, "peak RSS" is the largest
+     it (``--jobs`` left out: one worker per usable CPU, at most 8, for OTLP files of 16 MB or
+     more) and in one process (``--jobs 1``, as the floor is). With workers, "peak RSS" is the largest
      process's and "all processes" the sampled peak of their summed PSS (a page the fork
      shares counts once in all); CPU counts the workers too;
   2. the growth factor: check time at the largest size / at the smallest (goal: 10x spans <= 11x);
@@ -422,9 +421,8 @@ def main() -> int:
         for fmt in fmts:
             for n in sizes:
                 path = pb[n] if fmt == "pb" else jl[n]
-                # Protobuf: by default one worker per CPU, against one process. JSON lines: by
-                # default one process, against as many workers as protobuf gets.
-                other = ("--jobs", "1" if fmt == "pb" else str(min(os.cpu_count() or 1, 8)))
+                # By default one worker per CPU (both are OTLP), against one process.
+                other = ("--jobs", "1")
                 fl, (ck, alt) = measure(bench, path, fmt, out, args.repeat, ((), other))
                 checks.setdefault(fmt, {})[n] = ck
                 if fmt == "pb":
