@@ -107,16 +107,22 @@ def test_gzip_and_decode_bytes_read_in_pieces_too(monkeypatch):
     assert decode_bytes(gzip.compress(data), "in.pb.gz", EVERYTHING) == decode_protobuf(data, EVERYTHING, "in.pb.gz (gzip)")
 
 
-def test_a_logs_message_is_decoded_whole(monkeypatch):
+def logs_message(records: int, one_resource: bool = False) -> bytes:
+    """A logs request of ``records`` api_request records, each in its own scopeLogs, under one
+    resourceLogs each or all under one (a frame larger than a piece)."""
     req = ExportLogsServiceRequest()
-    for i in range(30):
-        rl = req.resource_logs.add()
-        rec = rl.scope_logs.add().log_records.add()
+    shared = req.resource_logs.add() if one_resource else None
+    for i in range(records):
+        rec = (shared or req.resource_logs.add()).scope_logs.add().log_records.add()
         rec.time_unix_nano = i + 1
         a = rec.attributes.add()
         a.key = "event.name"
         a.value.string_value = "api_request"
-    data = req.SerializeToString()
+    return req.SerializeToString()
+
+
+def test_a_logs_message_is_decoded_whole(monkeypatch):
+    data = logs_message(30)
     spans, rejected, batches = pieces(data, 16, monkeypatch)
     assert (spans, rejected) == decode_protobuf(data, EVERYTHING, "in.pb") and batches == 1
 
@@ -251,15 +257,7 @@ def test_a_file_cut_short_while_its_resource_is_read_is_a_one_line_error(monkeyp
 
 
 def test_a_large_logs_message_of_a_file_is_decoded_whole(monkeypatch, tmp_path):
-    req = ExportLogsServiceRequest()
-    rl = req.resource_logs.add()
-    for i in range(300):
-        rec = rl.scope_logs.add().log_records.add()
-        rec.time_unix_nano = i + 1
-        a = rec.attributes.add()
-        a.key = "event.name"
-        a.value.string_value = "api_request"
-    data = req.SerializeToString()
+    data = logs_message(300, one_resource=True)
     for window in (3, 64, 10**9):  # undecided in the first window, or decided there
         spans, rejected, batches = pieces(data, 100, monkeypatch, tmp_path / "in.pb", window)
         assert (spans, rejected) == decode_protobuf(data, EVERYTHING, "in.pb") and batches == 1
