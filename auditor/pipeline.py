@@ -315,7 +315,7 @@ def _refuse_unparallel(paths: tuple[str, ...]) -> None:
 def _audit_in_workers(paths: tuple[str, ...], plan: Plan, jobs: int, note: Note, progress) -> Parts:
     """``check --shard i/jobs`` for every i at once, in forked workers, merged as ``merge`` does:
     the same parts as one process. Each worker reads every file but decodes only its traces'
-    spans where the decoder can tell them early (OTLP protobuf)."""
+    spans where the decoder can tell them early (OTLP protobuf and JSON)."""
     done = forked.run([partial(_audit_shard, paths, plan, Shard(i, jobs)) for i in range(jobs)], progress)
     sum((bad for _, bad in done), RejectedSpans()).note(note)
     return merge_all([parts for parts, _ in done])

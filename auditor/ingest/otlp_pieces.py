@@ -177,14 +177,15 @@ def iter_message(stream, projection: Projection, where: str, limit: int,
         if signal is None:
             signal, seen = probe_signal(frame, seen)
         if signal == "traces" and n > PIECE:
-            cut = _cuts(_InMemory(body))
+            held = _InMemory(body)
+            cut = _cuts(held)
             if cut is not None:
                 if buf:
                     yield decode_message(bytes(buf), projection, where, done)
                     done += frames
                     buf.clear()
                     frames = 0
-                yield from _decode_cut(_InMemory(body), cut, projection, where, done)
+                yield from _decode_cut(held, cut, projection, where, done)
                 done += 1
                 continue
         buf += frame
