@@ -274,11 +274,11 @@ AUTO_JOBS_MIN_BYTES = 16 * 1024 * 1024
 
 def auto_jobs(paths: tuple[str, ...]) -> int:
     """``--jobs`` left out: the usable CPUs (at most ``forked.MAX_AUTO_JOBS``) for OTLP files
-    (protobuf or JSON) of 16 MB or more in all. One process otherwise: for less (a worker's
-    start and the merge would cost more than they save); for other formats, whose decoders
-    cannot skip other shards' spans, so every worker would decode everything (JSON lines at
-    100k spans on 2 CPUs, before its decoder skipped: 3% faster for 60% more CPU); for stdin
-    and URLs; where processes cannot be forked."""
+    (protobuf or JSON lines: ``ingest.skips_other_shards``) of 16 MB or more in all. One
+    process otherwise: for less (a worker's start and the merge would cost more than they
+    save); for other formats, whose decoders cannot skip other shards' spans, so every worker
+    would decode everything (JSON lines at 100k spans on 2 CPUs, before its decoder skipped:
+    3% faster for 60% more CPU); for stdin and URLs; where processes cannot be forked."""
     if not forked.can_fork() or not parallel_inputs(paths) or not all(ingest.skips_other_shards(p) for p in paths):
         return 1
     if sum(os.path.getsize(p) for p in paths) < AUTO_JOBS_MIN_BYTES:

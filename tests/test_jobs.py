@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from auditor import forked, pipeline
+from auditor import forked, ingest, pipeline
 from auditor.cli import cli
 from auditor.errors import InputError
 from auditor.ingest import otlp_json
@@ -223,13 +223,20 @@ def test_auto_jobs_forks_only_for_large_otlp_files(tmp_path):
     zipped = _big(tmp_path / "big.pb.gz", gzip.compress(pb))
     lines = to_jsonl_bytes([[mk(1, 1, None)]])
     json_lines = _big(tmp_path / "big.jsonl", lines)
-    json_doc = _big(tmp_path / "big.json", b"\xef\xbb\xbf" + json.dumps(json.loads(lines), indent=2).encode())
+    bom_lines = _big(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + lines)
     zipped_lines = _big(tmp_path / "big.jsonl.gz", gzip.compress(lines))
+    # A document over many lines is parsed whole by every worker (N copies of its parse), and so
+    # is a line too long to be told one by its first SPLIT_LINE_BYTES: one process.
+    json_doc = _big(tmp_path / "big.json", json.dumps(json.loads(lines), indent=2).encode())
+    long_line = tmp_path / "long.jsonl"
+    long_line.write_bytes(lines[:-3] + b" " * ingest.SPLIT_LINE_BYTES + lines[-3:])
     zipkin = _big(tmp_path / "zipkin.json", b'[{"traceId": "' + b"1" * 32 + b'", "id": "' + b"2" * 16 + b'", "name": "x"}]')
     all_cpus = min(forked.usable_cpus(), forked.MAX_AUTO_JOBS)
-    assert [pipeline.auto_jobs((p,)) for p in (big, records, zipped, json_lines, json_doc, zipped_lines)] == [all_cpus] * 6
+    assert [pipeline.auto_jobs((str(p),)) for p in (big, records, zipped, json_lines, bom_lines, zipped_lines)] == [all_cpus] * 6
     assert pipeline.auto_jobs((big, json_lines)) == all_cpus
     assert pipeline.auto_jobs((str(small),)) == 1
+    assert pipeline.auto_jobs((json_doc,)) == 1
+    assert pipeline.auto_jobs((str(long_line),)) == 1
     assert pipeline.auto_jobs((zipkin,)) == 1  # its decoder reads every span: every worker would decode all of it
     assert pipeline.auto_jobs((big, zipkin)) == 1
     assert pipeline.auto_jobs(("-",)) == 1

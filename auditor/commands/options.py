@@ -41,7 +41,7 @@ def jobs_option(fn):
     return click.option(
         "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
         help="Processes for the audit, one shard of the traces each, merged exactly. Default: the usable CPUs "
-             "(at most 8) for OTLP files (protobuf or JSON) of 16 MB or more, else 1.",
+             "(at most 8) for OTLP files (protobuf or JSON lines) of 16 MB or more, else 1.",
     )(fn)
 
 

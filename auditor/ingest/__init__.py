@@ -210,27 +210,38 @@ def decode_protobuf(data: bytes, projection: Projection, where: str) -> Batch:
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 
+SPLIT_LINE_BYTES = 16 * 1024 * 1024
+
+
 def skips_other_shards(path: str) -> bool:
-    """Whether a file's decoder skips other shards' spans early (``Projection.shard``), so that
-    workers (``check --jobs``) split its decoding too: OTLP protobuf (one message or length-
-    prefixed records) or OTLP JSON (a document or lines), gzipped or not, told from its head
-    by ``_sniff`` as when it is read (OTLP JSON: the head names ``resourceSpans``)."""
+    """Whether workers (``check --jobs``) split a file's decoding: its decoder skips other
+    shards' spans early (``Projection.shard``), and what each worker holds at once is bounded.
+    OTLP protobuf (one message, read in pieces, or length-prefixed records) or OTLP JSON lines
+    whose first line (at most SPLIT_LINE_BYTES) is a whole document naming ``resourceSpans``,
+    gzipped or not, told from the head by ``_sniff`` as when it is read. Not a JSON document
+    over many lines: every worker would hold the whole of its parse at once."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(_PEEK)
-            size = os.fstat(fh.fileno()).st_size
-    except OSError:
+        with open(path, "rb") as raw:
+            zipped = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            size = 1 << 62 if zipped else os.fstat(raw.fileno()).st_size  # (gzip: only records' own lengths are checked)
+            with (gzip.GzipFile(fileobj=raw, mode="rb") if zipped else raw) as fh:
+                head = fh.read(_PEEK)
+                kind = _sniff(head, size) if head.strip() else None
+                if kind not in ("json", "json-bom"):
+                    return kind in ("records", "message")
+                if b'"resourceSpans"' not in head and b'"resource_spans"' not in head:
+                    return False
+                fh.seek(0)
+                first = fh.readline(SPLIT_LINE_BYTES + 1)
+    except (OSError, EOFError, zlib.error):
         return False
-    if head[:2] == GZIP_MAGIC:
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _PEEK)
-        except zlib.error:
-            return False
-        size = 1 << 62  # unknown: only the records' own lengths are checked
-    kind = _sniff(head, size) if head.strip() else None
-    if kind in ("json", "json-bom"):
-        return b'"resourceSpans"' in head or b'"resource_spans"' in head
-    return kind in ("records", "message")
+    if len(first) > SPLIT_LINE_BYTES:
+        return False
+    try:
+        return isinstance(json.loads(first.removeprefix(b"\xef\xbb\xbf")), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _binary(head: bytes) -> bool:
