@@ -230,6 +230,11 @@ def test_auto_jobs_forks_only_for_large_otlp_files(tmp_path):
     json_doc = _big(tmp_path / "big.json", json.dumps(json.loads(lines), indent=2).encode())
     long_line = tmp_path / "long.jsonl"
     long_line.write_bytes(lines[:-3] + b" " * ingest.SPLIT_LINE_BYTES + lines[-3:])
+    long_record = tmp_path / "long.pb"  # length-prefixed records, the first longer than a line may be
+    with open(long_record, "wb") as fh:
+        fh.write((ingest.SPLIT_LINE_BYTES + 1).to_bytes(4, "big") + pb)
+        fh.truncate(ingest.SPLIT_LINE_BYTES + 64)
+    short_records = _big(tmp_path / "short.pb", (pipeline.AUTO_JOBS_MIN_BYTES - 4).to_bytes(4, "big") + pb)
     zipkin = _big(tmp_path / "zipkin.json", b'[{"traceId": "' + b"1" * 32 + b'", "id": "' + b"2" * 16 + b'", "name": "x"}]')
     all_cpus = min(forked.usable_cpus(), forked.MAX_AUTO_JOBS)
     assert [pipeline.auto_jobs((str(p),)) for p in (big, records, zipped, json_lines, bom_lines, zipped_lines)] == [all_cpus] * 6
@@ -237,6 +242,8 @@ def test_auto_jobs_forks_only_for_large_otlp_files(tmp_path):
     assert pipeline.auto_jobs((str(small),)) == 1
     assert pipeline.auto_jobs((json_doc,)) == 1
     assert pipeline.auto_jobs((str(long_line),)) == 1
+    assert pipeline.auto_jobs((str(long_record),)) == 1
+    assert pipeline.auto_jobs((short_records,)) == all_cpus
     assert pipeline.auto_jobs((zipkin,)) == 1  # its decoder reads every span: every worker would decode all of it
     assert pipeline.auto_jobs((big, zipkin)) == 1
     assert pipeline.auto_jobs(("-",)) == 1

@@ -216,10 +216,11 @@ SPLIT_LINE_BYTES = 16 * 1024 * 1024
 def skips_other_shards(path: str) -> bool:
     """Whether workers (``check --jobs``) split a file's decoding: its decoder skips other
     shards' spans early (``Projection.shard``), and what each worker holds at once is bounded.
-    OTLP protobuf (one message, read in pieces, or length-prefixed records) or OTLP JSON lines
-    whose first line (at most SPLIT_LINE_BYTES) is a whole document naming ``resourceSpans``,
-    gzipped or not, told from the head by ``_sniff`` as when it is read. Not a JSON document
-    over many lines: every worker would hold the whole of its parse at once."""
+    OTLP protobuf (one message, read in pieces, or length-prefixed records whose first is at
+    most SPLIT_LINE_BYTES) or OTLP JSON lines whose first line (at most SPLIT_LINE_BYTES) is a
+    whole document naming ``resourceSpans``, gzipped or not, told from the head by ``_sniff``
+    as when it is read. Not a JSON document over many lines, nor a first record or line too
+    long: every worker would hold the whole of its parse at once."""
     try:
         with open(path, "rb") as raw:
             zipped = raw.read(2) == GZIP_MAGIC
@@ -228,8 +229,10 @@ def skips_other_shards(path: str) -> bool:
             with (gzip.GzipFile(fileobj=raw, mode="rb") if zipped else raw) as fh:
                 head = fh.read(_PEEK)
                 kind = _sniff(head, size) if head.strip() else None
+                if kind == "records":  # each is decoded whole, as a JSON line is
+                    return int.from_bytes(head[:4], "big") <= SPLIT_LINE_BYTES
                 if kind not in ("json", "json-bom"):
-                    return kind in ("records", "message")
+                    return kind == "message"
                 if b'"resourceSpans"' not in head and b'"resource_spans"' not in head:
                     return False
                 fh.seek(0)
