@@ -317,6 +317,20 @@ def test_rejected_spans_are_noted_once_with_workers_naming_the_first_of_all(tmp_
         "expected a 32-hex-digit non-zero traceId, a 16-hex-digit non-zero spanId and an empty or 16-hex-digit parentSpanId")]
 
 
+def test_in_an_array_of_documents_the_first_rejection_is_the_first_documents(tmp_path):
+    """Rejections are placed by their document in the array first: a late span of the first
+    document (trace 1's, shard 1's) comes before the first span of the second (shard 0's)."""
+    first, second = to_request([mk(t, t, None) for t in range(1, 7)]), to_request([mk(t, 10 + t, None) for t in range(1, 7)])
+    first.resource_spans[0].scope_spans[0].spans[5].trace_id = (1).to_bytes(16, "big")
+    first.resource_spans[0].scope_spans[0].spans[5].span_id = bytes(8)
+    second.resource_spans[0].scope_spans[0].spans[0].trace_id = bytes(16)
+    src = tmp_path / "array.json"
+    src.write_text(json.dumps([to_otlp_json(first), to_otlp_json(second)], indent=1))
+    said = [CliRunner().invoke(cli, ["check", str(src), "--jobs", jobs, "-o", os.devnull]).stderr for jobs in ("1", "2")]
+    assert said[0] == said[1]
+    assert f"warning: 2 span(s) rejected; first: {src}: $[0].resourceSpans[0].scopeSpans[0].spans[5]: " in said[0]
+
+
 def test_progress_counts_every_span_once_across_workers(tmp_path):
     spans = [mk(t, t * 10 + i, None if i == 1 else t * 10 + 1, attrs={"tenant_id": "a"}) for t in range(1, 40) for i in range(1, 4)]
     msg = to_request(spans)
