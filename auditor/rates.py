@@ -210,8 +210,8 @@ class Leaves:
     The leaf is the dot product written out as one expression over the Usage's own fields
     (integer coefficients as closure cells; no vector, no loop), tiers as ``if total > t``,
     then ONE exact Decimal product: ``quantum * int`` (the same value and exponent as
-    ``quantum * Decimal(int)``, without the constructor call; with the Decimal on the left,
-    Python asks int's product first for nothing, ~6 ns a call less). Code is
+    ``quantum * Decimal(int)``, without the constructor call; with the int on the left, Python
+    would first ask int's product, which declines: ~6 ns a call). Code is
     generated from field names only, one code object per shape (which counts are priced, how
     many tiers, which checks), built once per instance: every instance starts cold.
     """
