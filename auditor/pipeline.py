@@ -316,9 +316,23 @@ def _audit_in_workers(paths: tuple[str, ...], plan: Plan, jobs: int, note: Note,
     """``check --shard i/jobs`` for every i at once, in forked workers, merged as ``merge`` does:
     the same parts as one process. Each worker reads every file but decodes only its traces'
     spans where the decoder can tell them early (OTLP protobuf and JSON)."""
+    before = [_version(p) for p in paths]
     done = forked.run([partial(_audit_shard, paths, plan, Shard(i, jobs)) for i in range(jobs)], progress)
     sum((bad for _, bad in done), RejectedSpans()).note(note)
+    for p, was in zip(paths, before):
+        if _version(p) != was:
+            note(f"warning: {p} changed while {jobs} workers read it, each on its own: they may have read different "
+                 "versions of it; audit it once it is complete, or with --jobs 1")
     return merge_all([parts for parts, _ in done])
+
+
+def _version(path: str) -> tuple[int, int, int] | None:
+    """What tells a file's contents changed: its inode, size and modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _audit_shard(paths: tuple[str, ...], plan: Plan, shard: Shard, tick: Callable[[int], None]) -> tuple[Parts, RejectedSpans]:

@@ -331,6 +331,29 @@ def test_in_an_array_of_documents_the_first_rejection_is_the_first_documents(tmp
     assert f"warning: 2 span(s) rejected; first: {src}: $[0].resourceSpans[0].scopeSpans[0].spans[5]: " in said[0]
 
 
+def test_a_file_that_changes_while_workers_read_it_is_named_in_a_warning(tmp_path, monkeypatch):
+    """Each worker opens the file itself: one appended to meanwhile may be read differently by
+    two workers (one process reads it once), so the command says so."""
+    src = tmp_path / "t.jsonl"
+    src.write_bytes(to_jsonl_bytes([[mk(t, t, None)] for t in range(1, 5)]))
+    real_run = forked.run
+
+    def appended_meanwhile(tasks, progress=None):
+        done = real_run(tasks, progress)
+        with open(src, "ab") as fh:  # as an exporter appending to the file would
+            fh.write(to_jsonl_bytes([[mk(9, 9, None)]]))
+        return done
+
+    res = CliRunner().invoke(cli, ["check", str(src), "--jobs", "2", "-o", os.devnull])
+    assert res.exit_code in (0, 1) and "changed" not in res.stderr
+    monkeypatch.setattr(forked, "run", appended_meanwhile)
+    res = CliRunner().invoke(cli, ["check", str(src), "--jobs", "2", "-o", os.devnull])
+    assert res.exit_code in (0, 1), res.output
+    assert res.stderr.splitlines() == [
+        f"auditor: warning: {src} changed while 2 workers read it, each on its own: they may have read different versions "
+        "of it; audit it once it is complete, or with --jobs 1"]
+
+
 def test_progress_counts_every_span_once_across_workers(tmp_path):
     spans = [mk(t, t * 10 + i, None if i == 1 else t * 10 + 1, attrs={"tenant_id": "a"}) for t in range(1, 40) for i in range(1, 4)]
     msg = to_request(spans)
